@@ -1,0 +1,9 @@
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+def partition(records: Iterable[tuple[Any, Any]], num_partitions: int) -> list[list[tuple[Any, Any]]]: ...
+def partition_ids(records: Iterable[tuple[Any, Any]], num_partitions: int) -> npt.NDArray[np.uint32]: ...
+def scatter(records: Iterable[Any], ids: Sequence[int] | npt.ArrayLike, num_partitions: int) -> list[list[Any]]: ...

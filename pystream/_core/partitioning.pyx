@@ -1,0 +1,192 @@
+# cython: language_level=3
+"""Split a batch of (key, value) records into partitions by the stable key hash, in one C pass.
+
+The Python objects are visited once to hash their keys (``hashing.key_hash``); assigning and counting run in
+C without the GIL, and the per-partition lists are allocated at their exact size and filled without appends.
+"""
+cimport cython
+from cpython.list cimport PyList_New, PyList_SET_ITEM, PyList_GET_ITEM, PyList_GET_SIZE
+from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
+from cpython.ref cimport Py_INCREF, Py_DECREF, PyObject
+from libc.stdint cimport uint32_t, uint64_t, int64_t
+from libc.stdlib cimport malloc, calloc, free
+
+from pystream._core.hashing cimport fast_key_hash
+from pystream._core.ps_common cimport ps_status, PS_OK
+from pystream._core.ps_partition cimport ps_partition_assign, ps_partition_count
+from pystream._core.status cimport check_status
+
+import numpy as np
+
+cdef extern from "Python.h":
+    ctypedef struct PyListObject:
+        PyObject **ob_item
+    bint PyTuple_CheckExact(object o)
+    bint PyList_CheckExact(object o)
+
+
+cdef inline object _record_key(object rec, Py_ssize_t i):
+    if PyTuple_CheckExact(rec) and PyTuple_GET_SIZE(rec) == 2:
+        return <object>PyTuple_GET_ITEM(rec, 0)
+    try:
+        k, _ = rec
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"partitioning needs (key, value) pairs; record {i} is {type(rec).__name__}: {rec!r:.80}") from None
+    return k
+
+
+cdef list _as_list(records):
+    return records if PyList_CheckExact(records) else list(records)
+
+
+cdef int _check_n(long n) except -1:
+    if n < 1 or n > 0xFFFFFFFF:
+        raise ValueError(f"number of partitions must be between 1 and 2**32 - 1, got {n}")
+    return 0
+
+
+cdef int _hash_keys(list recs, uint64_t *hashes) except -1:
+    cdef Py_ssize_t i, n = PyList_GET_SIZE(recs)
+    for i in range(n):
+        hashes[i] = fast_key_hash(_record_key(<object>PyList_GET_ITEM(recs, i), i))
+    return 0
+
+
+cdef int _hash_keys_and_ref(list recs, uint64_t *hashes) except -1:
+    # Takes the new references the output lists will own while each record is still in cache, so the scatter
+    # pass moves pointers without touching the records again.
+    cdef Py_ssize_t i = 0, j, n = PyList_GET_SIZE(recs)
+    cdef PyObject *item
+    try:
+        while i < n:
+            item = PyList_GET_ITEM(recs, i)
+            hashes[i] = fast_key_hash(_record_key(<object>item, i))
+            Py_INCREF(<object>item)
+            i += 1
+    except BaseException:
+        for j in range(i):
+            Py_DECREF(<object>PyList_GET_ITEM(recs, j))
+        raise
+    return 0
+
+
+cdef list _scatter(list recs, const uint32_t *ids, const int64_t *counts, uint32_t nparts, bint owned):
+    """Fill exact-size lists; ``owned`` means the caller already holds a reference per record for them."""
+    cdef Py_ssize_t i, n = PyList_GET_SIZE(recs)
+    cdef uint32_t p
+    cdef int64_t *fill = <int64_t *>calloc(nparts, sizeof(int64_t))
+    cdef PyObject *item
+    cdef PyObject **slots
+    if fill == NULL:
+        if owned:
+            for i in range(n):
+                Py_DECREF(<object>PyList_GET_ITEM(recs, i))
+        raise MemoryError()
+    parts = [None] * nparts
+    try:
+        try:
+            for p in range(nparts):
+                parts[p] = PyList_New(counts[p])
+        except BaseException:
+            if owned:
+                for i in range(n):
+                    Py_DECREF(<object>PyList_GET_ITEM(recs, i))
+            raise
+        for i in range(n):
+            p = ids[i]
+            item = PyList_GET_ITEM(recs, i)
+            if not owned:
+                Py_INCREF(<object>item)
+            slots = (<PyListObject *>parts[p]).ob_item
+            slots[fill[p]] = item
+            fill[p] += 1
+    finally:
+        free(fill)
+    return parts
+
+
+def partition(records, long num_partitions) -> list:
+    """Split (key, value) records into ``num_partitions`` lists by ``portable_hash(key) % num_partitions``.
+
+    Returns a list of ``num_partitions`` lists holding the same record objects, each in input order.
+    The assignment is identical in every process and every run. Raises TypeError for a record that is not a
+    (key, value) pair and ValueError for a partition count below 1.
+    """
+    _check_n(num_partitions)
+    cdef list recs = _as_list(records)
+    cdef Py_ssize_t n = PyList_GET_SIZE(recs)
+    cdef uint32_t nparts = <uint32_t>num_partitions
+    cdef uint64_t *hashes = <uint64_t *>malloc((n + 1) * sizeof(uint64_t))
+    cdef uint32_t *ids = <uint32_t *>malloc((n + 1) * sizeof(uint32_t))
+    cdef int64_t *counts = <int64_t *>calloc(nparts, sizeof(int64_t))
+    cdef ps_status st
+    cdef Py_ssize_t i
+    try:
+        if hashes == NULL or ids == NULL or counts == NULL:
+            raise MemoryError()
+        _hash_keys_and_ref(recs, hashes)
+        with nogil:
+            st = ps_partition_assign(hashes, <size_t>n, nparts, ids, counts)
+        if st != PS_OK:
+            for i in range(n):
+                Py_DECREF(<object>PyList_GET_ITEM(recs, i))
+            check_status(st)
+        return _scatter(recs, ids, counts, nparts, True)
+    finally:
+        free(hashes)
+        free(ids)
+        free(counts)
+
+
+def partition_ids(records, long num_partitions):
+    """Return a uint32 numpy array with the partition of each (key, value) record (same rule as ``partition``)."""
+    _check_n(num_partitions)
+    cdef list recs = _as_list(records)
+    cdef Py_ssize_t n = PyList_GET_SIZE(recs)
+    out = np.empty(n, dtype=np.uint32)
+    cdef uint32_t[::1] ids = out
+    cdef uint64_t *hashes = <uint64_t *>malloc((n + 1) * sizeof(uint64_t))
+    cdef int64_t *counts = <int64_t *>calloc(<size_t>num_partitions, sizeof(int64_t))
+    cdef ps_status st
+    try:
+        if hashes == NULL or counts == NULL:
+            raise MemoryError()
+        _hash_keys(recs, hashes)
+        with nogil:
+            st = ps_partition_assign(hashes, <size_t>n, <uint32_t>num_partitions,
+                                     &ids[0] if n > 0 else NULL, counts)
+        check_status(st)
+    finally:
+        free(hashes)
+        free(counts)
+    return out
+
+
+def scatter(records, ids, long num_partitions) -> list:
+    """Split ``records`` into ``num_partitions`` lists given each record's partition id (any int sequence or
+    array, e.g. from a custom partition function). Raises ValueError naming the first id out of range."""
+    _check_n(num_partitions)
+    cdef list recs = _as_list(records)
+    cdef Py_ssize_t n = PyList_GET_SIZE(recs)
+    arr = np.ascontiguousarray(ids, dtype=np.int64)
+    if arr.ndim != 1 or arr.shape[0] != n:
+        raise ValueError(f"scatter needs one partition id per record: {n} records, ids of shape {arr.shape}")
+    if n and (arr.min() < 0 or arr.max() >= num_partitions):
+        bad = int(np.flatnonzero((arr < 0) | (arr >= num_partitions))[0])
+        raise ValueError(f"partition id {int(arr[bad])} of record {bad} is outside 0..{num_partitions - 1}")
+    u32 = arr.astype(np.uint32)
+    cdef uint32_t[::1] idv = u32
+    cdef int64_t *counts = <int64_t *>calloc(<size_t>num_partitions, sizeof(int64_t))
+    cdef size_t bad_at = 0
+    cdef ps_status st
+    if counts == NULL:
+        raise MemoryError()
+    try:
+        with nogil:
+            st = ps_partition_count(&idv[0] if n > 0 else NULL, <size_t>n, <uint32_t>num_partitions, counts,
+                                    &bad_at)
+        check_status(st)
+        return _scatter(recs, &idv[0] if n > 0 else NULL, counts, <uint32_t>num_partitions, False)
+    finally:
+        free(counts)

@@ -1,0 +1,8 @@
+from libc.stdint cimport uint32_t, uint64_t, int64_t
+from pystream._core.ps_common cimport ps_status
+
+cdef extern from "ps_partition.h" nogil:
+    ps_status ps_partition_assign(const uint64_t *hashes, size_t n, uint32_t nparts, uint32_t *ids, int64_t *counts)
+    ps_status ps_partition_count(const uint32_t *ids, size_t n, uint32_t nparts, int64_t *counts, size_t *bad)
+    ps_status ps_partition_order(const uint32_t *ids, size_t n, uint32_t nparts, const int64_t *counts,
+                                 int64_t *starts, int64_t *order)

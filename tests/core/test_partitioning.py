@@ -1,0 +1,89 @@
+import sys
+from collections import namedtuple
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pystream import portable_hash
+from pystream._core.partitioning import partition, partition_ids, scatter
+
+
+def reference(records, n):
+    parts = [[] for _ in range(n)]
+    for rec in records:
+        parts[portable_hash(rec[0]) % n].append(rec)
+    return parts
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7, 8, 16, 1000])
+def test_matches_reference(n):
+    recs = [(f"k{i % 37}", i) for i in range(2000)] + [(i, str(i)) for i in range(300)]
+    parts = partition(recs, n)
+    assert parts == reference(recs, n)
+    assert len(parts) == n
+    ids = partition_ids(recs, n)
+    assert ids.dtype == np.uint32
+    assert [int(i) for i in ids] == [portable_hash(k) % n for k, _ in recs]
+
+
+@given(st.lists(st.tuples(st.one_of(st.text(max_size=5), st.integers(), st.floats(allow_nan=False)), st.integers())),
+       st.integers(1, 40))
+def test_property_partition(recs, n):
+    parts = partition(recs, n)
+    assert parts == reference(recs, n)
+    assert sorted(map(repr, (r for p in parts for r in p))) == sorted(map(repr, recs))
+
+
+def test_equal_numeric_keys_same_partition():
+    parts = partition([(1, "a"), (1.0, "b"), (True, "c")], 13)
+    assert sum(1 for p in parts if p) == 1
+
+
+def test_shares_record_objects_and_refcounts():
+    recs = [("a", object()) for _ in range(10)]
+    before = sys.getrefcount(recs[0])
+    parts = partition(recs, 4)
+    owner = next(i for i, p in enumerate(parts) if p)
+    shared = parts[owner][0] is recs[0]
+    with_parts = sys.getrefcount(recs[0])
+    del parts
+    after = sys.getrefcount(recs[0])
+    assert shared
+    assert (with_parts, after) == (before + 1, before)
+
+
+def test_accepts_other_pair_shapes_and_iterables():
+    Pair = namedtuple("Pair", "k v")
+    recs = [["x", 1], Pair("y", 2), ("z", 3)]
+    parts = partition(iter(recs), 5)
+    assert sorted(r[0] for p in parts for r in p) == ["x", "y", "z"]
+
+
+def test_bad_records_raise_and_do_not_leak():
+    good = ("a", 1)
+    before = sys.getrefcount(good)
+    with pytest.raises(TypeError, match="record 2 is int"):
+        partition([good, good, 5], 4)
+    with pytest.raises(TypeError, match="unhashable|list"):
+        partition([good, ([1], 2)], 4)
+    assert sys.getrefcount(good) == before
+    with pytest.raises(ValueError, match="between 1"):
+        partition([good], 0)
+
+
+def test_scatter_custom_ids():
+    recs = list(range(10))
+    parts = scatter(recs, [i % 3 for i in recs], 3)
+    assert parts == [[0, 3, 6, 9], [1, 4, 7], [2, 5, 8]]
+    with pytest.raises(ValueError, match="partition id 5 of record 1"):
+        scatter([1, 2], [0, 5], 3)
+    with pytest.raises(ValueError, match="one partition id per record"):
+        scatter([1, 2], [0], 3)
+    assert scatter([], [], 2) == [[], []]
+
+
+def test_empty():
+    assert partition([], 3) == [[], [], []]
+    assert len(partition_ids([], 3)) == 0
