@@ -1,8 +1,31 @@
-"""pystream: Spark Streaming, rebuilt for Python."""
+"""pystream: Spark Streaming, rebuilt for Python.
+
+A pyspark.streaming program runs after changing its imports::
+
+    from pystream import SparkConf, SparkContext
+    from pystream.streaming import StreamingContext
+"""
 
 from pystream._core.hashing import portable_hash
+from pystream.context import Broadcast, SparkConf, SparkContext
 from pystream.errors import PyStreamError
+from pystream.rdd import RDD, StorageLevel
+from pystream.streaming import DStream, StateSpec, State, StreamingContext, StreamingListener
 
 __version__ = "0.1.0"
 
-__all__ = ["portable_hash", "PyStreamError", "__version__"]
+__all__ = [
+    "portable_hash",
+    "PyStreamError",
+    "SparkConf",
+    "SparkContext",
+    "Broadcast",
+    "RDD",
+    "StorageLevel",
+    "StreamingContext",
+    "DStream",
+    "StreamingListener",
+    "StateSpec",
+    "State",
+    "__version__",
+]

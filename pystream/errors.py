@@ -20,6 +20,7 @@ __all__ = [
     "CheckpointError",
     "StateLostError",
     "WorkerLostError",
+    "NoSuchElementError",
 ]
 
 
@@ -83,3 +84,7 @@ class StateLostError(PyStreamError, RuntimeError):
 
 class WorkerLostError(PyStreamError, RuntimeError):
     """A worker process died and the task ran out of attempts."""
+
+
+class NoSuchElementError(PyStreamError, LookupError):
+    """A value that is not there was asked for (Scala's NoSuchElementException), e.g. State.get()."""

@@ -1,0 +1,306 @@
+"""SparkConf and SparkContext: a light local context with pyspark's names.
+
+``SparkContext(master="local[N]")`` sets the default parallelism to N (``local[*]``: the machine's cores) and
+owns the executor that runs every task of every RDD it creates.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+from pystream.errors import IllegalStateError
+
+logger = logging.getLogger(__name__)
+
+_MASTER_RE = re.compile(r"^local(?:\[(\*|\d+)(?:,\s*\d+)?\])?$")
+
+#: SparkConf key choosing the executor: "inprocess" (every task in the driver) or "process" (worker pool).
+EXECUTOR_KEY = "spark.pystream.executor"
+
+
+class SparkConf:
+    """Configuration as string key/value pairs, with pyspark's chaining setters."""
+
+    def __init__(self, loadDefaults: bool = True, _settings: dict[str, str] | None = None) -> None:
+        self._settings: dict[str, str] = dict(_settings or {})
+        if loadDefaults:
+            for key, value in os.environ.items():
+                if key.startswith("PYSTREAM_CONF_"):
+                    self._settings.setdefault(key[len("PYSTREAM_CONF_"):].lower().replace("_", "."), value)
+
+    def set(self, key: str, value: Any) -> SparkConf:
+        """Set a configuration property; returns this SparkConf."""
+        self._settings[key] = str(value).lower() if isinstance(value, bool) else str(value)
+        return self
+
+    def setIfMissing(self, key: str, value: Any) -> SparkConf:
+        """Set a property only if it is not already set; returns this SparkConf."""
+        if key not in self._settings:
+            self.set(key, value)
+        return self
+
+    def setMaster(self, value: str) -> SparkConf:
+        """Set the master URL (``local``, ``local[N]``, ``local[*]``); returns this SparkConf."""
+        return self.set("spark.master", value)
+
+    def setAppName(self, value: str) -> SparkConf:
+        """Set the application name; returns this SparkConf."""
+        return self.set("spark.app.name", value)
+
+    def setAll(self, pairs: Iterable[tuple[str, Any]]) -> SparkConf:
+        """Set several properties from (key, value) pairs; returns this SparkConf."""
+        for key, value in pairs:
+            self.set(key, value)
+        return self
+
+    def get(self, key: str, defaultValue: str | None = None) -> str | None:
+        """Return the value of ``key``, or ``defaultValue`` when it is not set."""
+        return self._settings.get(key, defaultValue)
+
+    def getInt(self, key: str, default: int) -> int:
+        value = self._settings.get(key)
+        return default if value is None else int(value)
+
+    def getFloat(self, key: str, default: float) -> float:
+        value = self._settings.get(key)
+        return default if value is None else float(value)
+
+    def getBoolean(self, key: str, default: bool) -> bool:
+        value = self._settings.get(key)
+        return default if value is None else value.strip().lower() in ("true", "1", "yes")
+
+    def getAll(self) -> list[tuple[str, str]]:
+        """Return every property as a list of (key, value) pairs."""
+        return list(self._settings.items())
+
+    def contains(self, key: str) -> bool:
+        """Return whether ``key`` is set."""
+        return key in self._settings
+
+    def toDebugString(self) -> str:
+        """Return the properties one ``key=value`` per line."""
+        return "\n".join(f"{k}={v}" for k, v in sorted(self._settings.items()))
+
+    def copy(self) -> SparkConf:
+        return SparkConf(loadDefaults=False, _settings=self._settings)
+
+
+def parse_master(master: str) -> int:
+    """Return the parallelism a master URL asks for; ValueError for URLs this local context cannot run."""
+    m = _MASTER_RE.match(master.strip())
+    if not m:
+        raise ValueError(f"Could not parse Master URL: '{master}' (pystream runs local, local[N] and local[*])")
+    n = m.group(1)
+    if n is None:
+        return 1
+    if n == "*":
+        return os.cpu_count() or 1
+    if int(n) < 1:
+        raise ValueError(f"Asked to run locally with {n} threads")
+    return int(n)
+
+
+class Broadcast:
+    """A read-only value shared with every task (pyspark's Broadcast)."""
+
+    def __init__(self, value: Any) -> None:
+        self._value = value
+
+    @property
+    def value(self) -> Any:
+        return self._value
+
+    def unpersist(self, blocking: bool = False) -> None:
+        """Kept for API compatibility; the value stays usable."""
+
+    def destroy(self, blocking: bool = False) -> None:
+        self._value = None
+
+
+class SparkContext:
+    """The entry point for creating RDDs: a light local context.
+
+    ``SparkContext(master="local[N]", appName=..., conf=None)``. Only one SparkContext may be active at a time,
+    as in pyspark; :meth:`getOrCreate` returns the active one.
+    """
+
+    _lock = threading.RLock()
+    _active_spark_context: SparkContext | None = None
+
+    def __init__(self, master: str | None = None, appName: str | None = None, conf: SparkConf | None = None,
+                 **_ignored: Any) -> None:
+        self._conf = conf.copy() if conf is not None else SparkConf()
+        if master is not None:
+            self._conf.setMaster(master)
+        if appName is not None:
+            self._conf.setAppName(appName)
+        self._conf.setIfMissing("spark.master", "local[*]")
+        self._conf.setIfMissing("spark.app.name", "pystream")
+        self.master: str = self._conf.get("spark.master") or "local[*]"
+        self.appName: str = self._conf.get("spark.app.name") or "pystream"
+        self._parallelism = parse_master(self.master)
+        self._checkpoint_dir: str | None = None
+        self._stopped = False
+        self._executor = None
+        with SparkContext._lock:
+            active = SparkContext._active_spark_context
+            if active is not None:
+                raise ValueError(
+                    "Cannot run multiple SparkContexts at once; existing "
+                    f"SparkContext(app={active.appName}, master={active.master})")
+            SparkContext._active_spark_context = self
+        try:
+            self._executor = self._make_executor()
+        except BaseException:
+            with SparkContext._lock:
+                SparkContext._active_spark_context = None
+            raise
+
+    def _make_executor(self):
+        kind = (self._conf.get(EXECUTOR_KEY) or "inprocess").lower()
+        if kind == "inprocess":
+            from pystream.executor.inprocess import InProcessExecutor
+
+            return InProcessExecutor(self._parallelism)
+        if kind == "process":
+            from pystream.executor.process import ProcessExecutor
+
+            return ProcessExecutor(self._parallelism, conf=self._conf)
+        raise ValueError(f"{EXECUTOR_KEY} must be 'inprocess' or 'process', got {kind!r}")
+
+    @classmethod
+    def getOrCreate(cls, conf: SparkConf | None = None) -> SparkContext:
+        """Return the active SparkContext, creating one from ``conf`` when there is none."""
+        with cls._lock:
+            if cls._active_spark_context is None:
+                cls(conf=conf)
+            assert cls._active_spark_context is not None
+            return cls._active_spark_context
+
+    # -- properties ---------------------------------------------------------------------------------------
+    @property
+    def defaultParallelism(self) -> int:
+        """Default number of partitions: N for ``local[N]``, the core count for ``local[*]``."""
+        return self._parallelism
+
+    @property
+    def defaultMinPartitions(self) -> int:
+        return min(self._parallelism, 2)
+
+    @property
+    def executor(self):
+        """The executor that runs this context's tasks."""
+        self._check_alive()
+        return self._executor
+
+    def getConf(self) -> SparkConf:
+        """Return a copy of this context's configuration."""
+        return self._conf.copy()
+
+    @property
+    def version(self) -> str:
+        from pystream import __version__
+
+        return __version__
+
+    def setLogLevel(self, logLevel: str) -> None:
+        """Set the level of pystream's loggers (ALL, DEBUG, INFO, WARN, ERROR, FATAL, OFF)."""
+        levels = {"ALL": logging.NOTSET, "DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARN": logging.WARNING,
+                  "WARNING": logging.WARNING, "ERROR": logging.ERROR, "FATAL": logging.CRITICAL,
+                  "OFF": logging.CRITICAL + 10, "TRACE": logging.DEBUG}
+        try:
+            level = levels[logLevel.upper()]
+        except KeyError:
+            raise ValueError(f"Supplied level {logLevel} did not match one of: {', '.join(levels)}") from None
+        logging.getLogger("pystream").setLevel(level)
+
+    def setCheckpointDir(self, dirName: str) -> None:
+        """Set the directory under which RDD and streaming checkpoints are written."""
+        self._checkpoint_dir = dirName
+
+    def getCheckpointDir(self) -> str | None:
+        return self._checkpoint_dir
+
+    # -- RDD creation -------------------------------------------------------------------------------------
+    def parallelize(self, c: Iterable[Any], numSlices: int | None = None):
+        """Distribute a local collection into an RDD of ``numSlices`` partitions (default: defaultParallelism).
+
+        Elements keep their order; partition i holds the i-th contiguous slice, as in Spark.
+        """
+        from pystream.rdd import ParallelCollectionRDD
+
+        self._check_alive()
+        data = c if isinstance(c, list) else list(c)
+        n = self.defaultParallelism if numSlices is None else int(numSlices)
+        if n < 1:
+            raise ValueError(f"Positive number of partitions required, got {numSlices}")
+        size = len(data)
+        parts = [data[(i * size) // n:((i + 1) * size) // n] for i in range(n)]
+        return ParallelCollectionRDD(self, parts)
+
+    def emptyRDD(self):
+        """Return an RDD with no partitions and no elements."""
+        from pystream.rdd import ParallelCollectionRDD
+
+        return ParallelCollectionRDD(self, [])
+
+    def range(self, start: int, end: int | None = None, step: int = 1, numSlices: int | None = None):
+        """Return an RDD of the ints ``range(start, end, step)`` (``range(0, start)`` with one argument)."""
+        if end is None:
+            start, end = 0, start
+        return self.parallelize(range(start, end, step), numSlices)
+
+    def textFile(self, name: str, minPartitions: int | None = None, use_unicode: bool = True):
+        """Return an RDD of the lines of a text file, or of every non-hidden file of a directory."""
+        paths = [name]
+        if os.path.isdir(name):
+            paths = sorted(os.path.join(name, f) for f in os.listdir(name) if not f.startswith((".", "_")))
+        lines: list[Any] = []
+        for path in paths:
+            with open(path, "rb") as fh:
+                for raw in fh.read().splitlines():
+                    lines.append(raw.decode("utf-8") if use_unicode else raw)
+        return self.parallelize(lines, minPartitions or self.defaultMinPartitions)
+
+    def union(self, rdds):
+        """Return the union of a list of RDDs (partitions of each, in order)."""
+        from pystream.rdd import UnionRDD
+
+        rdds = list(rdds)
+        if not rdds:
+            raise ValueError("union needs at least one RDD")
+        return UnionRDD(self, rdds)
+
+    def broadcast(self, value: Any) -> Broadcast:
+        """Return a read-only Broadcast wrapper of ``value``."""
+        return Broadcast(value)
+
+    # -- lifecycle ----------------------------------------------------------------------------------------
+    def _check_alive(self) -> None:
+        if self._stopped:
+            raise IllegalStateError("Cannot call methods on a stopped SparkContext.")
+
+    def stop(self) -> None:
+        """Stop the context and its executor (idempotent)."""
+        with SparkContext._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+            if SparkContext._active_spark_context is self:
+                SparkContext._active_spark_context = None
+        if self._executor is not None:
+            self._executor.stop()
+
+    def __enter__(self) -> SparkContext:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"<SparkContext master={self.master} appName={self.appName}>"

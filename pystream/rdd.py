@@ -1,0 +1,759 @@
+"""The per-batch dataset: an RDD with pyspark's API, computed lazily in partitions.
+
+Narrow transformations (map, filter, flatMap, mapPartitions, ...) fuse into one function per partition
+(pyspark's PipelinedRDD), so a chain of them is a single pass over each partition. Key-based operations
+shuffle through :mod:`pystream.shuffle`, combining map-side with the C aggregation table. Every task runs on
+the context's executor.
+"""
+
+from __future__ import annotations
+
+import copy
+import heapq
+import itertools
+import operator
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from pystream._core.hashing import portable_hash
+from pystream.shuffle import (
+    Aggregator,
+    ApplyTask,
+    MapSideTask,
+    OffsetTask,
+    PipelineFn,
+    ReduceSideTask,
+    run_pipeline,
+)
+
+if TYPE_CHECKING:
+    from pystream.context import SparkContext
+
+__all__ = ["RDD", "ResultIterable", "StorageLevel"]
+
+_rdd_ids = itertools.count()
+
+
+class ResultIterable(list):
+    """The values of one key after groupByKey/cogroup: a list (iterable, sized, comparable)."""
+
+    __slots__ = ()
+
+    @property
+    def data(self) -> list:
+        return list(self)
+
+
+class StorageLevel:
+    """Accepted by persist() for API compatibility; pystream keeps persisted batches in memory."""
+
+    def __init__(self, useDisk=False, useMemory=True, useOffHeap=False, deserialized=False, replication=1):
+        self.useDisk, self.useMemory, self.useOffHeap = useDisk, useMemory, useOffHeap
+        self.deserialized, self.replication = deserialized, replication
+
+
+for _name, _args in {
+    "DISK_ONLY": (True, False), "MEMORY_ONLY": (False, True), "MEMORY_AND_DISK": (True, True),
+    "MEMORY_ONLY_2": (False, True), "MEMORY_AND_DISK_2": (True, True), "OFF_HEAP": (True, True, True),
+}.items():
+    setattr(StorageLevel, _name, StorageLevel(*_args))
+
+
+class _Compose:
+    """inner then outer, as one partition function (picklable, unlike a nested closure over self)."""
+
+    __slots__ = ("outer", "inner")
+
+    def __init__(self, outer: PipelineFn, inner: PipelineFn) -> None:
+        self.outer = outer
+        self.inner = inner
+
+    def __call__(self, split: int, iterator: Iterator[Any]) -> Iterable[Any]:
+        return self.outer(split, iter(self.inner(split, iterator)))
+
+
+def _default_partitions(rdd: RDD, numPartitions: int | None) -> int:
+    n = rdd.ctx.defaultParallelism if numPartitions is None else int(numPartitions)
+    if n < 1:
+        raise ValueError(f"Number of partitions ({n}) must be positive.")
+    return n
+
+
+class RDD:
+    """A dataset split into partitions; transformations return new RDDs, actions compute results."""
+
+    def __init__(self, ctx: SparkContext, num_partitions: int) -> None:
+        self.ctx = ctx
+        self._num_partitions = num_partitions
+        self._persisted = False
+        self._cached: list[list] | None = None
+        self._id = next(_rdd_ids)
+        self._name: str | None = None
+
+    # -- plumbing -----------------------------------------------------------------------------------------
+    @property
+    def context(self) -> SparkContext:
+        """The SparkContext this RDD was created on."""
+        return self.ctx
+
+    def id(self) -> int:
+        """A unique id of this RDD within the process."""
+        return self._id
+
+    def name(self) -> str | None:
+        return self._name
+
+    def setName(self, name: str) -> RDD:
+        self._name = name
+        return self
+
+    def getNumPartitions(self) -> int:
+        """Return the number of partitions."""
+        return self._num_partitions
+
+    def _pipeline(self) -> tuple[RDD, PipelineFn | None]:
+        """The RDD whose materialised partitions feed this one, and the fused function to apply (or None)."""
+        return self, None
+
+    def _compute(self) -> list[list]:
+        """Materialise every partition (cached when persisted)."""
+        if self._cached is not None:
+            return self._cached
+        parts = self._do_compute()
+        if self._persisted:
+            self._cached = parts
+        return parts
+
+    def _do_compute(self) -> list[list]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _run(self, action: Callable[[int, Iterator[Any]], Any], partitions: range | None = None) -> list[Any]:
+        """Run ``action(split, iterator)`` on (some of) the partitions through the executor."""
+        src, fn = self._pipeline()
+        parts = src._compute()
+        if partitions is not None and (partitions.start, partitions.stop) != (0, len(parts)):
+            task = OffsetTask(ApplyTask(fn, action), partitions.start)
+            return self.ctx.executor.run_tasks(task, parts[partitions.start:partitions.stop], stage="action")
+        return self.ctx.executor.run_tasks(ApplyTask(fn, action), parts, stage="action")
+
+    # -- persistence --------------------------------------------------------------------------------------
+    def cache(self) -> RDD:
+        """Keep this RDD's partitions in memory once computed; returns this RDD."""
+        return self.persist()
+
+    def persist(self, storageLevel: StorageLevel | None = None) -> RDD:
+        """Keep this RDD's partitions in memory once computed; returns this RDD."""
+        self._persisted = True
+        return self
+
+    def unpersist(self, blocking: bool = False) -> RDD:
+        """Drop the kept partitions; returns this RDD."""
+        self._persisted = False
+        self._cached = None
+        return self
+
+    @property
+    def is_cached(self) -> bool:
+        return self._persisted
+
+    def checkpoint(self) -> None:
+        """Materialise and keep this RDD, cutting its lineage."""
+        self.persist()
+        self._compute()
+
+    def isCheckpointed(self) -> bool:
+        return self._cached is not None
+
+    # -- narrow transformations ---------------------------------------------------------------------------
+    def mapPartitionsWithIndex(self, f: Callable[[int, Iterator[Any]], Iterable[Any]],
+                               preservesPartitioning: bool = False) -> RDD:
+        """Return a new RDD by applying ``f(index, iterator)`` to each partition."""
+        return PipelinedRDD(self, f)
+
+    def mapPartitions(self, f: Callable[[Iterator[Any]], Iterable[Any]], preservesPartitioning: bool = False) -> RDD:
+        """Return a new RDD by applying ``f(iterator)`` to each partition."""
+        return self.mapPartitionsWithIndex(lambda _, it: f(it), preservesPartitioning)
+
+    def map(self, f: Callable[[Any], Any], preservesPartitioning: bool = False) -> RDD:
+        """Return a new RDD by applying ``f`` to each element."""
+        return self.mapPartitionsWithIndex(lambda _, it: map(f, it), preservesPartitioning)
+
+    def flatMap(self, f: Callable[[Any], Iterable[Any]], preservesPartitioning: bool = False) -> RDD:
+        """Return a new RDD by applying ``f`` to each element and flattening the results."""
+        chain = itertools.chain.from_iterable
+        return self.mapPartitionsWithIndex(lambda _, it: chain(map(f, it)), preservesPartitioning)
+
+    def filter(self, f: Callable[[Any], bool]) -> RDD:
+        """Return a new RDD of the elements for which ``f`` is true."""
+        return self.mapPartitionsWithIndex(lambda _, it: filter(f, it), True)
+
+    def mapValues(self, f: Callable[[Any], Any]) -> RDD:
+        """Return a new pair RDD applying ``f`` to each value, keeping the keys."""
+        return self.mapPartitionsWithIndex(lambda _, it: ((k, f(v)) for k, v in it), True)
+
+    def flatMapValues(self, f: Callable[[Any], Iterable[Any]]) -> RDD:
+        """Return a new pair RDD with one (k, x) per x in ``f(v)`` of each (k, v)."""
+        return self.mapPartitionsWithIndex(lambda _, it: ((k, x) for k, v in it for x in f(v)), True)
+
+    def keys(self) -> RDD:
+        """Return an RDD of the keys of a pair RDD."""
+        return self.map(operator.itemgetter(0))
+
+    def values(self) -> RDD:
+        """Return an RDD of the values of a pair RDD."""
+        return self.map(operator.itemgetter(1))
+
+    def keyBy(self, f: Callable[[Any], Any]) -> RDD:
+        """Return an RDD of (f(x), x)."""
+        return self.map(lambda x: (f(x), x))
+
+    def glom(self) -> RDD:
+        """Return an RDD whose elements are the lists of each partition."""
+        return self.mapPartitionsWithIndex(lambda _, it: [list(it)])
+
+    def zipWithIndex(self) -> RDD:
+        """Return (element, index) pairs, indexes counting across partitions in order."""
+        sizes = self._run(lambda _, it: sum(1 for _ in it))
+        starts = list(itertools.accumulate([0] + sizes[:-1]))
+        return self.mapPartitionsWithIndex(lambda i, it: ((x, starts[i] + j) for j, x in enumerate(it)))
+
+    # -- wide transformations -----------------------------------------------------------------------------
+    def partitionBy(self, numPartitions: int | None, partitionFunc: Callable[[Any], int] = portable_hash) -> RDD:
+        """Return a pair RDD with each (k, v) in partition ``partitionFunc(k) % numPartitions``."""
+        return ShuffledRDD(self, _default_partitions(self, numPartitions), None, partitionFunc)
+
+    def combineByKey(self, createCombiner: Callable[[Any], Any], mergeValue: Callable[[Any, Any], Any],
+                     mergeCombiners: Callable[[Any, Any], Any], numPartitions: int | None = None,
+                     partitionFunc: Callable[[Any], int] = portable_hash) -> RDD:
+        """Return (k, combined) pairs: ``createCombiner`` starts a key's combiner, ``mergeValue`` adds a value,
+        ``mergeCombiners`` merges combiners from different partitions."""
+        agg = Aggregator(createCombiner, mergeValue, mergeCombiners)
+        return ShuffledRDD(self, _default_partitions(self, numPartitions), agg, partitionFunc)
+
+    def reduceByKey(self, func: Callable[[Any, Any], Any], numPartitions: int | None = None,
+                    partitionFunc: Callable[[Any], int] = portable_hash) -> RDD:
+        """Merge the values of each key with the associative, commutative ``func``; combines map-side first.
+        Built-in reducers (``operator.add``, ``lambda a, b: a + b``, ``min``, ``max``) run in C."""
+        agg = Aggregator.from_reducer(func)
+        return ShuffledRDD(self, _default_partitions(self, numPartitions), agg, partitionFunc)
+
+    def reduceByKeyLocally(self, func: Callable[[Any, Any], Any]) -> dict:
+        """Merge the values of each key with ``func`` and return the result to the driver as a dict."""
+        return dict(self.reduceByKey(func).collect())
+
+    def foldByKey(self, zeroValue: Any, func: Callable[[Any, Any], Any], numPartitions: int | None = None,
+                  partitionFunc: Callable[[Any], int] = portable_hash) -> RDD:
+        """Merge the values of each key with ``func``, starting each partition's fold from ``zeroValue``."""
+        return self.combineByKey(lambda v: func(copy.deepcopy(zeroValue), v), func, func, numPartitions,
+                                 partitionFunc)
+
+    def aggregateByKey(self, zeroValue: Any, seqFunc: Callable[[Any, Any], Any], combFunc: Callable[[Any, Any], Any],
+                       numPartitions: int | None = None,
+                       partitionFunc: Callable[[Any], int] = portable_hash) -> RDD:
+        """Aggregate the values of each key from ``zeroValue`` with ``seqFunc``, merging with ``combFunc``."""
+        return self.combineByKey(lambda v: seqFunc(copy.deepcopy(zeroValue), v), seqFunc, combFunc, numPartitions,
+                                 partitionFunc)
+
+    def groupByKey(self, numPartitions: int | None = None,
+                   partitionFunc: Callable[[Any], int] = portable_hash) -> RDD:
+        """Group the values of each key into one ResultIterable (a list)."""
+        return self.combineByKey(_new_group, _group_append, _group_extend, numPartitions, partitionFunc)
+
+    def groupBy(self, f: Callable[[Any], Any], numPartitions: int | None = None,
+                partitionFunc: Callable[[Any], int] = portable_hash) -> RDD:
+        """Group the elements by ``f(element)``: (key, ResultIterable of elements)."""
+        return self.map(lambda x: (f(x), x)).groupByKey(numPartitions, partitionFunc)
+
+    def countByKey(self) -> dict:
+        """Return a dict (defaultdict(int)) of the number of elements of each key."""
+        return self.map(operator.itemgetter(0)).countByValue()
+
+    def countByValue(self) -> dict:
+        """Return a dict (defaultdict(int)) of the number of times each element occurs."""
+        from pystream._core.aggregation import AggTable
+
+        def count_partition(_: int, it: Iterator[Any]) -> list:
+            table = AggTable.counter()
+            table.update_keys(list(it))
+            return table.items()
+
+        merged = AggTable(operator.add)
+        for items in self._run(count_partition):
+            merged.update(items)
+        out: defaultdict = defaultdict(int)
+        out.update(merged.items())
+        return out
+
+    def distinct(self, numPartitions: int | None = None) -> RDD:
+        """Return the distinct elements."""
+        return (self.map(lambda x: (x, None)).reduceByKey(_keep_first, numPartitions)
+                .map(operator.itemgetter(0)))
+
+    def cogroup(self, other: RDD, numPartitions: int | None = None) -> RDD:
+        """Return (k, (ResultIterable of self's values, ResultIterable of other's values)) for every key."""
+        return self.groupWith(other) if numPartitions is None else _cogroup([self, other], numPartitions)
+
+    def groupWith(self, other: RDD, *others: RDD) -> RDD:
+        """cogroup with several RDDs: (k, (values of self, values of other, ...))."""
+        return _cogroup([self, other, *others], None)
+
+    def join(self, other: RDD, numPartitions: int | None = None) -> RDD:
+        """Inner join: (k, (v, w)) for every pair of values of a key present in both."""
+        return _cogroup([self, other], numPartitions).flatMapValues(
+            lambda vw: [(v, w) for v in vw[0] for w in vw[1]])
+
+    def leftOuterJoin(self, other: RDD, numPartitions: int | None = None) -> RDD:
+        """Left outer join: (k, (v, w)), or (k, (v, None)) for keys missing from ``other``."""
+        return _cogroup([self, other], numPartitions).flatMapValues(
+            lambda vw: [(v, w) for v in vw[0] for w in (vw[1] or [None])])
+
+    def rightOuterJoin(self, other: RDD, numPartitions: int | None = None) -> RDD:
+        """Right outer join: (k, (v, w)), or (k, (None, w)) for keys missing from this RDD."""
+        return _cogroup([self, other], numPartitions).flatMapValues(
+            lambda vw: [(v, w) for v in (vw[0] or [None]) for w in vw[1]])
+
+    def fullOuterJoin(self, other: RDD, numPartitions: int | None = None) -> RDD:
+        """Full outer join: (k, (v, w)) with None for the side a key is missing from."""
+        return _cogroup([self, other], numPartitions).flatMapValues(
+            lambda vw: [(v, w) for v in (vw[0] or [None]) for w in (vw[1] or [None])])
+
+    def subtractByKey(self, other: RDD, numPartitions: int | None = None) -> RDD:
+        """Return the pairs of this RDD whose key is not in ``other``."""
+        return _cogroup([self, other], numPartitions).filter(lambda kv: kv[1][0] and not kv[1][1]) \
+            .flatMapValues(operator.itemgetter(0))
+
+    def union(self, other: RDD) -> RDD:
+        """Return the union of this RDD and ``other`` (duplicates kept)."""
+        return UnionRDD(self.ctx, [self, other])
+
+    def __add__(self, other: RDD) -> RDD:
+        if not isinstance(other, RDD):
+            raise TypeError(f"can only add an RDD to an RDD, not {type(other).__name__}")
+        return self.union(other)
+
+    def repartition(self, numPartitions: int) -> RDD:
+        """Return an RDD with exactly ``numPartitions`` partitions, records spread evenly (a shuffle)."""
+        return self.coalesce(numPartitions, shuffle=True)
+
+    def coalesce(self, numPartitions: int, shuffle: bool = False) -> RDD:
+        """Return an RDD with ``numPartitions`` partitions; without shuffle, adjacent partitions are merged and
+        the count can only go down."""
+        n = _default_partitions(self, numPartitions)
+        return CoalescedRDD(self, n if shuffle else min(n, self.getNumPartitions()), shuffle)
+
+    def sortBy(self, keyfunc: Callable[[Any], Any], ascending: bool = True, numPartitions: int | None = None) -> RDD:
+        """Return the elements sorted by ``keyfunc``, in ``numPartitions`` range partitions."""
+        return SortedRDD(self, keyfunc, ascending, numPartitions or self.getNumPartitions() or 1)
+
+    def sortByKey(self, ascending: bool = True, numPartitions: int | None = None,
+                  keyfunc: Callable[[Any], Any] = lambda x: x) -> RDD:
+        """Return the pairs sorted by ``keyfunc(key)``."""
+        return self.sortBy(lambda kv: keyfunc(kv[0]), ascending, numPartitions)
+
+    def cartesian(self, other: RDD) -> RDD:
+        """Return every (a, b) with a in this RDD and b in ``other``."""
+        right = other.collect()
+        return self.flatMap(lambda a: [(a, b) for b in right])
+
+    def subtract(self, other: RDD, numPartitions: int | None = None) -> RDD:
+        """Return the elements of this RDD not in ``other``."""
+        return self.map(lambda x: (x, True)).subtractByKey(other.map(lambda x: (x, True)), numPartitions).keys()
+
+    def intersection(self, other: RDD) -> RDD:
+        """Return the distinct elements present in both RDDs."""
+        return (self.map(lambda x: (x, None)).cogroup(other.map(lambda x: (x, None)))
+                .filter(lambda kv: kv[1][0] and kv[1][1]).keys())
+
+    # -- actions ------------------------------------------------------------------------------------------
+    def collect(self) -> list:
+        """Return every element, partition by partition, as a list."""
+        out: list = []
+        for part in self._run(_to_list):
+            out.extend(part)
+        return out
+
+    def collectAsMap(self) -> dict:
+        """Return the pairs of a pair RDD as a dict (later values win)."""
+        return dict(self.collect())
+
+    def toLocalIterator(self, prefetchPartitions: bool = False) -> Iterator[Any]:
+        """Iterate over the elements, computing one partition at a time."""
+        for i in range(self.getNumPartitions()):
+            yield from self._run(_to_list, range(i, i + 1))[0]
+
+    def count(self) -> int:
+        """Return the number of elements."""
+        return sum(self._run(_count_iter))
+
+    def take(self, num: int) -> list:
+        """Return the first ``num`` elements, computing as few partitions as it can."""
+        out: list = []
+        total = self.getNumPartitions()
+        scanned, step = 0, 1
+        while len(out) < num and scanned < total:
+            stop = min(total, scanned + step)
+            want = num - len(out)
+            for part in self._run(lambda _, it: list(itertools.islice(it, want)), range(scanned, stop)):
+                out.extend(part)
+            scanned, step = stop, step * 4
+        return out[:num]
+
+    def first(self) -> Any:
+        """Return the first element; ValueError if the RDD is empty."""
+        taken = self.take(1)
+        if not taken:
+            raise ValueError("RDD is empty")
+        return taken[0]
+
+    def isEmpty(self) -> bool:
+        """Return whether the RDD has no element."""
+        return self.getNumPartitions() == 0 or not self.take(1)
+
+    def reduce(self, f: Callable[[Any, Any], Any]) -> Any:
+        """Reduce the elements with the associative, commutative ``f``; ValueError if the RDD is empty."""
+        sentinel = _EMPTY
+
+        def reduce_partition(_: int, it: Iterator[Any]) -> Any:
+            acc = next(it, sentinel)
+            for x in it:
+                acc = f(acc, x)
+            return acc
+
+        vals = [v for v in self._run(reduce_partition) if v is not sentinel]
+        if not vals:
+            raise ValueError("Can not reduce() empty RDD")
+        acc = vals[0]
+        for v in vals[1:]:
+            acc = f(acc, v)
+        return acc
+
+    def fold(self, zeroValue: Any, op: Callable[[Any, Any], Any]) -> Any:
+        """Fold each partition from ``zeroValue`` with ``op``, then fold the partition results."""
+
+        def fold_partition(_: int, it: Iterator[Any]) -> Any:
+            acc = copy.deepcopy(zeroValue)
+            for x in it:
+                acc = op(acc, x)
+            return acc
+
+        acc = zeroValue
+        for v in self._run(fold_partition):
+            acc = op(acc, v)
+        return acc
+
+    def aggregate(self, zeroValue: Any, seqOp: Callable[[Any, Any], Any], combOp: Callable[[Any, Any], Any]) -> Any:
+        """Aggregate each partition from ``zeroValue`` with ``seqOp`` and merge the results with ``combOp``."""
+
+        def agg_partition(_: int, it: Iterator[Any]) -> Any:
+            acc = copy.deepcopy(zeroValue)
+            for x in it:
+                acc = seqOp(acc, x)
+            return acc
+
+        acc = zeroValue
+        for v in self._run(agg_partition):
+            acc = combOp(acc, v)
+        return acc
+
+    def sum(self) -> Any:
+        """Return the sum of the elements (0 for an empty RDD)."""
+        return self.fold(0, operator.add)
+
+    def max(self, key: Callable[[Any], Any] | None = None) -> Any:
+        """Return the largest element (by ``key``); ValueError if empty."""
+        return self.reduce(lambda a, b: max(a, b, key=key) if key else max(a, b))
+
+    def min(self, key: Callable[[Any], Any] | None = None) -> Any:
+        """Return the smallest element (by ``key``); ValueError if empty."""
+        return self.reduce(lambda a, b: min(a, b, key=key) if key else min(a, b))
+
+    def mean(self) -> float:
+        """Return the mean of the elements (nan for an empty RDD, as pyspark's StatCounter)."""
+        parts = self._run(lambda _, it: _sum_count(it))
+        total = sum(p[0] for p in parts)
+        n = sum(p[1] for p in parts)
+        return total / n if n else float("nan")
+
+    def top(self, num: int, key: Callable[[Any], Any] | None = None) -> list:
+        """Return the ``num`` largest elements, largest first."""
+        parts = self._run(lambda _, it: heapq.nlargest(num, it, key=key))
+        return heapq.nlargest(num, itertools.chain.from_iterable(parts), key=key)
+
+    def takeOrdered(self, num: int, key: Callable[[Any], Any] | None = None) -> list:
+        """Return the ``num`` smallest elements, smallest first."""
+        parts = self._run(lambda _, it: heapq.nsmallest(num, it, key=key))
+        return heapq.nsmallest(num, itertools.chain.from_iterable(parts), key=key)
+
+    def lookup(self, key: Any) -> list:
+        """Return every value of ``key`` in a pair RDD."""
+        return self.filter(lambda kv: kv[0] == key).values().collect()
+
+    def foreach(self, f: Callable[[Any], Any]) -> None:
+        """Apply ``f`` to every element (for its side effects)."""
+        self._run(lambda _, it: _consume(map(f, it)))
+
+    def foreachPartition(self, f: Callable[[Iterator[Any]], Any]) -> None:
+        """Apply ``f`` to the iterator of every partition."""
+        self._run(lambda _, it: f(it))
+
+    def saveAsTextFile(self, path: str, compressionCodecClass: str | None = None) -> None:
+        """Write one ``part-NNNNN`` text file per partition (``str()`` of each element per line) and an empty
+        ``_SUCCESS`` last, into the new directory ``path``. FileExistsError if it exists."""
+        from pystream.output import write_text_dir
+
+        write_text_dir(path, self._run(_str_lines))
+
+    def toPandas(self, columns: list[str] | None = None):
+        """Return a pandas DataFrame of records that are tuples (columns by position or ``columns``) or dicts."""
+        import pandas as pd
+
+        rows = self.collect()
+        if rows and isinstance(rows[0], dict):
+            return pd.DataFrame.from_records(rows, columns=columns)
+        return pd.DataFrame.from_records(rows, columns=columns)
+
+    def toArrow(self, names: list[str] | None = None):
+        """Return a pyarrow Table of records that are tuples (columns by position or ``names``) or dicts."""
+        import pyarrow as pa
+
+        rows = self.collect()
+        if rows and isinstance(rows[0], dict):
+            return pa.Table.from_pylist(rows)
+        width = len(rows[0]) if rows else len(names or [])
+        names = names or [f"_{i + 1}" for i in range(width)]
+        cols = list(zip(*rows)) if rows else [[] for _ in names]
+        return pa.table({n: list(c) for n, c in zip(names, cols)})
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}[{self._id}] ({self.getNumPartitions()} partitions)"
+
+
+# -- helpers used by the RDD methods (module-level so they pickle) ---------------------------------------
+_EMPTY = object()
+
+
+def _to_list(_: int, it: Iterator[Any]) -> list:
+    return list(it)
+
+
+def _count_iter(_: int, it: Iterator[Any]) -> int:
+    n = 0
+    for _x in it:
+        n += 1
+    return n
+
+
+def _consume(it: Iterator[Any]) -> None:
+    for _x in it:
+        pass
+
+
+def _str_lines(_: int, it: Iterator[Any]) -> list[str]:
+    return [str(x) for x in it]
+
+
+def _sum_count(it: Iterator[Any]) -> tuple[Any, int]:
+    total, n = 0, 0
+    for x in it:
+        total += x
+        n += 1
+    return total, n
+
+
+def _keep_first(a: Any, b: Any) -> Any:
+    return a
+
+
+def _new_group(v: Any) -> ResultIterable:
+    return ResultIterable([v])
+
+
+def _group_append(group: ResultIterable, v: Any) -> ResultIterable:
+    group.append(v)
+    return group
+
+
+def _group_extend(a: ResultIterable, b: ResultIterable) -> ResultIterable:
+    a.extend(b)
+    return a
+
+
+def _cogroup(rdds: list[RDD], numPartitions: int | None) -> RDD:
+    n_sides = len(rdds)
+    tagged = [r.mapValues(_Tag(i)) for i, r in enumerate(rdds)]
+    union = UnionRDD(rdds[0].ctx, tagged)
+
+    def split_sides(groups: ResultIterable) -> tuple:
+        sides = tuple(ResultIterable() for _ in range(n_sides))
+        for i, v in groups:
+            sides[i].append(v)
+        return sides
+
+    return union.groupByKey(numPartitions or max(r.getNumPartitions() for r in rdds) or None).mapValues(split_sides)
+
+
+class _Tag:
+    __slots__ = ("i",)
+
+    def __init__(self, i: int) -> None:
+        self.i = i
+
+    def __call__(self, v: Any) -> tuple[int, Any]:
+        return (self.i, v)
+
+
+# -- concrete RDDs ----------------------------------------------------------------------------------------
+class ParallelCollectionRDD(RDD):
+    """Partitions given as lists (from parallelize, or a batch's received blocks)."""
+
+    def __init__(self, ctx: SparkContext, partitions: list[list]) -> None:
+        super().__init__(ctx, len(partitions))
+        self._parts = partitions
+
+    def _do_compute(self) -> list[list]:
+        return self._parts
+
+
+class PipelinedRDD(RDD):
+    """A narrow transformation; consecutive ones fuse into one function per partition."""
+
+    def __init__(self, prev: RDD, func: PipelineFn) -> None:
+        super().__init__(prev.ctx, prev.getNumPartitions())
+        if isinstance(prev, PipelinedRDD) and not prev._persisted:
+            self._prev: RDD = prev._prev
+            self._func: PipelineFn = _Compose(func, prev._func)
+        else:
+            self._prev = prev
+            self._func = func
+
+    def _pipeline(self) -> tuple[RDD, PipelineFn | None]:
+        if self._persisted:
+            return self, None
+        src, fn = self._prev._pipeline()
+        return src, self._func if fn is None else _Compose(self._func, fn)
+
+    def _do_compute(self) -> list[list]:
+        src, fn = self._prev._pipeline()
+        func = self._func if fn is None else _Compose(self._func, fn)
+        return self.ctx.executor.run_tasks(_PipelineTask(func), src._compute(), stage="narrow")
+
+
+class _PipelineTask:
+    __slots__ = ("func",)
+
+    def __init__(self, func: PipelineFn) -> None:
+        self.func = func
+
+    def __call__(self, split: int, records: list) -> list:
+        return run_pipeline(self.func, split, records)
+
+
+class ShuffledRDD(RDD):
+    """The result of a shuffle: map-side combine + hash split, then reduce-side merge."""
+
+    def __init__(self, prev: RDD, num_partitions: int, aggregator: Aggregator | None,
+                 partition_func: Callable[[Any], int]) -> None:
+        super().__init__(prev.ctx, num_partitions)
+        self._prev = prev
+        self._aggregator = aggregator
+        self._partition_func = partition_func
+
+    def _do_compute(self) -> list[list]:
+        src, fn = self._prev._pipeline()
+        executor = self.ctx.executor
+        n = self._num_partitions
+        maps = executor.run_tasks(MapSideTask(fn, self._aggregator, n, self._partition_func), src._compute(),
+                                  stage="shuffle-map")
+        buckets = [[m[j] for m in maps] for j in range(n)]
+        return executor.run_tasks(ReduceSideTask(self._aggregator), buckets, stage="shuffle-reduce")
+
+
+class UnionRDD(RDD):
+    """The partitions of several RDDs, one after the other."""
+
+    def __init__(self, ctx: SparkContext, rdds: list[RDD]) -> None:
+        super().__init__(ctx, sum(r.getNumPartitions() for r in rdds))
+        self._rdds = rdds
+
+    def _do_compute(self) -> list[list]:
+        out: list[list] = []
+        for r in self._rdds:
+            out.extend(r._compute())
+        return out
+
+
+class CoalescedRDD(RDD):
+    """Fewer (or, with shuffle, any number of) partitions."""
+
+    def __init__(self, prev: RDD, num_partitions: int, shuffle: bool) -> None:
+        super().__init__(prev.ctx, num_partitions)
+        self._prev = prev
+        self._shuffle = shuffle
+
+    def _do_compute(self) -> list[list]:
+        parts = self._prev._compute()
+        n = self._num_partitions
+        if self._shuffle:
+            # Round-robin from a per-partition offset spreads records evenly whatever the input skew.
+            out: list[list] = [[] for _ in range(n)]
+            for p, part in enumerate(parts):
+                for i, x in enumerate(part):
+                    out[(p + i) % n].append(x)
+            return out
+        m = len(parts)
+        groups: list[list] = []
+        for i in range(n):
+            merged: list = []
+            for part in parts[(i * m) // n:((i + 1) * m) // n]:
+                merged.extend(part)
+            groups.append(merged)
+        return groups
+
+
+class SortedRDD(RDD):
+    """Sorted records split into contiguous ranges."""
+
+    def __init__(self, prev: RDD, keyfunc: Callable[[Any], Any], ascending: bool, num_partitions: int) -> None:
+        super().__init__(prev.ctx, num_partitions)
+        self._prev = prev
+        self._keyfunc = keyfunc
+        self._ascending = ascending
+
+    def _do_compute(self) -> list[list]:
+        runs = self._prev._run(lambda _, it: sorted(it, key=self._keyfunc, reverse=not self._ascending))
+        data = list(heapq.merge(*runs, key=self._keyfunc, reverse=not self._ascending))
+        n, size = self._num_partitions, len(data)
+        return [data[(i * size) // n:((i + 1) * size) // n] for i in range(n)]
+
+
+
+class ZippedPartitionsRDD(RDD):
+    """Partition i of several equally partitioned RDDs, combined by ``func(split, list_a, list_b, ...)``.
+
+    The stateful stream operators use it to update state partition by partition, without a shuffle, because
+    state and new data are hash-partitioned the same way.
+    """
+
+    def __init__(self, ctx: SparkContext, rdds: list[RDD], func: Callable[..., Iterable[Any]]) -> None:
+        counts = {r.getNumPartitions() for r in rdds}
+        if len(counts) != 1:
+            raise ValueError(f"Can't zip RDDs with unequal numbers of partitions: {sorted(counts)}")
+        super().__init__(ctx, counts.pop())
+        self._rdds = rdds
+        self._func = func
+
+    def _do_compute(self) -> list[list]:
+        inputs = list(zip(*(r._compute() for r in self._rdds)))
+        return self.ctx.executor.run_tasks(_ZipTask(self._func), inputs, stage="zip")
+
+
+class _ZipTask:
+    __slots__ = ("func",)
+
+    def __init__(self, func: Callable[..., Iterable[Any]]) -> None:
+        self.func = func
+
+    def __call__(self, split: int, parts: tuple[list, ...]) -> list:
+        out = self.func(split, *parts)
+        return out if isinstance(out, list) else list(out)

@@ -1,0 +1,125 @@
+"""Shuffle tasks: map-side combine and hash split, then reduce-side merge.
+
+Map tasks run the parent's fused narrow pipeline, fold records into an aggregation table (built-in reducers in
+C), and split the table's (key, combiner) pairs by the stable key hash into one bucket per reduce partition.
+Reduce task j merges bucket j of every map output. The task objects are module-level classes so they pickle
+(cloudpickle carries the user's functions) for executors in other processes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from pystream._core.aggregation import AggTable
+from pystream._core.hashing import portable_hash
+from pystream._core.partitioning import partition, scatter
+
+PipelineFn = Callable[[int, Iterator[Any]], Iterable[Any]]
+
+
+class Aggregator:
+    """combineByKey's three functions; ``reducer`` is set when all three are one binary function (reduceByKey),
+    which lets the aggregation table recognise built-ins (``operator.add``, ``min``, ``max``) and run them in C."""
+
+    __slots__ = ("create_combiner", "merge_value", "merge_combiners", "reducer")
+
+    def __init__(self, create_combiner: Callable[[Any], Any], merge_value: Callable[[Any, Any], Any],
+                 merge_combiners: Callable[[Any, Any], Any], reducer: Callable[[Any, Any], Any] | None = None):
+        self.create_combiner = create_combiner
+        self.merge_value = merge_value
+        self.merge_combiners = merge_combiners
+        self.reducer = reducer
+
+    @classmethod
+    def from_reducer(cls, func: Callable[[Any, Any], Any]) -> Aggregator:
+        return cls(_identity, func, func, reducer=func)
+
+    def map_table(self) -> AggTable:
+        if self.reducer is not None:
+            return AggTable(self.reducer)
+        return AggTable.combiner(self.create_combiner, self.merge_value, self.merge_combiners)
+
+    def merge_table(self) -> AggTable:
+        return AggTable(self.merge_combiners)
+
+
+def _identity(x: Any) -> Any:
+    return x
+
+
+def run_pipeline(func: PipelineFn | None, split: int, records: list) -> list:
+    """Apply a fused narrow pipeline to one partition and materialise the result as a list."""
+    if func is None:
+        return records
+    out = func(split, iter(records))
+    return out if isinstance(out, list) else list(out)
+
+
+def split_by_key(records: list, num_partitions: int, partition_func: Callable[[Any], int]) -> list[list]:
+    """Split (key, value) pairs into ``num_partitions`` buckets by ``partition_func(key) % num_partitions``."""
+    if partition_func is portable_hash:
+        return partition(records, num_partitions)
+    ids = [partition_func(kv[0]) % num_partitions for kv in records]
+    return scatter(records, ids, num_partitions)
+
+
+class MapSideTask:
+    """Map side of a shuffle: pipeline, optional combine, split into reduce buckets."""
+
+    def __init__(self, pipeline: PipelineFn | None, aggregator: Aggregator | None, num_partitions: int,
+                 partition_func: Callable[[Any], int]) -> None:
+        self.pipeline = pipeline
+        self.aggregator = aggregator
+        self.num_partitions = num_partitions
+        self.partition_func = partition_func
+
+    def __call__(self, split: int, records: list) -> list[list]:
+        records = run_pipeline(self.pipeline, split, records)
+        if self.aggregator is not None:
+            table = self.aggregator.map_table()
+            table.update(records)
+            records = table.items()
+        return split_by_key(records, self.num_partitions, self.partition_func)
+
+
+class ReduceSideTask:
+    """Reduce side of a shuffle: merge the combiners of one key range (or just concatenate)."""
+
+    def __init__(self, aggregator: Aggregator | None) -> None:
+        self.aggregator = aggregator
+
+    def __call__(self, split: int, buckets: list[list]) -> list:
+        if self.aggregator is None:
+            out: list = []
+            for bucket in buckets:
+                out.extend(bucket)
+            return out
+        table = self.aggregator.merge_table()
+        for bucket in buckets:
+            table.update(bucket)
+        return table.items()
+
+
+class ApplyTask:
+    """Run a pipeline over a partition, then ``action(split, iterator)`` on its output (for RDD actions)."""
+
+    def __init__(self, pipeline: PipelineFn | None, action: Callable[[int, Iterator[Any]], Any]) -> None:
+        self.pipeline = pipeline
+        self.action = action
+
+    def __call__(self, split: int, records: list) -> Any:
+        if self.pipeline is None:
+            return self.action(split, iter(records))
+        return self.action(split, iter(self.pipeline(split, iter(records))))
+
+
+class OffsetTask:
+    """Shift the partition index a task sees (when only a slice of partitions runs, e.g. for take())."""
+
+    def __init__(self, task: Callable[[int, Any], Any], offset: int) -> None:
+        self.task = task
+        self.offset = offset
+
+    def __call__(self, split: int, data: Any) -> Any:
+        return self.task(split + self.offset, data)

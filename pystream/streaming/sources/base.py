@@ -1,0 +1,93 @@
+"""Input DStreams: the roots of the graph, asked at each batch time for the data of that batch."""
+
+from __future__ import annotations
+
+import collections
+import threading
+from typing import TYPE_CHECKING, Any
+
+from pystream.errors import IllegalArgumentError
+from pystream.rdd import RDD, ParallelCollectionRDD, UnionRDD
+from pystream.streaming.dstream import DStream
+from pystream.streaming.listener import StreamInputInfo
+
+if TYPE_CHECKING:
+    from pystream.streaming.context import StreamingContext
+
+
+class InputDStream(DStream):
+    """A source. ``_allocate(t)`` fixes which data belongs to batch ``t`` (called once per batch, in order,
+    before any job of the batch is generated); ``_compute(t)`` builds that batch's RDD."""
+
+    def __init__(self, ssc: StreamingContext) -> None:
+        super().__init__(ssc, ssc._graph.batch_ms)
+        self._id = ssc._graph.add_input_stream(self)
+
+    def _allocate(self, t: int) -> StreamInputInfo:
+        return StreamInputInfo(self._id, 0)
+
+    def _start(self) -> None:
+        """Start producing data (called by StreamingContext.start)."""
+
+    def _stop(self, graceful: bool = False) -> None:
+        """Stop producing data (called by StreamingContext.stop)."""
+
+    @property
+    def name(self) -> str:
+        return f"{type(self).__name__}-{self._id}"
+
+
+def _num_records(rdd: RDD) -> int:
+    if isinstance(rdd, ParallelCollectionRDD):
+        return sum(len(p) for p in rdd._parts)
+    return 0
+
+
+class QueueInputDStream(InputDStream):
+    """queueStream: one RDD (or all queued RDDs) per batch; ``default`` or an empty batch when the queue is dry."""
+
+    def __init__(self, ssc: StreamingContext, rdds: Any, oneAtATime: bool, default: RDD | None) -> None:
+        super().__init__(ssc)
+        self._queue: collections.deque[RDD] = collections.deque(rdds)
+        self._one_at_a_time = oneAtATime
+        self._default = default
+        self._allocated: dict[int, RDD] = {}
+        self._lock = threading.Lock()
+
+    def push(self, rdd: RDD) -> None:
+        """Queue one more RDD (thread-safe)."""
+        with self._lock:
+            self._queue.append(rdd)
+
+    def _allocate(self, t: int) -> StreamInputInfo:
+        with self._lock:
+            if self._queue:
+                if self._one_at_a_time:
+                    rdd = self._queue.popleft()
+                else:
+                    rdds = list(self._queue)
+                    self._queue.clear()
+                    rdd = rdds[0] if len(rdds) == 1 else UnionRDD(self._sc, rdds)
+            elif self._default is not None:
+                rdd = self._default
+            else:
+                # An empty batch still has a partition, so count() gives [0] as in pyspark.
+                rdd = ParallelCollectionRDD(self._sc, [[]])
+        self._allocated[t] = rdd
+        return StreamInputInfo(self._id, _num_records(rdd))
+
+    def _compute(self, t: int) -> RDD | None:
+        return self._allocated.pop(t, None)
+
+    def _clear_metadata(self, t: int) -> None:
+        for old in [s for s in self._allocated if s <= t]:
+            del self._allocated[old]
+        super()._clear_metadata(t)
+
+
+def check_no_queue_with_checkpoint(ssc: StreamingContext) -> None:
+    """queueStream data lives only in the driver's memory and cannot be recovered from a checkpoint."""
+    if ssc._checkpoint_dir is not None and any(isinstance(s, QueueInputDStream) for s in ssc._graph.input_streams):
+        raise IllegalArgumentError(
+            "queueStream doesn't support checkpointing: its RDDs live only in the driver's memory and cannot be "
+            "recovered. Use another source, or do not call StreamingContext.checkpoint().")

@@ -1,0 +1,89 @@
+"""textFileStream and binaryRecordsStream: new files in a directory, each in exactly one batch.
+
+A file is new when it appears in the directory after the stream started (files are expected to arrive by
+atomic move or rename). Names starting with "." are ignored, as are subdirectories. The files of a batch are
+read by its tasks, so reading runs on the executor.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+from pystream.errors import WrongRecordLengthError
+from pystream.rdd import RDD
+from pystream.streaming.listener import StreamInputInfo
+from pystream.streaming.sources.base import InputDStream
+
+if TYPE_CHECKING:
+    from pystream.streaming.context import StreamingContext
+
+
+class FileInputDStream(InputDStream):
+    def __init__(self, ssc: StreamingContext, directory: str, reader: Any, newFilesOnly: bool = True) -> None:
+        super().__init__(ssc)
+        self._dir = os.path.abspath(directory)
+        self._reader = reader
+        self._new_only = newFilesOnly
+        self._seen: set[str] = set()
+        self._files: dict[int, list[str]] = {}
+
+    def _list(self) -> list[str]:
+        try:
+            entries = list(os.scandir(self._dir))
+        except FileNotFoundError:
+            return []
+        return sorted(e.path for e in entries if not e.name.startswith(".") and e.is_file())
+
+    def _start(self) -> None:
+        if self._new_only:
+            self._seen.update(self._list())
+
+    def _allocate(self, t: int) -> StreamInputInfo:
+        current = self._list()
+        new = [p for p in current if p not in self._seen]
+        self._seen.update(new)
+        # Forget names that disappeared so the set tracks the directory, not all history.
+        self._seen.intersection_update(current)
+        self._files[t] = new
+        return StreamInputInfo(self._id, 0, {"files": new, "Description": "\n".join(new)})
+
+    def files_of_batch(self, t: int) -> list[str]:
+        return list(self._files.get(t, []))
+
+    def _compute(self, t: int) -> RDD | None:
+        files = self._files.get(t)
+        if files is None:
+            return None
+        return self._sc.parallelize(files, max(1, len(files))).flatMap(self._reader)
+
+    def _clear_metadata(self, t: int) -> None:
+        for old in [s for s in self._files if s <= t - (self._remember_ms or 0)]:
+            del self._files[old]
+        super()._clear_metadata(t)
+
+
+class TextFileReader:
+    """The lines of one file, decoded as UTF-8 (newlines stripped)."""
+
+    def __call__(self, path: str) -> list[str]:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read().splitlines()
+
+
+class BinaryRecordReader:
+    """Fixed-length records of one file, as bytes; WrongRecordLengthError if its size is not a multiple."""
+
+    def __init__(self, record_length: int) -> None:
+        if int(record_length) <= 0:
+            raise ValueError(f"recordLength must be positive, got {record_length}")
+        self.n = int(record_length)
+
+    def __call__(self, path: str) -> list[bytes]:
+        with open(path, "rb") as fh:
+            data = fh.read()
+        n = self.n
+        if len(data) % n:
+            raise WrongRecordLengthError(
+                f"Record length of file {path} is {len(data)} bytes, not a multiple of the record length {n}")
+        return [data[i:i + n] for i in range(0, len(data), n)]

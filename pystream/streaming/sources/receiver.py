@@ -1,0 +1,248 @@
+"""Custom receivers (Spark's Receiver API) and the input stream that batches what they store.
+
+A receiver runs in its own thread in the driver: ``onStart`` is called there and may block or start more
+threads; ``store`` hands records to a bounded buffer. At each batch time everything stored so far becomes
+that batch. When the buffer is full, ``store`` blocks (backpressure) instead of letting memory grow without
+bound; ``spark.streaming.receiver.maxRate`` caps records per second.
+"""
+
+from __future__ import annotations
+
+import collections.abc
+import logging
+import threading
+import time
+import traceback
+
+from typing import TYPE_CHECKING, Any
+
+from pystream.errors import ReceiverError
+from pystream.rdd import RDD, ParallelCollectionRDD
+from pystream.streaming.listener import (
+    ReceiverInfo,
+    StreamingListenerReceiverError,
+    StreamingListenerReceiverStarted,
+    StreamingListenerReceiverStopped,
+    StreamInputInfo,
+)
+from pystream.streaming.sources.base import InputDStream
+
+if TYPE_CHECKING:
+    from pystream.streaming.context import StreamingContext
+
+logger = logging.getLogger(__name__)
+
+MAX_BUFFERED_KEY = "spark.pystream.receiver.maxBufferedRecords"
+MAX_RATE_KEY = "spark.streaming.receiver.maxRate"
+
+
+class Receiver:
+    """Base class of custom receivers: implement ``onStart`` and ``onStop``; call ``store`` with data.
+
+    ``store(item)`` stores one record; ``store(list)`` and ``store(iterator)`` store each element;
+    ``storeBytes(frame)`` stores the records of a pystream frame (``pystream.frames.encode``), Scala's
+    ``store(ByteBuffer)``. ``reportError`` tells listeners; ``restart`` stops and starts the receiver again
+    after a delay; ``stop`` ends it for good.
+    """
+
+    def __init__(self, storageLevel: Any = None) -> None:
+        self.storageLevel = storageLevel
+        self._supervisor: _Supervisor | None = None
+
+    # -- to implement -------------------------------------------------------------------------------------
+    def onStart(self) -> None:  # pragma: no cover - abstract
+        """Start receiving: set up connections and threads, then call store(). Called in its own thread."""
+        raise NotImplementedError
+
+    def onStop(self) -> None:
+        """Release what onStart set up. Called when the receiver stops or restarts."""
+
+    # -- API for implementations --------------------------------------------------------------------------
+    @property
+    def streamId(self) -> int:
+        return self._sup().stream_id
+
+    def store(self, data: Any) -> None:
+        """Store one record, or every element of a list or iterator (not str/bytes/tuple/dict, which are
+        records)."""
+        sup = self._sup()
+        if isinstance(data, list):
+            sup.push(data)
+        elif isinstance(data, collections.abc.Iterator):
+            sup.push(list(data))
+        else:
+            sup.push([data])
+
+    def storeBytes(self, frame: Any) -> None:
+        """Store the records of one encoded pystream frame (CorruptFrameError if it is malformed)."""
+        from pystream.frames import decode
+
+        self._sup().push(decode(frame))
+
+    def reportError(self, message: str, throwable: BaseException | None = None) -> None:
+        """Report a non-fatal error to the listeners; the receiver keeps running."""
+        self._sup().report_error(message, throwable)
+
+    def restart(self, message: str, error: BaseException | None = None, millisecond: int = 2000) -> None:
+        """Stop the receiver (onStop), then start it again (onStart) after ``millisecond`` ms."""
+        self._sup().restart(message, error, millisecond)
+
+    def stop(self, message: str, error: BaseException | None = None) -> None:
+        """Stop the receiver for good; with ``error``, the streaming context fails with it."""
+        self._sup().stop_receiver(message, error)
+
+    def isStarted(self) -> bool:
+        return self._supervisor is not None and self._supervisor.started
+
+    def isStopped(self) -> bool:
+        return self._supervisor is None or self._supervisor.stopped.is_set()
+
+    def _sup(self) -> _Supervisor:
+        if self._supervisor is None:
+            raise ReceiverError("the receiver has not been started by a StreamingContext")
+        return self._supervisor
+
+
+class _Supervisor:
+    """Runs one receiver: its thread, its buffer, restarts, and its events."""
+
+    def __init__(self, stream: ReceiverInputDStream, receiver: Receiver) -> None:
+        self.stream = stream
+        self.stream_id = stream._id
+        self.receiver = receiver
+        conf = stream._ssc.sparkContext._conf
+        self.capacity = conf.getInt(MAX_BUFFERED_KEY, 1_000_000)
+        self.max_rate = conf.getFloat(MAX_RATE_KEY, 0.0)
+        self.buffer: list = []
+        self.cond = threading.Condition()
+        self.stopped = threading.Event()
+        self.started = False
+        self.thread: threading.Thread | None = None
+        self.info = ReceiverInfo(self.stream_id, type(receiver).__name__, False)
+        self._rate_start = time.monotonic()
+        self._rate_count = 0
+        self._lifecycle = threading.RLock()
+
+    # -- lifecycle ----------------------------------------------------------------------------------------
+    def start(self) -> None:
+        self.receiver._supervisor = self
+        self._launch(0)
+
+    def _launch(self, delay_ms: int) -> None:
+        self.thread = threading.Thread(target=self._run, args=(delay_ms,), daemon=True,
+                                       name=f"pystream-receiver-{self.stream_id}")
+        self.thread.start()
+
+    def _run(self, delay_ms: int) -> None:
+        if delay_ms and self.stopped.wait(delay_ms / 1000.0):
+            return
+        if self.stopped.is_set():
+            return
+        self.started = True
+        self.info._active = True
+        self.stream._ssc._listeners.post("onReceiverStarted", StreamingListenerReceiverStarted(self.info))
+        try:
+            self.receiver.onStart()
+        except Exception as exc:
+            self.restart(f"Error starting receiver {self.stream_id}", exc, 2000)
+
+    def restart(self, message: str, error: BaseException | None, delay_ms: int) -> None:
+        with self._lifecycle:
+            if self.stopped.is_set():
+                return
+            logger.warning("Restarting receiver %d: %s", self.stream_id, message)
+            self.report_error(message, error)
+            self._call_on_stop()
+            self._launch(delay_ms)
+
+    def stop_receiver(self, message: str, error: BaseException | None) -> None:
+        with self._lifecycle:
+            if self.stopped.is_set():
+                return
+            self.stopped.set()
+            with self.cond:
+                self.cond.notify_all()
+            self._call_on_stop()
+            self.info._active = False
+            self.stream._ssc._listeners.post("onReceiverStopped", StreamingListenerReceiverStopped(self.info))
+        if error is not None:
+            self.report_error(message, error)
+            self.stream._ssc._report_error(error if isinstance(error, Exception) else ReceiverError(message))
+
+    def _call_on_stop(self) -> None:
+        try:
+            self.receiver.onStop()
+        except Exception:
+            logger.exception("Receiver %d raised in onStop", self.stream_id)
+
+    def shutdown(self) -> None:
+        """Stop for the context's stop(); waits briefly for the receiver thread."""
+        self.stop_receiver("Stopped by driver", None)
+        if self.thread is not None and self.thread is not threading.current_thread():
+            self.thread.join(5.0)
+
+    # -- data ---------------------------------------------------------------------------------------------
+    def push(self, records: list) -> None:
+        if self.max_rate > 0:
+            self._throttle(len(records))
+        with self.cond:
+            while len(self.buffer) >= self.capacity and not self.stopped.is_set():
+                self.cond.wait(0.1)
+            self.buffer.extend(records)
+
+    def _throttle(self, n: int) -> None:
+        self._rate_count += n
+        ahead = self._rate_count / self.max_rate - (time.monotonic() - self._rate_start)
+        if ahead > 0:
+            self.stopped.wait(ahead)
+
+    def drain(self) -> list:
+        with self.cond:
+            records, self.buffer = self.buffer, []
+            self.cond.notify_all()
+        return records
+
+    def report_error(self, message: str, error: BaseException | None) -> None:
+        self.info._lastErrorMessage = message
+        self.info._lastError = "" if error is None else "".join(
+            traceback.format_exception(type(error), error, error.__traceback__))
+        self.info._lastErrorTime = int(time.time() * 1000)
+        self.stream._ssc._listeners.post("onReceiverError", StreamingListenerReceiverError(self.info))
+
+
+class ReceiverInputDStream(InputDStream):
+    """An input stream fed by a Receiver; each batch holds the records stored since the previous batch."""
+
+    def __init__(self, ssc: StreamingContext, receiver: Receiver) -> None:
+        if not isinstance(receiver, Receiver):
+            raise TypeError(f"receiverStream needs a pystream Receiver, got {type(receiver).__name__}")
+        super().__init__(ssc)
+        self._receiver = receiver
+        self._supervisor = _Supervisor(self, receiver)
+        self._blocks: dict[int, list] = {}
+
+    def _start(self) -> None:
+        self._supervisor.start()
+
+    def _stop(self, graceful: bool = False) -> None:
+        self._supervisor.shutdown()
+
+    def _allocate(self, t: int) -> StreamInputInfo:
+        records = self._supervisor.drain()
+        self._blocks[t] = records
+        return StreamInputInfo(self._id, len(records))
+
+    def _compute(self, t: int) -> RDD | None:
+        records = self._blocks.pop(t, None)
+        if records is None:
+            return None
+        n = max(1, min(self._sc.defaultParallelism, len(records)))
+        size = len(records)
+        return ParallelCollectionRDD(self._sc, [records[(i * size) // n:((i + 1) * size) // n] for i in range(n)])
+
+    def _clear_metadata(self, t: int) -> None:
+        for old in [s for s in self._blocks if s <= t]:
+            del self._blocks[old]
+        super()._clear_metadata(t)
+
+

@@ -1,0 +1,101 @@
+"""socketTextStream: a TCP client receiving UTF-8 lines, reconnecting with backoff."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+
+from pystream.errors import SourceConnectionError
+from pystream.streaming.sources.receiver import Receiver
+
+logger = logging.getLogger(__name__)
+
+RETRIES_KEY = "spark.pystream.socket.maxRetries"
+BACKOFF_KEY = "spark.pystream.socket.maxBackoff"
+
+
+class SocketTextReceiver(Receiver):
+    """Connects to ``host:port`` and stores each line (UTF-8, newline stripped).
+
+    When the connection fails or the server closes it, the receiver reconnects with exponential backoff
+    (0.1 s doubling up to ``maxBackoff`` seconds). After ``maxRetries`` failed attempts in a row it stops and
+    the streaming context fails with SourceConnectionError.
+    """
+
+    def __init__(self, host: str, port: int, max_retries: int = 10, max_backoff: float = 2.0,
+                 chunk_lines: int = 1000) -> None:
+        super().__init__()
+        self.host = host
+        self.port = int(port)
+        self.max_retries = max_retries
+        self.max_backoff = max_backoff
+        self.chunk_lines = chunk_lines
+        self._sock: socket.socket | None = None
+        self._closing = threading.Event()
+
+    def onStart(self) -> None:
+        self._closing.clear()
+        failures = 0
+        backoff = 0.1
+        last_error: BaseException | None = None
+        while not self._closing.is_set():
+            try:
+                sock = socket.create_connection((self.host, self.port), timeout=5.0)
+            except OSError as exc:
+                failures += 1
+                last_error = exc
+                if failures > self.max_retries:
+                    break
+                logger.info("connecting to %s:%d failed (%s); retry %d in %.1fs", self.host, self.port, exc,
+                            failures, backoff)
+                if self._closing.wait(backoff):
+                    return
+                backoff = min(backoff * 2, self.max_backoff)
+                continue
+            failures, backoff = 0, 0.1
+            self._sock = sock
+            try:
+                self._receive(sock)
+            except OSError as exc:
+                last_error = exc
+                if not self._closing.is_set():
+                    self.reportError(f"Error receiving data from {self.host}:{self.port}", exc)
+            finally:
+                self._sock = None
+                sock.close()
+            if not self._closing.is_set():
+                logger.info("connection to %s:%d closed; reconnecting", self.host, self.port)
+                if self._closing.wait(backoff):
+                    return
+        if not self._closing.is_set():
+            err = SourceConnectionError(
+                f"Could not connect to {self.host}:{self.port} after {self.max_retries} retries: {last_error}")
+            self.stop(str(err), err)
+
+    def _receive(self, sock: socket.socket) -> None:
+        sock.settimeout(0.2)
+        pending = b""
+        while not self._closing.is_set():
+            try:
+                data = sock.recv(1 << 16)
+            except TimeoutError:
+                continue
+            if not data:
+                break
+            pending += data
+            if b"\n" not in data:
+                continue
+            *lines, pending = pending.split(b"\n")
+            self.store([line.rstrip(b"\r").decode("utf-8", "replace") for line in lines])
+        if pending:
+            self.store(pending.rstrip(b"\r").decode("utf-8", "replace"))
+
+    def onStop(self) -> None:
+        self._closing.set()
+        sock = self._sock
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
