@@ -20,3 +20,39 @@ def shm_names():
             return set()
 
     return current
+
+
+def _executors():
+    kinds = ["inprocess"]
+    try:
+        import pystream.executor.process  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        kinds.append("process")
+    return kinds
+
+
+EXECUTORS = _executors()
+
+
+@pytest.fixture(scope="module", params=EXECUTORS)
+def sc(request):
+    """A local[2] SparkContext on each executor kind (module-scoped: starting a process pool is not free)."""
+    from pystream import SparkConf, SparkContext
+    from pystream.context import EXECUTOR_KEY
+
+    conf = SparkConf(loadDefaults=False).set(EXECUTOR_KEY, request.param)
+    context = SparkContext("local[2]", f"test-{request.param}", conf)
+    yield context
+    context.stop()
+
+
+@pytest.fixture
+def ssc(sc):
+    """A StreamingContext (0.5 s batches) on a ManualClock; stopped (not its SparkContext) after the test."""
+    from pystream.testing import manual_context
+
+    context = manual_context(sc, 0.5)
+    yield context
+    context.stop(stopSparkContext=False)

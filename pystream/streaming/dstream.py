@@ -300,14 +300,7 @@ class DStream:
         """Print the first ``num`` elements of every batch under a ``Time: ...`` header (pyspark's format)."""
 
         def take_and_print(time: Any, rdd: RDD) -> None:
-            taken = rdd.take(num + 1)
-            lines = ["-------------------------------------------", f"Time: {time}",
-                     "-------------------------------------------"]
-            lines.extend(str(record) for record in taken[:num])
-            if len(taken) > num:
-                lines.append("...")
-            lines.append("")
-            print("\n".join(lines), flush=True)
+            print(format_batch(time, rdd.take(num + 1), num), flush=True)
 
         self.foreachRDD(take_and_print)
 
@@ -406,6 +399,17 @@ class DStream:
         from pystream.streaming.state import MapWithStateDStream
 
         return MapWithStateDStream(self, spec)
+
+
+def format_batch(time: Any, taken: list, num: int) -> str:
+    """pprint's text for one batch: the header, up to ``num`` records, "..." if ``taken`` has more."""
+    lines = ["-------------------------------------------", f"Time: {time}",
+             "-------------------------------------------"]
+    lines.extend(str(record) for record in taken[:num])
+    if len(taken) > num:
+        lines.append("...")
+    lines.append("")
+    return "\n".join(lines)
 
 
 def _str_lines(_: int, it: Iterator[Any]) -> list[str]:
