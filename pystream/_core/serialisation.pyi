@@ -1,0 +1,16 @@
+from collections.abc import Iterable
+from typing import Any
+
+from _typeshed import ReadableBuffer, WriteableBuffer
+
+HEADER_SIZE: int
+FORMAT_VERSION: int
+MAGIC: bytes
+MAX_NESTING: int
+COMPRESS_THRESHOLD: int
+
+def encode(records: Iterable[Any], *, compress: bool | None = None) -> bytes: ...
+def encode_into(records: Iterable[Any], buffer: WriteableBuffer, offset: int = 0) -> int: ...
+def decode(buffer: ReadableBuffer) -> list[Any]: ...
+def frame_length(buffer: ReadableBuffer, offset: int = 0) -> int: ...
+def frame_count(buffer: ReadableBuffer) -> int: ...

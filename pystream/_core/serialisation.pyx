@@ -1,0 +1,638 @@
+# cython: language_level=3
+"""Record frames: a compact, checksummed binary encoding of lists of Python records.
+
+The byte-level work (header layout, varints, bounds checks, checksum) is C in csrc/ps_frame.[ch] and
+csrc/ps_buf.h; this module walks Python objects, which only Cython/the C API can create quickly.
+Layout and tags are documented in csrc/ps_frame.h.
+
+Frames may embed pickles (for values that are not exactly one of the built-in types), so decoding a
+frame runs the same risk as ``pickle.loads``: only decode frames produced by a trusted pystream process.
+The checksum detects corruption, it does not authenticate.
+"""
+from cpython.buffer cimport PyBUF_SIMPLE, PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.dict cimport PyDict_Next, PyDict_SetItem
+from cpython.list cimport PyList_Append, PyList_GET_ITEM, PyList_GET_SIZE, PyList_New, PyList_SET_ITEM
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_INCREF
+from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE, PyTuple_New, PyTuple_SET_ITEM
+from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
+from libc.string cimport memcpy
+
+from pystream._core.ps_common cimport *
+from pystream._core.ps_frame cimport *
+from pystream._core.status cimport raise_status
+
+import pickle
+
+import lz4.block
+
+from pystream.errors import CorruptFrameError, FrameOverflowError
+
+
+cdef extern from "Python.h":
+    object PyUnicode_New(Py_ssize_t size, Py_UCS4 maxchar)
+    void *PyUnicode_DATA(object o)
+    # NULL (with UnicodeEncodeError set) for lone surrogates; checked by hand so we can fall back to pickle.
+    const char *PyUnicode_AsUTF8AndSize(object o, Py_ssize_t *size)
+    object PyUnicode_DecodeUTF8(const char *s, Py_ssize_t size, const char *errors)
+    # Never fails for an exact int, which is all we pass.
+    long long PyLong_AsLongLongAndOverflow(object o, int *overflow)
+    object PyLong_FromLongLong(long long v)
+    object PyFloat_FromDouble(double v)
+    double PyFloat_AS_DOUBLE(object o)
+    object PyByteArray_FromStringAndSize(const char *s, Py_ssize_t n)
+    char *PyByteArray_AS_STRING(object o)
+    Py_ssize_t PyByteArray_GET_SIZE(object o)
+    object PyMemoryView_FromMemory(char *mem, Py_ssize_t size, int flags)
+    int PyBUF_READ
+    int PyObject_IS_GC(object o)
+    int PyObject_GC_IsTracked(object o)
+    void PyObject_GC_UnTrack(void *o)
+    void PyErr_Clear()
+
+
+cdef int MAX_DEPTH = 200
+# Decoding recurses on the C stack; this bound (checked on encode and decode) keeps forged frames safe.
+MAX_NESTING = MAX_DEPTH
+# Auto-compression only pays off for payloads big enough that lz4's fixed cost is noise.
+COMPRESS_THRESHOLD = 64 * 1024
+cdef Py_ssize_t _COMPRESS_THRESHOLD = COMPRESS_THRESHOLD
+HEADER_SIZE = PS_FRAME_HEADER_SIZE
+FORMAT_VERSION = PS_FRAME_VERSION
+MAGIC = b"PSRF"
+
+cdef object _pickle_dumps = pickle.dumps
+cdef object _pickle_loads = pickle.loads
+cdef object _lz4_compress = lz4.block.compress
+cdef object _lz4_decompress = lz4.block.decompress
+
+
+# ---------------------------------------------------------------------------------------------- encode
+
+cdef int _grow(ps_writer *w, size_t n) except -1:
+    cdef ps_status st = ps_writer_grow(w, n)
+    if st != PS_OK:
+        raise_status(st, f"cannot reserve {n} more bytes after {w.len} written")
+    return 0
+
+
+cdef inline int _reserve(ps_writer *w, size_t n) except -1:
+    if w.cap - w.len >= n:
+        return 0
+    return _grow(w, n)
+
+
+cdef inline int _enc_sized(ps_writer *w, uint8_t tag, const void *data, size_t n) except -1:
+    _reserve(w, 1 + ps_varint_len(n) + n)
+    ps_w_u8(w, tag)
+    ps_w_varint(w, n)
+    ps_w_bytes(w, data, n)
+    return 0
+
+
+cdef int _enc_pickle(ps_writer *w, object o) except -1:
+    try:
+        data = _pickle_dumps(o, 5)
+    except Exception as e:
+        raise TypeError(
+            f"cannot encode a {type(o).__qualname__}: it is not a built-in frame type and pickling it failed: {e}"
+        ) from e
+    _enc_sized(w, PS_TAG_PICKLE, PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
+    return 0
+
+
+cdef int _enc_bigint(ps_writer *w, object o) except -1:
+    # Rare (beyond int64), so Python-level to_bytes is fine; +8 bits leaves room for the sign bit.
+    data = o.to_bytes((o.bit_length() + 8) // 8, "little", signed=True)
+    _enc_sized(w, PS_TAG_BIGINT, PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
+    return 0
+
+
+cdef int _too_deep(object o) except -1:
+    raise ValueError(
+        f"cannot encode a {type(o).__qualname__} nested more than {MAX_DEPTH} containers deep "
+        "(self-referencing container?)"
+    )
+
+
+ctypedef struct _estate:
+    ps_writer w
+    ps_strtab strings
+
+
+cdef inline int _enc_short_str(_estate *e, const uint8_t *s, size_t n) except -1:
+    cdef ps_writer *w = &e.w
+    cdef uint32_t h = ps_strhash(s, n)
+    cdef ps_strtab_slot *sl = ps_strtab_probe(&e.strings, w.buf, s, n, h)
+    if sl != NULL and sl.off1 != 0:
+        _reserve(w, 1 + ps_varint_len(sl.index))
+        ps_w_u8(w, PS_TAG_STRREF)
+        ps_w_varint(w, sl.index)
+        return 0
+    _reserve(w, 1 + n)
+    if sl != NULL:
+        ps_strtab_fill(&e.strings, sl, w.len, h)
+    e.strings.next_index += 1
+    ps_w_u8(w, PS_TAG_STR_SMALL + <uint8_t>n)
+    ps_w_bytes(w, s, n)
+    return 0
+
+
+cdef int _enc(_estate *e, object o, int depth) except -1:
+    cdef ps_writer *w = &e.w
+    cdef type t = type(o)
+    cdef Py_ssize_t n, i, written
+    cdef const char *s
+    cdef long long v
+    cdef int overflow = 0
+    cdef PyObject *kp
+    cdef PyObject *vp
+
+    if t is str:
+        s = PyUnicode_AsUTF8AndSize(o, &n)
+        if s == NULL:
+            # Lone surrogates have no UTF-8 form; pickle stores them (surrogatepass) and keeps the type.
+            PyErr_Clear()
+            return _enc_pickle(w, o)
+        if 0 < n <= PS_STR_SHORT_MAX:
+            return _enc_short_str(e, <const uint8_t *>s, n)
+        _reserve(w, 1 if n == 0 else 1 + ps_varint_len(n) + <size_t>n)
+        if n == 0:
+            ps_w_u8(w, PS_TAG_STR_SMALL)
+        else:
+            ps_w_u8(w, PS_TAG_STR)
+            ps_w_varint(w, n)
+            ps_w_bytes(w, s, n)
+        return 0
+    if t is int:
+        v = PyLong_AsLongLongAndOverflow(o, &overflow)
+        if overflow:
+            return _enc_bigint(w, o)
+        if 0 <= v < 64:
+            _reserve(w, 1)
+            ps_w_u8(w, PS_TAG_INT_SMALL + <uint8_t>v)
+        else:
+            _reserve(w, 1 + ps_varint_len(ps_zigzag(v)))
+            ps_w_u8(w, PS_TAG_INT)
+            ps_w_varint(w, ps_zigzag(v))
+        return 0
+    if t is tuple:
+        if depth >= MAX_DEPTH:
+            return _too_deep(o)
+        n = PyTuple_GET_SIZE(o)
+        _reserve(w, 1 if n < 16 else 1 + ps_varint_len(n))
+        if n < 16:
+            ps_w_u8(w, PS_TAG_TUPLE_SMALL + <uint8_t>n)
+        else:
+            ps_w_u8(w, PS_TAG_TUPLE)
+            ps_w_varint(w, n)
+        for i in range(n):
+            _enc(e, <object>PyTuple_GET_ITEM(o, i), depth + 1)
+        return 0
+    if t is float:
+        _reserve(w, 9)
+        ps_w_u8(w, PS_TAG_FLOAT)
+        ps_w_u64le(w, ps_f64_bits(PyFloat_AS_DOUBLE(o)))
+        return 0
+    if o is None:
+        _reserve(w, 1)
+        ps_w_u8(w, PS_TAG_NONE)
+        return 0
+    if t is bool:
+        _reserve(w, 1)
+        ps_w_u8(w, PS_TAG_TRUE if o is True else PS_TAG_FALSE)
+        return 0
+    if t is list:
+        if depth >= MAX_DEPTH:
+            return _too_deep(o)
+        n = PyList_GET_SIZE(o)
+        _reserve(w, 1 if n < 16 else 1 + ps_varint_len(n))
+        if n < 16:
+            ps_w_u8(w, PS_TAG_LIST_SMALL + <uint8_t>n)
+        else:
+            ps_w_u8(w, PS_TAG_LIST)
+            ps_w_varint(w, n)
+        for i in range(n):
+            # A pickled element's __reduce__ can run arbitrary code and mutate this list.
+            if PyList_GET_SIZE(o) != n:
+                raise RuntimeError("list changed size during encoding")
+            _enc(e, <object>PyList_GET_ITEM(o, i), depth + 1)
+        if PyList_GET_SIZE(o) != n:
+            raise RuntimeError("list changed size during encoding")
+        return 0
+    if t is dict:
+        if depth >= MAX_DEPTH:
+            return _too_deep(o)
+        n = len(<dict>o)
+        _reserve(w, 1 + ps_varint_len(n))
+        ps_w_u8(w, PS_TAG_DICT)
+        ps_w_varint(w, n)
+        i = 0
+        written = 0
+        while PyDict_Next(o, &i, &kp, &vp):
+            key = <object>kp
+            val = <object>vp
+            _enc(e, key, depth + 1)
+            _enc(e, val, depth + 1)
+            written += 1
+        if written != n or len(<dict>o) != n:
+            raise RuntimeError("dictionary changed size during encoding")
+        return 0
+    if t is bytes:
+        return _enc_sized(w, PS_TAG_BYTES, PyBytes_AS_STRING(o), PyBytes_GET_SIZE(o))
+    if t is bytearray:
+        return _enc_sized(w, PS_TAG_BYTEARRAY, PyByteArray_AS_STRING(o), PyByteArray_GET_SIZE(o))
+    return _enc_pickle(w, o)
+
+
+cdef Py_ssize_t _enc_records(_estate *e, list records) except -1:
+    cdef Py_ssize_t n = PyList_GET_SIZE(records)
+    cdef Py_ssize_t i
+    for i in range(n):
+        if PyList_GET_SIZE(records) != n:
+            raise RuntimeError("records list changed size during encoding")
+        _enc(e, <object>PyList_GET_ITEM(records, i), 0)
+    if PyList_GET_SIZE(records) != n:
+        raise RuntimeError("records list changed size during encoding")
+    return n
+
+
+cdef inline list _as_list(records):
+    if type(records) is list:
+        return <list>records
+    return list(records)
+
+
+def encode(records, *, compress=None):
+    cdef list recs = _as_list(records)
+    cdef _estate e
+    cdef ps_writer *w = &e.w
+    cdef ps_frame_header h
+    cdef Py_ssize_t count, plen
+    cdef bint do_compress
+    cdef bytes out
+    cdef uint8_t *dst
+    ps_writer_init(w, NULL, 0)
+    ps_strtab_init(&e.strings)
+    try:
+        # One up-front reservation sized for typical small records avoids most regrowth copies.
+        _reserve(w, PS_FRAME_HEADER_SIZE + min(<size_t>PyList_GET_SIZE(recs) * 16, <size_t>1 << 28) + 4096)
+        w.len = PS_FRAME_HEADER_SIZE
+        count = _enc_records(&e, recs)
+        plen = w.len - PS_FRAME_HEADER_SIZE
+        if compress is None:
+            do_compress = plen > _COMPRESS_THRESHOLD
+        else:
+            do_compress = bool(compress)
+        if do_compress and plen > 0:
+            comp = _lz4_compress(
+                PyMemoryView_FromMemory(<char *>w.buf + PS_FRAME_HEADER_SIZE, plen, PyBUF_READ), store_size=False
+            )
+            if PyBytes_GET_SIZE(comp) < plen:
+                out = PyBytes_FromStringAndSize(NULL, PS_FRAME_HEADER_SIZE + PyBytes_GET_SIZE(comp))
+                dst = <uint8_t *>PyBytes_AS_STRING(out)
+                memcpy(dst + PS_FRAME_HEADER_SIZE, PyBytes_AS_STRING(comp), PyBytes_GET_SIZE(comp))
+                ps_frame_header_init(&h, count, PyBytes_GET_SIZE(comp), plen, PS_FRAME_FLAG_LZ4,
+                                     dst + PS_FRAME_HEADER_SIZE)
+                ps_frame_header_write(dst, &h)
+                return out
+        ps_frame_header_init(&h, count, plen, plen, 0, w.buf + PS_FRAME_HEADER_SIZE)
+        ps_frame_header_write(w.buf, &h)
+        return PyBytes_FromStringAndSize(<char *>w.buf, w.len)
+    finally:
+        ps_writer_free(w)
+        ps_strtab_free(&e.strings)
+
+
+def encode_into(records, buffer, Py_ssize_t offset=0):
+    cdef list recs = _as_list(records)
+    cdef Py_buffer view
+    cdef _estate e
+    cdef ps_writer *w = &e.w
+    cdef ps_frame_header h
+    cdef Py_ssize_t count, avail
+    cdef uint8_t *dst
+    PyObject_GetBuffer(buffer, &view, PyBUF_SIMPLE | PyBUF_WRITABLE)
+    try:
+        if offset < 0 or offset > view.len:
+            raise ValueError(f"offset {offset} is outside the {view.len}-byte buffer")
+        avail = view.len - offset
+        if avail < PS_FRAME_HEADER_SIZE:
+            raise FrameOverflowError(
+                f"no room for the {PS_FRAME_HEADER_SIZE}-byte frame header: {avail} bytes available at offset "
+                f"{offset} of a {view.len}-byte buffer"
+            )
+        dst = <uint8_t *>view.buf + offset
+        # The payload goes straight into the caller's buffer; the header is written last, once its
+        # lengths and checksum are known, so a failed encode never leaves a valid-looking frame behind.
+        ps_writer_init(w, dst + PS_FRAME_HEADER_SIZE, avail - PS_FRAME_HEADER_SIZE)
+        ps_strtab_init(&e.strings)
+        try:
+            count = _enc_records(&e, recs)
+        except FrameOverflowError:
+            raise FrameOverflowError(
+                f"frame does not fit: {avail} bytes available at offset {offset} of a {view.len}-byte buffer "
+                f"(ran out after {w.len} payload bytes)"
+            ) from None
+        ps_frame_header_init(&h, count, w.len, w.len, 0, w.buf)
+        ps_frame_header_write(dst, &h)
+        return PS_FRAME_HEADER_SIZE + <Py_ssize_t>w.len
+    finally:
+        ps_strtab_free(&e.strings)
+        PyBuffer_Release(&view)
+
+
+# ---------------------------------------------------------------------------------------------- decode
+
+ctypedef struct _dstate:
+    ps_reader r
+    Py_ssize_t record
+    PyObject *strings  # list of literal short strings, in order: targets of PS_TAG_STRREF
+
+
+cdef int _fail(_dstate *s, ps_status st, str what) except -1:
+    raise_status(st, f"record {s.record} at payload offset {ps_r_offset(&s.r)}: {what}")
+    return -1
+
+
+cdef inline int _need(_dstate *s, uint64_t n, str what) except -1:
+    cdef size_t left = ps_r_left(&s.r)
+    if n > left:
+        _fail(s, PS_ERR_TRUNCATED, f"{what} length {n} exceeds the {left} bytes left")
+    return 0
+
+
+cdef inline uint64_t _varint(_dstate *s, str what) except? 0xFFFFFFFFFFFFFFFF:
+    cdef uint64_t v = 0
+    cdef ps_status st = ps_r_varint(&s.r, &v)
+    if st != PS_OK:
+        _fail(s, st, f"bad {what}")
+    return v
+
+
+cdef inline int _need_items(_dstate *s, uint64_t n, uint64_t per_item, str what) except -1:
+    # Checked before allocating: a forged count must fail here, not in PyList_New(10**18).
+    cdef size_t left = ps_r_left(&s.r)
+    if n > left // per_item:
+        _fail(s, PS_ERR_COUNT, f"{what} of {n} items cannot fit in the {left} bytes left")
+    return 0
+
+
+cdef object _dec_str(_dstate *s, size_t n):
+    cdef const uint8_t *p
+    _need(s, n, "string")
+    p = s.r.p
+    if ps_is_ascii(p, n):
+        u = PyUnicode_New(n, 127)
+        memcpy(PyUnicode_DATA(u), p, n)
+    else:
+        try:
+            u = PyUnicode_DecodeUTF8(<const char *>p, n, NULL)
+        except UnicodeDecodeError as e:
+            _fail(s, PS_ERR_UTF8, f"string of {n} bytes is not valid UTF-8 ({e.reason} at byte {e.start})")
+    s.r.p += n
+    return u
+
+
+cdef object _dec_raw(_dstate *s, str what):
+    cdef uint64_t n = _varint(s, f"{what} length")
+    _need(s, n, what)
+    b = PyBytes_FromStringAndSize(<const char *>s.r.p, n)
+    s.r.p += n
+    return b
+
+
+cdef inline bint _untracked(object o):
+    return not PyObject_IS_GC(o) or not PyObject_GC_IsTracked(o)
+
+
+cdef object _dec_tuple(_dstate *s, size_t n, int depth):
+    cdef Py_ssize_t i
+    cdef bint atomic = True
+    _need_items(s, n, 1, "tuple")
+    t = PyTuple_New(n)
+    for i in range(<Py_ssize_t>n):
+        item = _dec(s, depth + 1)
+        if atomic and not _untracked(item):
+            atomic = False
+        Py_INCREF(item)
+        PyTuple_SET_ITEM(t, i, item)
+    if atomic and n:
+        # CPython untracks such tuples at their first GC pass anyway; doing it now spares the collector
+        # from walking a million fresh record tuples that can never be part of a cycle.
+        PyObject_GC_UnTrack(<void *>t)
+    return t
+
+
+cdef object _dec_list(_dstate *s, size_t n, int depth):
+    cdef Py_ssize_t i
+    _need_items(s, n, 1, "list")
+    lst = PyList_New(n)
+    for i in range(<Py_ssize_t>n):
+        item = _dec(s, depth + 1)
+        Py_INCREF(item)
+        PyList_SET_ITEM(lst, i, item)
+    return lst
+
+
+cdef object _dec_dict(_dstate *s, size_t n, int depth):
+    cdef size_t i
+    _need_items(s, n, 2, "dict")
+    d = {}
+    for i in range(n):
+        k = _dec(s, depth + 1)
+        v = _dec(s, depth + 1)
+        try:
+            PyDict_SetItem(d, k, v)
+        except Exception as e:
+            _fail(s, PS_ERR_TAG, f"dict key of type {type(k).__qualname__} is unusable ({e!r})")
+    return d
+
+
+cdef object _dec_pickle(_dstate *s):
+    data = _dec_raw(s, "pickle")
+    try:
+        return _pickle_loads(data)
+    except Exception as e:
+        raise CorruptFrameError(
+            f"record {s.record} at payload offset {ps_r_offset(&s.r)}: embedded pickle of {len(data)} bytes "
+            f"failed to load: {e!r}"
+        ) from e
+
+
+cdef object _dec(_dstate *s, int depth):
+    cdef uint8_t tag
+    cdef uint64_t n
+    cdef ps_reader *r = &s.r
+    if r.p >= r.end:
+        _fail(s, PS_ERR_TRUNCATED, "payload ends where a value was expected")
+    tag = r.p[0]
+    r.p += 1
+    if tag >= PS_TAG_STR_SMALL:
+        if tag < PS_TAG_STR_SMALL_END:
+            u = _dec_str(s, tag - PS_TAG_STR_SMALL)
+            if tag != PS_TAG_STR_SMALL:
+                PyList_Append(<object>s.strings, u)
+            return u
+        r.p -= 1
+        _fail(s, PS_ERR_TAG, f"unknown value tag 0x{tag:02x}")
+    if tag >= PS_TAG_INT_SMALL:
+        return PyLong_FromLongLong(tag - PS_TAG_INT_SMALL)
+    if tag >= PS_TAG_TUPLE_SMALL:
+        if depth >= MAX_DEPTH:
+            _fail(s, PS_ERR_DEPTH, f"containers nested more than {MAX_DEPTH} deep")
+        if tag >= PS_TAG_LIST_SMALL:
+            return _dec_list(s, tag - PS_TAG_LIST_SMALL, depth)
+        return _dec_tuple(s, tag - PS_TAG_TUPLE_SMALL, depth)
+    if tag == PS_TAG_STRREF:
+        n = _varint(s, "string reference")
+        if n >= <uint64_t>PyList_GET_SIZE(<object>s.strings):
+            r.p -= 1
+            _fail(s, PS_ERR_COUNT, f"string reference #{n} but only {PyList_GET_SIZE(<object>s.strings)} "
+                                   "strings precede it")
+        return <object>PyList_GET_ITEM(<object>s.strings, n)
+    if tag == PS_TAG_INT:
+        return PyLong_FromLongLong(ps_unzigzag(_varint(s, "int")))
+    if tag == PS_TAG_STR:
+        return _dec_str(s, _varint(s, "string length"))
+    if tag == PS_TAG_NONE:
+        return None
+    if tag == PS_TAG_TRUE:
+        return True
+    if tag == PS_TAG_FALSE:
+        return False
+    if tag == PS_TAG_FLOAT:
+        _need(s, 8, "float")
+        r.p += 8
+        return PyFloat_FromDouble(ps_load_f64le(r.p - 8))
+    if tag == PS_TAG_TUPLE or tag == PS_TAG_LIST or tag == PS_TAG_DICT:
+        if depth >= MAX_DEPTH:
+            _fail(s, PS_ERR_DEPTH, f"containers nested more than {MAX_DEPTH} deep")
+        n = _varint(s, "container size")
+        if tag == PS_TAG_TUPLE:
+            return _dec_tuple(s, n, depth)
+        if tag == PS_TAG_LIST:
+            return _dec_list(s, n, depth)
+        return _dec_dict(s, n, depth)
+    if tag == PS_TAG_BYTES:
+        return _dec_raw(s, "bytes")
+    if tag == PS_TAG_BYTEARRAY:
+        n = _varint(s, "bytearray length")
+        _need(s, n, "bytearray")
+        b = PyByteArray_FromStringAndSize(<const char *>r.p, n)
+        r.p += n
+        return b
+    if tag == PS_TAG_BIGINT:
+        return int.from_bytes(_dec_raw(s, "big int"), "little", signed=True)
+    if tag == PS_TAG_PICKLE:
+        return _dec_pickle(s)
+    r.p -= 1
+    _fail(s, PS_ERR_TAG, f"unknown value tag 0x{tag:02x}")
+
+
+cdef str _header_problem(ps_status st, ps_frame_header *h, size_t length, uint64_t computed):
+    cdef size_t total = PS_FRAME_HEADER_SIZE + h.stored_len
+    if st == PS_ERR_MAGIC:
+        return f"bad magic {bytes(h.magic[:4])!r}, expected {MAGIC!r}"
+    if st == PS_ERR_TRUNCATED and (length < PS_FRAME_HEADER_SIZE):
+        return f"buffer of {length} bytes is shorter than the {PS_FRAME_HEADER_SIZE}-byte frame header"
+    if st == PS_ERR_VERSION:
+        return f"format version {h.version} is not supported (this build reads version {PS_FRAME_VERSION})"
+    if st == PS_ERR_FLAGS:
+        if h.flags & ~PS_FRAME_FLAG_LZ4:
+            return f"unknown flag bits 0x{h.flags & ~PS_FRAME_FLAG_LZ4:02x} set (flags byte 0x{h.flags:02x})"
+        return f"reserved header field is 0x{h.reserved:04x}, must be 0"
+    if st == PS_ERR_LENGTH:
+        if h.flags & PS_FRAME_FLAG_LZ4:
+            return (f"declared uncompressed length {h.raw_len} is implausible for {h.stored_len} lz4 bytes "
+                    f"(max ratio {PS_LZ4_MAX_RATIO}) or the stored length is absurd")
+        return f"uncompressed length {h.raw_len} != stored length {h.stored_len} in an uncompressed frame"
+    if st == PS_ERR_COUNT:
+        return f"record count {h.count} exceeds the {h.raw_len}-byte payload (every record needs a byte)"
+    if st == PS_ERR_TRUNCATED:
+        return f"frame truncated: {length} bytes, but the header declares {total}"
+    if st == PS_ERR_TRAILING:
+        return f"{length - total} trailing bytes after the {total}-byte frame (decode takes exactly one frame)"
+    if st == PS_ERR_CHECKSUM:
+        return f"checksum mismatch: header says 0x{h.checksum:016x}, payload hashes to 0x{computed:016x}"
+    return "invalid frame header"
+
+
+cdef list _decode_payload(const uint8_t *p, size_t n, uint64_t count):
+    cdef _dstate s
+    cdef Py_ssize_t i
+    s.r.start = p
+    s.r.p = p
+    s.r.end = p + n
+    s.record = 0
+    strings = []
+    s.strings = <PyObject *>strings
+    # ps_frame_header_parse has checked count <= payload bytes, so this allocation is bounded by the input.
+    out = PyList_New(<Py_ssize_t>count)
+    for i in range(<Py_ssize_t>count):
+        s.record = i
+        item = _dec(&s, 0)
+        Py_INCREF(item)
+        PyList_SET_ITEM(out, i, item)
+    if s.r.p != s.r.end:
+        s.record = count
+        _fail(&s, PS_ERR_TRAILING, f"{ps_r_left(&s.r)} payload bytes left after the last of {count} records")
+    return <list>out
+
+
+cdef list _decode_frame(const uint8_t *buf, size_t length):
+    cdef ps_frame_header h
+    cdef uint64_t computed
+    cdef ps_status st = ps_frame_validate(buf, length, &h, &computed)
+    if st != PS_OK:
+        raise_status(st, _header_problem(st, &h, length, computed))
+    if not (h.flags & PS_FRAME_FLAG_LZ4):
+        return _decode_payload(buf + PS_FRAME_HEADER_SIZE, h.stored_len, h.count)
+    # raw_len was bounded by the lz4 ratio in ps_frame_header_parse, so this allocation is safe.
+    src = PyMemoryView_FromMemory(<char *>buf + PS_FRAME_HEADER_SIZE, h.stored_len, PyBUF_READ)
+    try:
+        raw = _lz4_decompress(src, uncompressed_size=h.raw_len)
+    except Exception as e:
+        raise CorruptFrameError(f"lz4 payload of {h.stored_len} bytes failed to decompress: {e}") from e
+    if PyBytes_GET_SIZE(raw) != <Py_ssize_t>h.raw_len:
+        raise CorruptFrameError(
+            f"lz4 payload decompressed to {PyBytes_GET_SIZE(raw)} bytes, header declares {h.raw_len}"
+        )
+    return _decode_payload(<const uint8_t *>PyBytes_AS_STRING(raw), h.raw_len, h.count)
+
+
+def decode(buffer):
+    cdef Py_buffer view
+    PyObject_GetBuffer(buffer, &view, PyBUF_SIMPLE)
+    try:
+        return _decode_frame(<const uint8_t *>view.buf, view.len)
+    finally:
+        PyBuffer_Release(&view)
+
+
+cdef int _parse_header_at(buffer, Py_ssize_t offset, ps_frame_header *h) except -1:
+    cdef Py_buffer view
+    cdef ps_status st
+    PyObject_GetBuffer(buffer, &view, PyBUF_SIMPLE)
+    try:
+        if offset < 0 or offset > view.len:
+            raise ValueError(f"offset {offset} is outside the {view.len}-byte buffer")
+        st = ps_frame_header_parse(<const uint8_t *>view.buf + offset, view.len - offset, h)
+        if st != PS_OK:
+            raise_status(st, _header_problem(st, h, view.len - offset, 0))
+    finally:
+        PyBuffer_Release(&view)
+    return 0
+
+
+def frame_length(buffer, Py_ssize_t offset=0):
+    cdef ps_frame_header h
+    _parse_header_at(buffer, offset, &h)
+    return PS_FRAME_HEADER_SIZE + h.stored_len
+
+
+def frame_count(buffer):
+    cdef ps_frame_header h
+    _parse_header_at(buffer, 0, &h)
+    return h.count

@@ -1,0 +1,405 @@
+"""Record frames: round-trips, buffers, and every way a frame can be corrupt."""
+
+from __future__ import annotations
+
+import enum
+import math
+import struct
+from collections import namedtuple
+from multiprocessing import shared_memory
+
+import numpy as np
+import pytest
+import xxhash
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pystream import frames
+from pystream.errors import CorruptFrameError, FrameOverflowError
+
+H = frames.HEADER_SIZE
+Point = namedtuple("Point", "x y")
+
+
+class Color(enum.IntEnum):
+    RED = 1
+    GREEN = 2
+
+
+class Custom:
+    def __init__(self, a):
+        self.a = a
+
+    def __eq__(self, other):
+        return type(other) is Custom and other.a == self.a
+
+
+def same(a, b):
+    """Equality that also checks types all the way down (1 == 1.0 == True otherwise)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, float):
+        return (math.isnan(a) and math.isnan(b)) or (a == b and math.copysign(1, a) == math.copysign(1, b))
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict):
+        return len(a) == len(b) and all(k in b and same(v, b[k]) for k, v in a.items()) and all(
+            same(k1, k2) for k1, k2 in zip(a, b)
+        )
+    return a == b
+
+
+def roundtrip(records, **kw):
+    out = frames.decode(frames.encode(records, **kw))
+    assert same(out, list(records)), (out, records)
+    return out
+
+
+def resign(frame: bytearray) -> bytearray:
+    """Recompute the checksum so a mutated payload reaches the structural parser."""
+    struct.pack_into("<Q", frame, 32, xxhash.xxh64_intdigest(bytes(frame[H:])))
+    return frame
+
+
+def forged(payload: bytes, count: int) -> bytes:
+    return bytes(
+        resign(bytearray(frames.MAGIC + struct.pack("<BBHQQQQ", 1, 0, 0, count, len(payload), len(payload), 0) + payload))
+    )
+
+
+SCALARS = [
+    None, True, False, 0, 1, -1, 63, 64, -64, 2**31, -(2**31), 2**63 - 1, -(2**63),
+    2**63, -(2**63) - 1, 2**64, -(2**64), 2**1000, -(2**1000), 0.0, -0.0, 1.5, float("inf"),
+    float("-inf"), float("nan"), "", "a", "x" * 63, "x" * 64, "y" * 10_000, "héllo", "日本語",
+    "astral \U0001f600 \U00010348", "\x00nul", b"", b"\x00\xff", bytes(range(256)) * 3,
+    bytearray(b""), bytearray(b"abc"),
+]
+
+
+@pytest.mark.parametrize("value", SCALARS, ids=repr)
+def test_scalar_roundtrip(value):
+    roundtrip([value])
+    roundtrip([(value, value), [value], {"k": value}])
+
+
+def test_containers_and_nesting():
+    roundtrip([])
+    roundtrip([(), [], {}, ((),), [[]], {(): []}])
+    roundtrip([tuple(range(15)), tuple(range(16)), list(range(15)), list(range(16)), list(range(1000))])
+    roundtrip([{1: "a", "b": 2.0, (1, 2): [None, {"x": b"y"}], None: True, 2**70: bytearray(b"z")}])
+    deep = []
+    cur = deep
+    for _ in range(frames.MAX_NESTING - 1):
+        nxt = []
+        cur.append(nxt)
+        cur = nxt
+    roundtrip([deep])
+
+
+def test_repeated_strings_share_objects_and_shrink_frame():
+    keys = [f"key{i % 10}" for i in range(1000)]
+    out = roundtrip([(k, i) for i, k in enumerate(keys)])
+    assert out[0][0] is out[10][0]
+    assert len(frames.encode(keys, compress=False)) < sum(map(len, keys))
+
+
+def test_non_native_types_keep_their_type():
+    out = roundtrip([Point(1, "a"), Color.GREEN, Custom([1, 2]), {"p": Point(2, 3)}, frozenset({1, 2}),
+                     complex(1, 2)])
+    assert type(out[0]) is Point and type(out[1]) is Color and out[1] is Color.GREEN
+
+
+def test_str_and_int_subclasses_are_not_flattened():
+    class S(str):
+        pass
+
+    class I(int):
+        pass
+
+    out = frames.decode(frames.encode([Color.RED, ("x", Color.RED)]))
+    assert type(out[0]) is Color and type(out[1][1]) is Color
+    with pytest.raises(TypeError, match="cannot encode"):  # local classes cannot be pickled
+        frames.encode([S("a")])
+    with pytest.raises(TypeError, match="cannot encode"):
+        frames.encode([I(3)])
+
+
+def test_lone_surrogate_str_roundtrips_via_pickle():
+    roundtrip(["\ud800", ("a\udfffb",)])
+
+
+def test_too_deep_and_cyclic_encode_raise():
+    cyc = []
+    cyc.append(cyc)
+    with pytest.raises(ValueError, match="nested more than"):
+        frames.encode([cyc])
+    deep = ()
+    for _ in range(frames.MAX_NESTING + 1):
+        deep = (deep,)
+    with pytest.raises(ValueError, match="nested more than"):
+        frames.encode([deep])
+
+
+def test_iterables_accepted():
+    assert frames.decode(frames.encode(x * 2 for x in range(5))) == [0, 2, 4, 6, 8]
+    assert frames.decode(frames.encode((1, "a"))) == [1, "a"]
+
+
+@pytest.mark.parametrize("compress", [None, True, False])
+def test_compress_modes(compress):
+    small = [("k", i) for i in range(10)]
+    big = [(f"key{i % 100}", i, "pad" * 10) for i in range(20_000)]
+    for recs in (small, big, []):
+        data = frames.encode(recs, compress=compress)
+        assert frames.decode(data) == recs
+        flags = data[5]
+        if compress is False or recs is small and compress is None:
+            assert flags == 0
+        if recs is big and compress is not False:
+            assert flags == 1
+            assert len(data) < len(frames.encode(recs, compress=False))
+
+
+def test_incompressible_payload_stays_uncompressed():
+    import os
+
+    recs = [os.urandom(100_000)]
+    assert frames.encode(recs, compress=True)[5] == 0
+
+
+def test_encode_into_bytearray_at_offset():
+    recs = [("a", 1), ("b", [2.5, None]), {"k": b"v"}]
+    expected = frames.encode(recs, compress=False)
+    buf = bytearray(b"\xaa" * (len(expected) + 20))
+    n = frames.encode_into(recs, buf, 7)
+    assert n == len(expected)
+    assert bytes(buf[7 : 7 + n]) == expected
+    assert buf[:7] == b"\xaa" * 7 and buf[7 + n :] == b"\xaa" * 13
+    assert frames.frame_length(buf, 7) == n
+    assert frames.decode(memoryview(buf)[7 : 7 + n]) == recs
+
+
+def test_encode_into_shared_memory():
+    recs = [(f"key{i % 7}", i) for i in range(1000)]
+    shm = shared_memory.SharedMemory(create=True, size=1 << 16)
+    try:
+        n = frames.encode_into(recs, shm.buf, 100)
+        length = frames.frame_length(shm.buf, 100)
+        assert length == n
+        view = shm.buf[100 : 100 + length]
+        try:
+            assert frames.frame_count(view) == 1000
+            assert frames.decode(view) == recs
+        finally:
+            view.release()
+    finally:
+        shm.close()
+        shm.unlink()
+
+
+@pytest.mark.parametrize("room", [0, 10, H - 1, H, H + 5])
+def test_encode_into_overflow_never_writes_past_end(room):
+    recs = [("x" * 50, i) for i in range(20)]
+    backing = bytearray(b"\x55" * (room + 64))
+    target = memoryview(backing)[:room]
+    with pytest.raises(FrameOverflowError, match="available"):
+        frames.encode_into(recs, target, 0)
+    target.release()
+    assert backing[room:] == b"\x55" * 64
+
+
+def test_encode_into_exact_fit_and_bad_args():
+    recs = [1, "two", 3.0]
+    n = len(frames.encode(recs, compress=False))
+    buf = bytearray(n)
+    assert frames.encode_into(recs, buf) == n
+    assert frames.decode(buf) == recs
+    with pytest.raises(FrameOverflowError):
+        frames.encode_into(recs, bytearray(n - 1))
+    with pytest.raises(ValueError, match="offset"):
+        frames.encode_into(recs, bytearray(100), 101)
+    with pytest.raises((TypeError, BufferError)):
+        frames.encode_into(recs, b"\x00" * 100)
+
+
+def test_decode_buffers_without_copy():
+    recs = [("a", 1), ("b", 2)]
+    data = frames.encode(recs)
+    arr = np.frombuffer(data, dtype=np.uint8).copy()
+    assert frames.decode(arr) == recs
+    assert frames.decode(memoryview(data)) == recs
+    assert frames.decode(bytearray(data)) == recs
+    padded = b"zz" + data + b"zz"
+    assert frames.decode(memoryview(padded)[2:-2]) == recs
+    assert frames.frame_length(padded, 2) == len(data)
+    assert frames.frame_count(data) == 2
+
+
+def test_header_layout():
+    data = frames.encode([1, 2, 3], compress=False)
+    magic, ver, flags, res, count, stored, raw, cks = struct.unpack_from("<4sBBHQQQQ", data)
+    assert (magic, ver, flags, res, count, stored, raw) == (b"PSRF", 1, 0, 0, 3, len(data) - H, len(data) - H)
+    assert cks == xxhash.xxh64_intdigest(data[H:])
+
+
+# ------------------------------------------------------------------------------------------ corruption
+
+def corrupt(data, match):
+    with pytest.raises(CorruptFrameError, match=match):
+        frames.decode(data)
+
+
+@pytest.fixture
+def frame():
+    return bytearray(frames.encode([("a", 1), ("bb", [2, 3.0]), None], compress=False))
+
+
+def test_bad_magic(frame):
+    frame[0] ^= 1
+    corrupt(frame, "bad magic")
+    with pytest.raises(CorruptFrameError, match="bad magic"):
+        frames.frame_length(frame)
+
+
+def test_bad_version(frame):
+    frame[4] = 9
+    corrupt(frame, "version 9")
+
+
+@pytest.mark.parametrize("bit", range(1, 8))
+def test_unknown_flag_bit(frame, bit):
+    frame[5] |= 1 << bit
+    corrupt(frame, "unknown flag bits")
+    with pytest.raises(CorruptFrameError, match="unknown flag bits"):
+        frames.frame_count(frame)
+
+
+def test_reserved_nonzero(frame):
+    frame[7] = 1
+    corrupt(frame, "reserved")
+
+
+def test_checksum(frame):
+    frame[-1] ^= 0x40
+    corrupt(frame, "checksum mismatch")
+
+
+def test_truncated_at_every_length(frame):
+    for n in range(len(frame)):
+        with pytest.raises(CorruptFrameError, match="shorter than|truncated"):
+            frames.decode(bytes(frame[:n]))
+
+
+def test_trailing_bytes(frame):
+    corrupt(bytes(frame) + b"\x00", "trailing")
+
+
+def test_uncompressed_length_mismatch(frame):
+    struct.pack_into("<Q", frame, 24, len(frame) - H + 1)
+    corrupt(frame, "uncompressed length")
+
+
+def test_forged_record_count(frame):
+    struct.pack_into("<Q", frame, 8, 10**18)
+    corrupt(frame, "record count")
+    struct.pack_into("<Q", frame, 8, 4)  # plausible count, but only three records present
+    corrupt(frame, "payload ends|truncated")
+    struct.pack_into("<Q", frame, 8, 2)
+    corrupt(frame, "left after the last")
+
+
+def test_forged_list_count():
+    corrupt(forged(b"\x0a" + b"\xff" * 8 + b"\x7f", 1), "list of .* items cannot fit")
+    corrupt(forged(b"\x09\x80\x80\x80\x80\x80\x80\x80\x80\x01", 1), "tuple of .* items cannot fit")
+    corrupt(forged(b"\x0b\x05\x00\x00", 1), "dict of 5 items cannot fit")
+
+
+def test_forged_string_length():
+    corrupt(forged(b"\x06\xa0\x1f" + b"abc", 1), "string length 4000 exceeds the 3 bytes left")
+    corrupt(forged(b"\x85ab", 1), "string length 5 exceeds the 2 bytes left")
+
+
+def test_bad_varint_and_tag_and_utf8_and_strref():
+    corrupt(forged(b"\x03" + b"\xff" * 10 + b"\x01", 1), "bad int")
+    corrupt(forged(b"\xc5", 1), "unknown value tag 0xc5")
+    corrupt(forged(b"\x0e", 1), "unknown value tag 0x0e")
+    corrupt(forged(b"\x82\xc3\x28", 1), "not valid UTF-8")
+    corrupt(forged(b"\x83\xed\xa0\x80", 1), "not valid UTF-8")  # an encoded surrogate
+    corrupt(forged(b"\x0d\x00", 1), "string reference #0")
+    corrupt(forged(b"\x81a\x0d\x01", 2), "string reference #1")
+    assert frames.decode(forged(b"\x81a\x0d\x00", 2)) == ["a", "a"]
+
+
+def test_bad_embedded_pickle_and_dict_key():
+    corrupt(forged(b"\x0c\x03abc", 1), "embedded pickle")
+    with pytest.raises(CorruptFrameError) as info:
+        frames.decode(forged(b"\x0c\x03abc", 1))
+    assert info.value.__cause__ is not None
+    corrupt(forged(b"\x0b\x01\x30\x40", 1), "dict key of type list")
+
+
+def test_forged_huge_uncompressed_length():
+    data = bytearray(frames.encode([("k" * 100, i) for i in range(2000)], compress=True))
+    assert data[5] == 1
+    struct.pack_into("<Q", data, 24, 1 << 60)
+    corrupt(data, "implausible")
+    struct.pack_into("<Q", data, 24, (len(data) - H) * 200)  # plausible but wrong
+    corrupt(data, "decompress")
+
+
+def test_lz4_garbage_payload():
+    payload = b"\xff" * 50
+    data = bytearray(frames.MAGIC + struct.pack("<BBHQQQQ", 1, 1, 0, 1, len(payload), 1000, 0) + payload)
+    corrupt(resign(data), "decompress")
+
+
+def test_forged_deep_nesting():
+    depth = frames.MAX_NESTING + 5
+    corrupt(forged(b"\x31" * depth + b"\x30", 1), "nested more than")
+    corrupt(forged(b"\x0a\x01" * 100_000 + b"\x00", 1), "nested more than")
+
+
+def test_errors_are_value_errors():
+    with pytest.raises(ValueError):
+        frames.decode(b"nope")
+
+
+# ------------------------------------------------------------------------------------------ properties
+
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=-(2**200), max_value=2**200)
+    | st.floats(allow_nan=True)
+    | st.text()
+    | st.binary()
+    | st.binary().map(bytearray)
+)
+hashables = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text() | st.binary(),
+    lambda c: st.lists(c, max_size=4).map(tuple),
+    max_leaves=8,
+)
+values = st.recursive(
+    scalars,
+    lambda c: st.lists(c, max_size=6)
+    | st.lists(c, max_size=20).map(tuple)
+    | st.dictionaries(hashables, c, max_size=5),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(values, max_size=10), st.sampled_from([None, True, False]))
+def test_property_roundtrip(records, compress):
+    roundtrip(records, compress=compress)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(values, max_size=10), st.integers(min_value=0, max_value=50))
+def test_property_encode_into_matches_encode(records, offset):
+    expected = frames.encode(records, compress=False)
+    buf = bytearray(offset + len(expected))
+    assert frames.encode_into(records, buf, offset) == len(expected)
+    assert bytes(buf[offset:]) == expected

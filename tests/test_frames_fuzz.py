@@ -1,0 +1,109 @@
+"""Fuzzing the frame decoder: any input either decodes or raises CorruptFrameError, nothing else."""
+
+from __future__ import annotations
+
+import struct
+
+import xxhash
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pystream import frames
+from pystream.errors import CorruptFrameError
+
+H = frames.HEADER_SIZE
+FUZZ = settings(max_examples=10_000, deadline=None, suppress_health_check=list(HealthCheck))
+
+SEEDS = [
+    frames.encode([], compress=False),
+    frames.encode([("key1", 1), ("key2", -2), ("key1", 3)], compress=False),
+    frames.encode([None, True, False, 2**70, -(2**65), 1.5, "héllo", "x" * 70, b"\x00\x01", bytearray(b"ab")],
+                  compress=False),
+    frames.encode([(1, [2, (3, {"a": [4.0, None]})]), {"k": ("v", "v", "v")}, list(range(20)), tuple(range(17))],
+                  compress=False),
+    frames.encode([frozenset({1}), complex(1, 2)], compress=False),  # embedded pickles
+    frames.encode([("k" * 40, i) for i in range(300)], compress=True),  # lz4 payload
+]
+
+
+def check(data) -> None:
+    try:
+        frames.decode(data)
+    except CorruptFrameError:
+        pass
+    for fn in (frames.frame_count, frames.frame_length):
+        try:
+            fn(data)
+        except CorruptFrameError:
+            pass
+
+
+def resigned(header: bytes, payload: bytes, *, fix_lengths: bool) -> bytes:
+    head = bytearray(header)
+    if fix_lengths and not head[5] & 1:
+        struct.pack_into("<QQ", head, 16, len(payload), len(payload))
+    struct.pack_into("<Q", head, 32, xxhash.xxh64_intdigest(payload))
+    return bytes(head) + payload
+
+
+@FUZZ
+@given(st.binary(max_size=200))
+def test_random_bytes(data):
+    check(data)
+    check(frames.MAGIC + data)
+
+
+@FUZZ
+@given(st.sampled_from(SEEDS), st.data())
+def test_bit_flips(seed, data):
+    buf = bytearray(seed)
+    for _ in range(data.draw(st.integers(1, 4))):
+        pos = data.draw(st.integers(0, len(buf) - 1))
+        buf[pos] ^= 1 << data.draw(st.integers(0, 7))
+    check(bytes(buf))
+
+
+@FUZZ
+@given(st.sampled_from(SEEDS), st.data())
+def test_truncations_and_extensions(seed, data):
+    n = data.draw(st.integers(0, len(seed)))
+    check(seed[:n])
+    check(seed + data.draw(st.binary(min_size=1, max_size=8)))
+
+
+@FUZZ
+@given(st.sampled_from(SEEDS[:5]), st.data())
+def test_payload_mutations_with_valid_checksum(seed, data):
+    """Re-signing the header gets mutations past the checksum into the structural parser."""
+    payload = bytearray(seed[H:])
+    for _ in range(data.draw(st.integers(1, 6))):
+        op = data.draw(st.integers(0, 3))
+        pos = data.draw(st.integers(0, len(payload)))
+        if op == 0 and pos < len(payload):
+            payload[pos] = data.draw(st.integers(0, 255))
+        elif op == 1:
+            payload[pos:pos] = data.draw(st.binary(min_size=1, max_size=6))
+        elif op == 2:
+            del payload[pos : pos + data.draw(st.integers(1, 6))]
+        else:
+            # Forge a varint length/count in place: the parser must bound it before allocating.
+            big = data.draw(st.sampled_from([0x7F, 0x3FFF, 2**32, 2**62, 2**63 + 5]))
+            enc = bytearray()
+            while big >= 0x80:
+                enc.append((big & 0x7F) | 0x80)
+                big >>= 7
+            enc.append(big)
+            payload[pos:pos] = bytes([data.draw(st.sampled_from([0x06, 0x07, 0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x04]))]) + enc
+    count = data.draw(st.sampled_from([None, 0, 1, 2, 5, len(payload), len(payload) + 1]))
+    header = bytearray(seed[:H])
+    if count is not None:
+        struct.pack_into("<Q", header, 8, count)
+    check(resigned(bytes(header), bytes(payload), fix_lengths=True))
+
+
+@FUZZ
+@given(st.binary(max_size=120), st.integers(0, 12), st.booleans())
+def test_random_payloads_with_valid_header(payload, count, compressed):
+    raw = len(payload) * 3 if compressed else len(payload)
+    header = frames.MAGIC + struct.pack("<BBHQQQQ", 1, int(compressed), 0, count, len(payload), raw, 0)
+    check(resigned(header, payload, fix_lengths=False))
