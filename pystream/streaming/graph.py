@@ -72,6 +72,8 @@ class DStreamGraph:
             infos = {}
             for inp in self.input_streams:
                 infos[inp._id] = inp._allocate(t)
+                # Fix the batch's RDD now, even if only a later window reads it.
+                inp._get_or_compute(t)
             jobs = []
             for i, out in enumerate(self.output_streams):
                 job = out._generate_job(t)

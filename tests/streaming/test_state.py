@@ -1,0 +1,179 @@
+"""updateStateByKey and mapWithState (Scala's API and errors)."""
+
+import pytest
+
+from pystream.errors import IllegalArgumentError, NoSuchElementError
+from pystream.streaming import State, StateSpec
+from pystream.testing import advance, collect, manual_context, run_stream
+
+
+def running_sum(values, state):
+    return sum(values) + (state or 0)
+
+
+def test_update_state_by_key(sc):
+    inputs = [[("a", 1), ("b", 2)], [("a", 3)], [], [("c", 5)]]
+    out = run_stream(sc, inputs, lambda s: s.updateStateByKey(running_sum), sort=True)
+    assert out == [[("a", 1), ("b", 2)], [("a", 4), ("b", 2)], [("a", 4), ("b", 2)],
+                   [("a", 4), ("b", 2), ("c", 5)]]
+
+
+def test_update_state_none_removes_key_and_sees_all_keys(sc):
+    calls = []
+
+    def update(values, state):
+        calls.append((tuple(values), state))
+        total = sum(values) + (state or 0)
+        return None if total >= 4 else total
+
+    inputs = [[("a", 1), ("b", 3)], [("a", 3), ("b", 1)], [("a", 1)]]
+    out = run_stream(sc, inputs, lambda s: s.updateStateByKey(update), sort=True)
+    assert out == [[("a", 1), ("b", 3)], [], [("a", 1)]]
+    if sc.getConf().get("spark.pystream.executor") == "inprocess":
+        # Keys with state but no new values are called with an empty list.
+        assert ((), 1) not in calls and ((3,), 1) in calls
+
+
+def test_update_state_initial_rdd_and_partitions(sc):
+    initial = sc.parallelize([("a", 10), ("z", 100)])
+    out = run_stream(sc, [[("a", 1)], [("b", 1)]],
+                     lambda s: s.updateStateByKey(running_sum, numPartitions=3, initialRDD=initial), sort=True)
+    assert out == [[("a", 11), ("z", 100)], [("a", 11), ("b", 1), ("z", 100)]]
+    parts = run_stream(sc, [[("a", 1), ("b", 2), ("c", 3)]],
+                       lambda s: s.updateStateByKey(running_sum, numPartitions=3).glom().map(len))
+    assert len(parts[0]) == 3 and sum(parts[0]) == 3
+
+
+def test_update_state_many_batches_keeps_lineage_short(sc):
+    # State is materialised every batch: 200 batches must not build a 200-deep recursion.
+    inputs = [[("k", 1)] for _ in range(200)]
+    out = run_stream(sc, inputs, lambda s: s.updateStateByKey(running_sum))
+    assert out[-1] == [("k", 200)]
+
+
+def test_update_state_error_fails_batch_then_continues(sc):
+    def update(values, state):
+        if 13 in values:
+            raise ZeroDivisionError("unlucky")
+        return sum(values) + (state or 0)
+
+    ssc = manual_context(sc)
+    out = collect(ssc.queueStream([[("a", 1)], [("a", 13)], [("b", 2)]]).updateStateByKey(update), sort=True)
+    ssc.start()
+    try:
+        advance(ssc, 3)
+        with pytest.raises(Exception) as info:
+            ssc.awaitTerminationOrTimeout(0)
+        assert "unlucky" in str(info.value)
+    finally:
+        ssc.stop(False)
+    assert out.batches[0] == [("a", 1)]
+
+
+def _map_with_state(sc, inputs, spec, n=None, snapshots=False):
+    ssc = manual_context(sc)
+    mapped = ssc.queueStream([sc.parallelize(b, 1) for b in inputs]).mapWithState(spec)
+    out = collect(mapped)
+    snap = collect(mapped.stateSnapshots(), sort=True)
+    ssc.start()
+    try:
+        advance(ssc, n or len(inputs))
+        ssc.awaitTerminationOrTimeout(0)
+    finally:
+        ssc.stop(False)
+    return (out.batches, snap.batches) if snapshots else out.batches
+
+
+def counting(key, value, state):
+    total = (state.getOption() or 0) + (value or 0)
+    if state.isTimingOut():
+        return (key, "timeout", state.get())
+    state.update(total)
+    return (key, total)
+
+
+def test_map_with_state_per_record_and_snapshots(sc):
+    inputs = [[("a", 1), ("a", 2), ("b", 5)], [("a", 10)], []]
+    out, snaps = _map_with_state(sc, inputs, StateSpec.function(counting), snapshots=True)
+    assert out == [[("a", 1), ("a", 3), ("b", 5)], [("a", 13)], []]
+    assert snaps == [[("a", 3), ("b", 5)], [("a", 13), ("b", 5)], [("a", 13), ("b", 5)]]
+
+
+def test_map_with_state_initial_state_partitions_and_remove(sc):
+    def fn(key, value, state):
+        if value == "drop":
+            state.remove()
+            return (key, "removed", state.exists())
+        state.update((state.getOption() or 0) + value)
+        return (key, state.get())
+
+    spec = StateSpec.function(fn).initialState(sc.parallelize([("a", 100)])).numPartitions(3)
+    out, snaps = _map_with_state(sc, [[("a", 1), ("b", 2)], [("a", "drop")], [("a", 5)]], spec, snapshots=True)
+    assert sorted(out[0]) == [("a", 101), ("b", 2)]
+    assert out[1:] == [[("a", "removed", False)], [("a", 5)]]
+    assert snaps == [[("a", 101), ("b", 2)], [("b", 2)], [("a", 5), ("b", 2)]]
+
+
+def test_map_with_state_timeout(sc):
+    spec = StateSpec.function(counting).timeout(1.0)
+    inputs = [[("a", 1), ("b", 1)], [("b", 1)], [("b", 1)], [], [], [], []]
+    out, snaps = _map_with_state(sc, inputs, spec, snapshots=True)
+    # "a" idle from t=500: at t=2000 its last update (500) is older than 2000 - 1000.
+    assert out[3] == [("a", "timeout", 1)]
+    assert ("a", 1) not in snaps[3]
+    assert [r for b in out for r in b if r[1] == "timeout" and r[0] == "b"] == [("b", "timeout", 3)]
+
+
+def test_state_object_rules():
+    s = State()
+    assert not s.exists() and s.getOption() is None
+    with pytest.raises(NoSuchElementError, match="State is not set"):
+        s.get()
+    s.update(3)
+    assert s.exists() and s.get() == 3
+    s.remove()
+    with pytest.raises(IllegalArgumentError, match="Cannot update the state after it has been removed"):
+        s.update(4)
+    with pytest.raises(IllegalArgumentError, match="already been removed"):
+        s.remove()
+    t = State(True, 7, timing_out=True)
+    assert t.isTimingOut() and t.get() == 7
+    with pytest.raises(IllegalArgumentError, match="Cannot update the state that is timing out"):
+        t.update(1)
+    with pytest.raises(IllegalArgumentError, match="Cannot remove the state that is timing out"):
+        t.remove()
+    assert isinstance(NoSuchElementError("x"), LookupError) and isinstance(IllegalArgumentError("x"), ValueError)
+
+
+def test_state_spec_validation():
+    with pytest.raises(TypeError):
+        StateSpec.function(42)
+    with pytest.raises(ValueError):
+        StateSpec.function(counting).numPartitions(0)
+    with pytest.raises(ValueError):
+        StateSpec.function(counting).timeout(0)
+
+
+def test_map_with_state_function_error_keeps_previous_state(sc):
+    def fn(key, value, state):
+        if value == "boom":
+            state.update(-1)
+            raise RuntimeError("boom")
+        state.update((state.getOption() or 0) + value)
+        return state.get()
+
+    ssc = manual_context(sc)
+    mapped = ssc.queueStream([[("a", 1)], [("a", "boom")]]).mapWithState(StateSpec.function(fn))
+    snaps = collect(mapped.stateSnapshots())
+    ssc.start()
+    try:
+        advance(ssc, 2)
+        with pytest.raises(Exception, match="boom"):
+            ssc.awaitTerminationOrTimeout(0)
+    finally:
+        ssc.stop(False)
+    assert snaps.batches[0] == [("a", 1)]
+
+
+def test_run_stream_helper_sorts(sc):
+    assert run_stream(sc, [[3, 1, 2]], lambda s: s, sort=True) == [[1, 2, 3]]
