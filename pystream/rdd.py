@@ -17,13 +17,16 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from pystream._core.hashing import portable_hash
+from pystream.executor.wire import Buckets
 from pystream.shuffle import (
     Aggregator,
     ApplyTask,
+    ConcatTask,
     MapSideTask,
     OffsetTask,
     PipelineFn,
     ReduceSideTask,
+    RoundRobinTask,
     run_pipeline,
 )
 
@@ -340,7 +343,9 @@ class RDD:
         """Return an RDD with ``numPartitions`` partitions; without shuffle, adjacent partitions are merged and
         the count can only go down."""
         n = _default_partitions(self, numPartitions)
-        return CoalescedRDD(self, n if shuffle else min(n, self.getNumPartitions()), shuffle)
+        if shuffle:
+            return RepartitionedRDD(self, n)
+        return CoalescedRDD(self, min(n, self.getNumPartitions()))
 
     def sortBy(self, keyfunc: Callable[[Any], Any], ascending: bool = True, numPartitions: int | None = None) -> RDD:
         """Return the elements sorted by ``keyfunc``, in ``numPartitions`` range partitions."""
@@ -412,15 +417,18 @@ class RDD:
 
     def reduce(self, f: Callable[[Any, Any], Any]) -> Any:
         """Reduce the elements with the associative, commutative ``f``; ValueError if the RDD is empty."""
-        sentinel = _EMPTY
 
-        def reduce_partition(_: int, it: Iterator[Any]) -> Any:
-            acc = next(it, sentinel)
+        def reduce_partition(_: int, it: Iterator[Any]) -> list:
+            # A list (empty for an empty partition) rather than a sentinel object: the result may be pickled
+            # back from another process, where a sentinel would lose its identity.
+            acc = next(it, _EMPTY)
+            if acc is _EMPTY:
+                return []
             for x in it:
                 acc = f(acc, x)
-            return acc
+            return [acc]
 
-        vals = [v for v in self._run(reduce_partition) if v is not sentinel]
+        vals = [v for part in self._run(reduce_partition) for v in part]
         if not vals:
             raise ValueError("Can not reduce() empty RDD")
         acc = vals[0]
@@ -494,8 +502,15 @@ class RDD:
         self._run(lambda _, it: _consume(map(f, it)))
 
     def foreachPartition(self, f: Callable[[Iterator[Any]], Any]) -> None:
-        """Apply ``f`` to the iterator of every partition."""
-        self._run(lambda _, it: f(it))
+        """Apply ``f`` to the iterator of every partition. As in pyspark, an iterable ``f`` returns (a generator
+        function's generator) is run to its end; nothing is sent back to the driver."""
+
+        def run_partition(_: int, it: Iterator[Any]) -> None:
+            out = f(it)
+            if out is not None and hasattr(out, "__iter__"):
+                _consume(iter(out))
+
+        self._run(run_partition)
 
     def saveAsTextFile(self, path: str, compressionCodecClass: str | None = None) -> None:
         """Write one ``part-NNNNN`` text file per partition (``str()`` of each element per line) and an empty
@@ -616,16 +631,16 @@ class ParallelCollectionRDD(RDD):
 
 
 class PipelinedRDD(RDD):
-    """A narrow transformation; consecutive ones fuse into one function per partition."""
+    """A narrow transformation; consecutive ones fuse into one function per partition.
+
+    The fusion happens when the RDD is computed (:meth:`_pipeline`), not when it is created, so a parent
+    persisted after this RDD was made still serves this RDD from its cache.
+    """
 
     def __init__(self, prev: RDD, func: PipelineFn) -> None:
         super().__init__(prev.ctx, prev.getNumPartitions())
-        if isinstance(prev, PipelinedRDD) and not prev._persisted:
-            self._prev: RDD = prev._prev
-            self._func: PipelineFn = _Compose(func, prev._func)
-        else:
-            self._prev = prev
-            self._func = func
+        self._prev: RDD = prev
+        self._func: PipelineFn = func
 
     def _pipeline(self) -> tuple[RDD, PipelineFn | None]:
         if self._persisted:
@@ -636,7 +651,7 @@ class PipelinedRDD(RDD):
     def _do_compute(self) -> list[list]:
         src, fn = self._prev._pipeline()
         func = self._func if fn is None else _Compose(self._func, fn)
-        return self.ctx.executor.run_tasks(_PipelineTask(func), src._compute(), stage="narrow")
+        return self.ctx.executor.run_tasks(_PipelineTask(func), src._compute(), stage="narrow", keep=True)
 
 
 class _PipelineTask:
@@ -663,10 +678,12 @@ class ShuffledRDD(RDD):
         src, fn = self._prev._pipeline()
         executor = self.ctx.executor
         n = self._num_partitions
-        maps = executor.run_tasks(MapSideTask(fn, self._aggregator, n, self._partition_func), src._compute(),
-                                  stage="shuffle-map")
-        buckets = [[m[j] for m in maps] for j in range(n)]
-        return executor.run_tasks(ReduceSideTask(self._aggregator), buckets, stage="shuffle-reduce")
+        maps = executor.run_tasks(self._map_task(fn, n), src._compute(), stage="shuffle-map")
+        buckets = [Buckets(m[j] for m in maps) for j in range(n)]
+        return executor.run_tasks(ReduceSideTask(self._aggregator), buckets, stage="shuffle-reduce", keep=True)
+
+    def _map_task(self, fn: PipelineFn | None, n: int) -> Callable[[int, list], list[list]]:
+        return MapSideTask(fn, self._aggregator, n, self._partition_func)
 
 
 class UnionRDD(RDD):
@@ -683,32 +700,30 @@ class UnionRDD(RDD):
         return out
 
 
-class CoalescedRDD(RDD):
-    """Fewer (or, with shuffle, any number of) partitions."""
+class RepartitionedRDD(ShuffledRDD):
+    """repartition(n): records dealt round-robin (from a per-partition offset) into n partitions, a shuffle
+    that spreads records evenly whatever their keys or the input's skew."""
 
-    def __init__(self, prev: RDD, num_partitions: int, shuffle: bool) -> None:
+    def __init__(self, prev: RDD, num_partitions: int) -> None:
+        super().__init__(prev, num_partitions, None, portable_hash)
+
+    def _map_task(self, fn: PipelineFn | None, n: int) -> Callable[[int, list], list[list]]:
+        return RoundRobinTask(fn, n)
+
+
+class CoalescedRDD(RDD):
+    """Fewer partitions without a shuffle: adjacent partitions merged."""
+
+    def __init__(self, prev: RDD, num_partitions: int) -> None:
         super().__init__(prev.ctx, num_partitions)
         self._prev = prev
-        self._shuffle = shuffle
 
     def _do_compute(self) -> list[list]:
-        parts = self._prev._compute()
-        n = self._num_partitions
-        if self._shuffle:
-            # Round-robin from a per-partition offset spreads records evenly whatever the input skew.
-            out: list[list] = [[] for _ in range(n)]
-            for p, part in enumerate(parts):
-                for i, x in enumerate(part):
-                    out[(p + i) % n].append(x)
-            return out
-        m = len(parts)
-        groups: list[list] = []
-        for i in range(n):
-            merged: list = []
-            for part in parts[(i * m) // n:((i + 1) * m) // n]:
-                merged.extend(part)
-            groups.append(merged)
-        return groups
+        src, fn = self._prev._pipeline()
+        parts = src._compute()
+        n, m = self._num_partitions, len(parts)
+        groups = [Buckets(parts[(i * m) // n:((i + 1) * m) // n]) for i in range(n)]
+        return self.ctx.executor.run_tasks(ConcatTask(fn), groups, stage="coalesce", keep=True)
 
 
 class SortedRDD(RDD):
@@ -721,8 +736,10 @@ class SortedRDD(RDD):
         self._ascending = ascending
 
     def _do_compute(self) -> list[list]:
-        runs = self._prev._run(lambda _, it: sorted(it, key=self._keyfunc, reverse=not self._ascending))
-        data = list(heapq.merge(*runs, key=self._keyfunc, reverse=not self._ascending))
+        # Locals, not self: the task must not drag this RDD (its context, its lineage) along when pickled.
+        keyfunc, reverse = self._keyfunc, not self._ascending
+        runs = self._prev._run(lambda _, it: sorted(it, key=keyfunc, reverse=reverse))
+        data = list(heapq.merge(*runs, key=keyfunc, reverse=reverse))
         n, size = self._num_partitions, len(data)
         return [data[(i * size) // n:((i + 1) * size) // n] for i in range(n)]
 
@@ -745,7 +762,7 @@ class ZippedPartitionsRDD(RDD):
 
     def _do_compute(self) -> list[list]:
         inputs = list(zip(*(r._compute() for r in self._rdds)))
-        return self.ctx.executor.run_tasks(_ZipTask(self._func), inputs, stage="zip")
+        return self.ctx.executor.run_tasks(_ZipTask(self._func), inputs, stage="zip", keep=True)
 
 
 class _ZipTask:

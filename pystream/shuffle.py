@@ -83,6 +83,32 @@ class MapSideTask:
         return split_by_key(records, self.num_partitions, self.partition_func)
 
 
+class RoundRobinTask:
+    """Map side of repartition(): deal records round-robin into the reduce buckets."""
+
+    def __init__(self, pipeline: PipelineFn | None, num_partitions: int) -> None:
+        self.pipeline = pipeline
+        self.num_partitions = num_partitions
+
+    def __call__(self, split: int, records: list) -> list[list]:
+        records = run_pipeline(self.pipeline, split, records)
+        n = self.num_partitions
+        return scatter(records, [(split + i) % n for i in range(len(records))], n)
+
+
+class ConcatTask:
+    """Run a pipeline over several partitions and concatenate them (coalesce without shuffle)."""
+
+    def __init__(self, pipeline: PipelineFn | None) -> None:
+        self.pipeline = pipeline
+
+    def __call__(self, split: int, parts: list[list]) -> list:
+        out: list = []
+        for part in parts:
+            out.extend(run_pipeline(self.pipeline, split, part))
+        return out
+
+
 class ReduceSideTask:
     """Reduce side of a shuffle: merge the combiners of one key range (or just concatenate)."""
 

@@ -20,17 +20,25 @@ class TaskContext:
 class Executor(abc.ABC):
     """Runs tasks: ``fn(partition_index, input)`` for each input of a stage, results in input order.
 
-    ``fn`` must be picklable (cloudpickle) for executors that run tasks in other processes; inputs and results
-    are lists of records or other picklable values. A task's exception fails the whole call; the executor raises
-    it (or a :class:`pystream.errors.TaskFailedError` carrying the remote traceback).
+    ``fn`` must be picklable (cloudpickle) for executors that run tasks in other processes; inputs are lists of
+    records, partition handles from an earlier ``keep=True`` call, or tuples/``Buckets`` of those. A task's
+    exception fails the whole call: the executor raises it (with the remote traceback as its cause), or a
+    :class:`pystream.errors.TaskFailedError` when it cannot be carried over.
     """
 
     #: How many tasks can run at once.
     parallelism: int = 1
 
     @abc.abstractmethod
-    def run_tasks(self, fn: Callable[[int, Any], Any], inputs: Sequence[Any], *, stage: str = "") -> list[Any]:
-        """Run ``fn(i, inputs[i])`` for every i and return the results in order."""
+    def run_tasks(self, fn: Callable[[int, Any], Any], inputs: Sequence[Any], *, stage: str = "",
+                  keep: bool = False) -> list[Any]:
+        """Run ``fn(i, inputs[i])`` for every i and return the results in order.
+
+        ``keep=True`` asks for partition handles instead of values: the executor may keep each result where
+        it was computed and return a reference that later tasks accept as input (the in-process executor
+        returns the lists themselves). ``stage="shuffle-map"`` results are lists of buckets, which the
+        executor may likewise return as references, one per bucket.
+        """
 
     def stop(self) -> None:  # noqa: B027 - optional hook
         """Release workers and memory. Idempotent."""

@@ -14,5 +14,6 @@ class InProcessExecutor(Executor):
     def __init__(self, parallelism: int = 1) -> None:
         self.parallelism = max(1, int(parallelism))
 
-    def run_tasks(self, fn: Callable[[int, Any], Any], inputs: Sequence[Any], *, stage: str = "") -> list[Any]:
+    def run_tasks(self, fn: Callable[[int, Any], Any], inputs: Sequence[Any], *, stage: str = "",
+                  keep: bool = False) -> list[Any]:
         return [fn(i, data) for i, data in enumerate(inputs)]

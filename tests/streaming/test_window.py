@@ -103,10 +103,12 @@ def test_inverse_window_keeps_zero_keys_unless_filtered(sc):
 
 
 @settings(max_examples=15, deadline=None)
-@given(st.lists(st.lists(st.tuples(st.sampled_from("abcd"), st.integers(-5, 5)), max_size=6), min_size=1,
+@given(st.lists(st.lists(st.tuples(st.sampled_from("abcd"), st.integers(1, 5)), max_size=6), min_size=1,
                 max_size=10),
        st.integers(5, 8))
 def test_property_inverse_window_equals_full_recompute(sc, inputs, window_batches):
+    # Positive values (counts): a key at 0 has nothing left in the window, so filtering it out is safe. With
+    # mixed signs a filtered key would lose contributions still in the window, in Spark as here.
     n = len(inputs) + 2
     w = window_batches * 0.5
     keep_nonzero = lambda kv: kv[1] != 0  # noqa: E731

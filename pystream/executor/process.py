@@ -1,0 +1,414 @@
+"""The process-pool executor: long-lived worker processes, data through shared memory.
+
+* Workers start once per context from a forkserver (never a fork of the threaded driver) and live until
+  ``stop()``. Task i of every stage runs on worker ``i mod W``, so partition p of a state stream is computed,
+  kept and updated on the same worker batch after batch: state never travels.
+* Task functions are cloudpickled; a worker receives each distinct function once (keyed by digest).
+* Inputs from the driver are record frames written into shared memory; shuffle map outputs are frames in
+  shared memory that reduce tasks decode in place; partitions of persisted RDDs stay in the worker that made
+  them (``BlockRef``) until the driver drops the last reference.
+* A worker that dies is noticed at once (its process sentinel), replaced, and its tasks retried up to
+  ``spark.task.maxFailures`` times (default 4). Partitions it was keeping are lost: a task that needs one
+  fails with StateLostError.
+* ``stop()``, an exception, Ctrl-C or interpreter exit leave no worker and no shared-memory segment behind;
+  if the driver is killed, the workers notice the closed pipe, remove its segments and exit.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import hashlib
+import itertools
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import sys
+import threading
+import weakref
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import cloudpickle
+
+from pystream.errors import StateLostError, TaskFailedError, WorkerLostError
+from pystream.executor import shm
+from pystream.executor.base import Executor
+from pystream.executor.wire import Buckets, read_frame, write_records
+
+logger = logging.getLogger(__name__)
+
+MAX_FAILURES_KEY = "spark.task.maxFailures"
+START_METHOD_KEY = "spark.pystream.executor.startMethod"
+
+_live_executors: weakref.WeakSet = weakref.WeakSet()
+
+
+class BlockRef:
+    """A partition kept in a worker's memory. Dropping the last reference frees it in the worker."""
+
+    __slots__ = ("worker", "incarnation", "block_id", "count", "__weakref__")
+
+    def __init__(self, executor: ProcessExecutor, worker: int, incarnation: int, block_id: int, count: int):
+        self.worker, self.incarnation, self.block_id, self.count = worker, incarnation, block_id, count
+        weakref.finalize(self, executor._free_block, worker, incarnation, block_id)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __repr__(self) -> str:
+        return f"BlockRef(worker={self.worker}, block={self.block_id}, records={self.count})"
+
+
+class _SharedSegment:
+    """Driver-side owner of a segment that workers read; unlinked when the last reference goes."""
+
+    __slots__ = ("name", "__weakref__")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        weakref.finalize(self, shm.unlink, name)
+
+
+class FrameRef:
+    """One frame inside a shared segment (a shuffle bucket, or a large result)."""
+
+    __slots__ = ("segment", "offset", "length")
+
+    def __init__(self, segment: _SharedSegment, offset: int, length: int) -> None:
+        self.segment, self.offset, self.length = segment, offset, length
+
+    def load(self) -> list:
+        return read_frame(self.segment.name, self.offset, self.length)
+
+
+class _WorkerHandle:
+    def __init__(self, index: int, incarnation: int, process: Any, conn: Any) -> None:
+        self.index = index
+        self.incarnation = incarnation
+        self.process = process
+        self.conn = conn
+        self.functions: set[bytes] = set()
+        self.running: dict[int, _Task] = {}
+
+
+class _Task:
+    __slots__ = ("task_id", "split", "data", "attempts", "worker", "keepalive")
+
+    def __init__(self, task_id: int, split: int, data: Any, worker: int) -> None:
+        self.task_id, self.split, self.data, self.worker = task_id, split, data, worker
+        self.attempts = 0
+        self.keepalive: list = []
+
+
+class ProcessExecutor(Executor):
+    """Runs tasks in ``parallelism`` worker processes; see the module docstring for the rules."""
+
+    def __init__(self, parallelism: int, conf: Any = None) -> None:
+        self.parallelism = max(1, int(parallelism))
+        self.max_failures = conf.getInt(MAX_FAILURES_KEY, 4) if conf is not None else 4
+        method = (conf.get(START_METHOD_KEY) if conf is not None else None) or "forkserver"
+        if method not in multiprocessing.get_all_start_methods() or method == "fork":
+            method = "spawn"
+        self._ctx = multiprocessing.get_context(method)
+        if method == "forkserver":
+            self._ctx.set_forkserver_preload(["pystream.executor.worker"])
+        self._pid = os.getpid()
+        self._lock = threading.RLock()
+        self._ids = itertools.count()
+        self._workers: list[_WorkerHandle] = []
+        self._pending_frees: dict[tuple[int, int], list[int]] = {}
+        self._stopped = False
+        self._incarnations = itertools.count()
+        try:
+            for i in range(self.parallelism):
+                self._workers.append(self._start_worker(i))
+        except BaseException:
+            self.stop()
+            raise
+        _live_executors.add(self)
+
+    # -- workers ------------------------------------------------------------------------------------------
+    def _start_worker(self, index: int) -> _WorkerHandle:
+        from pystream.executor.worker import main
+
+        parent, child = self._ctx.Pipe(duplex=True)
+        proc = self._ctx.Process(target=main, args=(child, index, self._pid), name=f"pystream-worker-{index}",
+                                 daemon=True)
+        with _main_hidden():
+            proc.start()
+        child.close()
+        return _WorkerHandle(index, next(self._incarnations), proc, parent)
+
+    @property
+    def worker_pids(self) -> list[int]:
+        """PIDs of the live worker processes (for tests and monitoring)."""
+        return [w.process.pid for w in self._workers if w.process.is_alive()]
+
+    def _replace_worker(self, w: _WorkerHandle) -> _WorkerHandle:
+        logger.warning("worker %d (pid %s) died; starting a replacement", w.index, w.process.pid)
+        try:
+            w.conn.close()
+        except OSError:
+            pass
+        w.process.join(1.0)
+        # What the dead worker wrote and never reported would otherwise stay in /dev/shm.
+        shm.remove_with_prefix(f"{shm.prefix_for(self._pid)}w{w.index}_{w.process.pid}_")
+        new = self._start_worker(w.index)
+        self._workers[w.index] = new
+        return new
+
+    # -- references ---------------------------------------------------------------------------------------
+    def _free_block(self, worker: int, incarnation: int, block_id: int) -> None:
+        # Called from finalizers (any thread, possibly during a run): queue it, send with the next message.
+        self._pending_frees.setdefault((worker, incarnation), []).append(block_id)
+
+    def _flush_frees(self) -> None:
+        if not self._pending_frees:
+            return
+        pending, self._pending_frees = self._pending_frees, {}
+        for (index, incarnation), ids in pending.items():
+            w = self._workers[index] if index < len(self._workers) else None
+            if w is not None and w.incarnation == incarnation and w.process.is_alive():
+                try:
+                    w.conn.send(("free", ids))
+                except OSError:
+                    pass
+
+    def _describe(self, data: Any, worker: _WorkerHandle, keepalive: list) -> tuple:
+        if isinstance(data, BlockRef):
+            if self._workers[data.worker].incarnation != data.incarnation:
+                raise StateLostError(
+                    f"a partition kept by worker {data.worker} was lost when that worker died, and it cannot be "
+                    "rebuilt without a checkpoint")
+            if data.worker == worker.index:
+                return ("block", data.block_id)
+            frame = self._export(data)
+            keepalive.append(frame)
+            return ("frame", frame.segment.name, frame.offset, frame.length)
+        if isinstance(data, FrameRef):
+            keepalive.append(data)
+            return ("frame", data.segment.name, data.offset, data.length)
+        if isinstance(data, Buckets):
+            return ("list", [self._describe(d, worker, keepalive) for d in data])
+        if isinstance(data, tuple) and data and any(isinstance(d, (list, BlockRef, FrameRef)) for d in data):
+            return ("tuple", [self._describe(d, worker, keepalive) for d in data])
+        if isinstance(data, list) and len(data) > 64:
+            seg, n = write_records(data, self._pid, "d")
+            seg.close()
+            owner = _SharedSegment(seg.name)
+            keepalive.append(owner)
+            return ("frame", seg.name, 0, n)
+        return ("obj", data)
+
+    def _export(self, ref: BlockRef) -> FrameRef:
+        """Ask the worker holding ``ref`` to write it into shared memory (a partition needed elsewhere)."""
+        w = self._workers[ref.worker]
+        request = next(self._ids)
+        w.conn.send(("export", request, ref.block_id))
+        while True:
+            msg = self._recv(w)
+            if msg[0] == "exported" and msg[1] == request:
+                desc = msg[2]
+                return FrameRef(_SharedSegment(desc[1]), desc[2], desc[3])
+            if msg[0] == "export-failed" and msg[1] == request:
+                raise StateLostError(f"worker {ref.worker} could not export a kept partition: {msg[2]}")
+            self._early.append((w, msg))
+
+    def _recv(self, w: _WorkerHandle) -> tuple:
+        while True:
+            ready = multiprocessing.connection.wait([w.conn, w.process.sentinel])
+            if w.conn in ready:
+                try:
+                    return w.conn.recv()
+                except (EOFError, OSError):
+                    pass
+            if not w.process.is_alive():
+                raise StateLostError(f"worker {w.index} died while exporting a kept partition")
+
+    # -- running ------------------------------------------------------------------------------------------
+    def run_tasks(self, fn: Callable[[int, Any], Any], inputs: Sequence[Any], *, stage: str = "",
+                  keep: bool = False) -> list[Any]:
+        if self._stopped:
+            raise RuntimeError("the executor has been stopped")
+        if not inputs:
+            return []
+        payload = cloudpickle.dumps(fn)
+        digest = hashlib.blake2b(payload, digest_size=16).digest()
+        out_mode = "buckets" if stage == "shuffle-map" else ("keep" if keep else "ship")
+        with self._lock:
+            self._early: list = []
+            self._flush_frees()
+            tasks = {}
+            for split, data in enumerate(inputs):
+                task = _Task(next(self._ids), split, data, split % self.parallelism)
+                tasks[task.task_id] = task
+            results: dict[int, Any] = {}
+            try:
+                for task in tasks.values():
+                    self._submit(task, digest, payload, out_mode)
+                self._collect(tasks, results, digest, payload, out_mode)
+            except BaseException:
+                for w in self._workers:
+                    w.running.clear()
+                if any(not w.process.is_alive() for w in self._workers):
+                    self._heal()
+                raise
+            return [results[t.task_id] for t in sorted(tasks.values(), key=lambda t: t.split)]
+
+    def _submit(self, task: _Task, digest: bytes, payload: bytes, out_mode: str) -> None:
+        w = self._workers[task.worker]
+        task.keepalive = []
+        desc = self._describe(task.data, w, task.keepalive)
+        if digest not in w.functions:
+            w.conn.send(("fn", digest, payload))
+            w.functions.add(digest)
+        w.conn.send(("task", task.task_id, digest, task.split, desc, out_mode))
+        w.running[task.task_id] = task
+
+    def _collect(self, tasks: dict[int, _Task], results: dict[int, Any], digest: bytes, payload: bytes,
+                 out_mode: str) -> None:
+        while len(results) < len(tasks):
+            early, self._early = self._early, []
+            for w, msg in early:
+                self._handle(w, msg, tasks, results)
+            if len(results) >= len(tasks):
+                break
+            busy = [w for w in self._workers if w.running]
+            waitables: list[Any] = [w.conn for w in busy] + [w.process.sentinel for w in busy]
+            ready = multiprocessing.connection.wait(waitables, timeout=1.0)
+            for w in busy:
+                if w.conn in ready:
+                    try:
+                        msg = w.conn.recv()
+                    except (EOFError, OSError):
+                        msg = None
+                    if msg is not None:
+                        self._handle(w, msg, tasks, results)
+                        continue
+                if w.process.sentinel in ready or not w.process.is_alive():
+                    self._worker_died(w, digest, payload, out_mode)
+
+    def _handle(self, w: _WorkerHandle, msg: tuple, tasks: dict, results: dict) -> None:
+        kind, task_id = msg[0], msg[1]
+        task = w.running.pop(task_id, None)
+        if task is None:
+            return
+        if kind == "done":
+            results[task_id] = self._result(w, msg[2])
+        elif kind == "failed":
+            _, _, type_name, message, tb, blob = msg
+            raise _remote_error(type_name, message, tb, blob, task.split, w.index)
+
+    def _result(self, w: _WorkerHandle, reply: tuple) -> Any:
+        kind = reply[0]
+        if kind == "block":
+            return BlockRef(self, w.index, w.incarnation, reply[1], reply[2])
+        if kind == "buckets":
+            seg = _SharedSegment(reply[1])
+            return [FrameRef(seg, off, length) for off, length in reply[2]]
+        if kind == "frame":
+            seg = _SharedSegment(reply[1])
+            return FrameRef(seg, reply[2], reply[3]).load()
+        return reply[1]
+
+    def _worker_died(self, w: _WorkerHandle, digest: bytes, payload: bytes, out_mode: str) -> None:
+        lost = list(w.running.values())
+        new = self._replace_worker(w)
+        for task in lost:
+            task.attempts += 1
+            if task.attempts >= self.max_failures:
+                raise WorkerLostError(
+                    f"task {task.split} failed {task.attempts} times: its worker process died each time "
+                    f"(last exit code {w.process.exitcode})")
+            logger.warning("retrying task %d on a new worker %d (attempt %d)", task.split, new.index,
+                           task.attempts + 1)
+            self._submit(task, digest, payload, out_mode)
+
+    def _heal(self) -> None:
+        for i, w in enumerate(list(self._workers)):
+            if not w.process.is_alive():
+                self._replace_worker(w)
+
+    # -- lifecycle ----------------------------------------------------------------------------------------
+    def stop(self) -> None:
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+            workers, self._workers = self._workers, []
+        for w in workers:
+            try:
+                w.conn.send(("stop",))
+            except OSError:
+                pass
+        for w in workers:
+            w.process.join(2.0)
+            if w.process.is_alive():
+                w.process.terminate()
+                w.process.join(2.0)
+            if w.process.is_alive():
+                w.process.kill()
+                w.process.join()
+            try:
+                w.conn.close()
+            except OSError:
+                pass
+        shm.remove_with_prefix(shm.prefix_for(self._pid))
+
+
+@contextlib.contextmanager
+def _main_hidden():
+    """Start workers without re-importing the driver's __main__ in them.
+
+    multiprocessing would otherwise run the user's script again in every worker, which breaks pyspark-style
+    scripts that have no ``if __name__ == "__main__"`` guard. Workers need nothing from __main__: task
+    functions arrive cloudpickled, and cloudpickle carries __main__'s functions by value.
+    """
+    main = sys.modules.get("__main__")
+    saved = {k: main.__dict__[k] for k in ("__spec__", "__file__") if main is not None and k in main.__dict__}
+    try:
+        if main is not None:
+            main.__dict__["__spec__"] = None
+            main.__dict__.pop("__file__", None)
+        yield
+    finally:
+        if main is not None:
+            main.__dict__.update(saved)
+            if "__spec__" not in saved:
+                main.__dict__.pop("__spec__", None)
+
+
+def _remote_error(type_name: str, message: str, tb: str, blob: bytes | None, split: int, worker: int
+                  ) -> BaseException:
+    header = f"task {split} failed in worker {worker}: {type_name}: {message}"
+    if blob is not None:
+        try:
+            exc = cloudpickle.loads(blob)
+        except Exception:
+            exc = None
+        if isinstance(exc, BaseException):
+            exc.__cause__ = _RemoteTraceback(tb)
+            return exc
+    return TaskFailedError(header, tb)
+
+
+class _RemoteTraceback(Exception):
+    """The worker-side traceback of a task's exception (shown as the exception's cause)."""
+
+    def __init__(self, tb: str) -> None:
+        super().__init__(tb)
+        self.tb = tb
+
+    def __str__(self) -> str:
+        return f'\n"""\n{self.tb}"""'
+
+
+@atexit.register
+def _stop_all() -> None:
+    for executor in list(_live_executors):
+        try:
+            executor.stop()
+        except Exception:  # pragma: no cover - best effort at exit
+            pass

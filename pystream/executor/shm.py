@@ -1,0 +1,99 @@
+"""POSIX shared-memory segments owned by pystream.
+
+Segments are named ``ps_<driver pid>_<owner>_<n>`` so that everything one driver made can be found and removed:
+by the driver at stop, by the driver for a worker that died, and by the workers themselves if the driver dies.
+multiprocessing.shared_memory is not used because in Python 3.11 every attach registers the segment with a
+resource tracker that unlinks it (and warns) when the attaching process exits.
+"""
+
+from __future__ import annotations
+
+import itertools
+import mmap
+import os
+import threading
+
+try:
+    import _posixshmem
+except ImportError:  # pragma: no cover - non-POSIX
+    _posixshmem = None
+
+SHM_DIR = "/dev/shm"
+_counter = itertools.count()
+_lock = threading.Lock()
+
+
+def prefix_for(driver_pid: int) -> str:
+    return f"ps_{driver_pid}_"
+
+
+def new_name(driver_pid: int, owner: str) -> str:
+    with _lock:
+        n = next(_counter)
+    return f"{prefix_for(driver_pid)}{owner}_{os.getpid()}_{n}"
+
+
+class Segment:
+    """A mapped shared-memory segment; ``unlink()`` removes the name, ``close()`` the mapping."""
+
+    __slots__ = ("name", "size", "_mm", "_owner", "__weakref__")
+
+    def __init__(self, name: str, size: int, mm: mmap.mmap, owner: bool) -> None:
+        self.name, self.size, self._mm, self._owner = name, size, mm, owner
+
+    @classmethod
+    def create(cls, name: str, size: int) -> Segment:
+        size = max(int(size), 1)
+        fd = _posixshmem.shm_open("/" + name, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
+        try:
+            os.ftruncate(fd, size)
+            mm = mmap.mmap(fd, size)
+        except BaseException:
+            os.close(fd)
+            _posixshmem.shm_unlink("/" + name)
+            raise
+        os.close(fd)
+        return cls(name, size, mm, True)
+
+    @classmethod
+    def attach(cls, name: str) -> Segment:
+        fd = _posixshmem.shm_open("/" + name, os.O_RDWR, 0o600)
+        try:
+            size = os.fstat(fd).st_size
+            mm = mmap.mmap(fd, size)
+        finally:
+            os.close(fd)
+        return cls(name, size, mm, False)
+
+    @property
+    def buf(self) -> memoryview:
+        return memoryview(self._mm)
+
+    def close(self) -> None:
+        mm, self._mm = self._mm, None
+        if mm is not None:
+            try:
+                mm.close()
+            except BufferError:  # a view is still exported; the mapping goes with the last view
+                pass
+
+    def unlink(self) -> None:
+        unlink(self.name)
+
+
+def unlink(name: str) -> None:
+    try:
+        _posixshmem.shm_unlink("/" + name)
+    except FileNotFoundError:
+        pass
+
+
+def remove_with_prefix(prefix: str) -> list[str]:
+    """Unlink every segment whose name starts with ``prefix``; return the names removed."""
+    try:
+        names = [n for n in os.listdir(SHM_DIR) if n.startswith(prefix)]
+    except FileNotFoundError:  # pragma: no cover - no /dev/shm
+        return []
+    for n in names:
+        unlink(n)
+    return names

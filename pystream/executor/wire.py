@@ -1,0 +1,100 @@
+"""How task inputs and outputs cross process boundaries: record frames in shared memory, by reference.
+
+A description is a small tuple sent over the worker's pipe:
+
+* ``("obj", value)``: a small value, pickled with the message;
+* ``("frame", name, offset, length)``: a list of records encoded as a frame inside segment ``name``;
+* ``("block", block_id)``: a partition kept in the receiving worker's memory (no copy at all);
+* ``("list", [desc, ...])`` / ``("tuple", [desc, ...])``: containers of the above (a reduce task's buckets,
+  a zip task's partitions).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pystream import frames
+from pystream.executor import shm
+
+#: Lists shorter than this travel inside the pipe message; longer ones as a frame in shared memory.
+INLINE_LIMIT = 256
+
+
+class Buckets(list):
+    """The inputs of one reduce task: one bucket (list of records or a reference) per map task."""
+
+    __slots__ = ()
+
+
+def write_frames(lists: list[list], driver_pid: int, owner: str) -> tuple[shm.Segment, list[tuple[int, int]]]:
+    """Encode each list as one frame, all in one new segment; return it and each frame's (offset, length)."""
+    encoded = [frames.encode(records) for records in lists]
+    total = sum(len(e) for e in encoded)
+    seg = shm.Segment.create(shm.new_name(driver_pid, owner), total)
+    try:
+        view = seg.buf
+        spans = []
+        pos = 0
+        for e in encoded:
+            view[pos:pos + len(e)] = e
+            spans.append((pos, len(e)))
+            pos += len(e)
+        view.release()
+    except BaseException:
+        seg.close()
+        seg.unlink()
+        raise
+    return seg, spans
+
+
+def write_records(records: list, driver_pid: int, owner: str) -> tuple[shm.Segment, int]:
+    """Encode ``records`` straight into a new segment (no intermediate bytes); return it and the frame length."""
+    # A frame is never larger than this bound for the types frames store inline; pickled objects may be, so
+    # fall back to encode() when encode_into reports an overflow.
+    try:
+        size = 64 + sum(_estimate(r) for r in records[:64]) * max(1, len(records)) // max(1, min(64, len(records)))
+    except Exception:
+        size = 0
+    size = max(size * 2, 4096)
+    seg = shm.Segment.create(shm.new_name(driver_pid, owner), size)
+    try:
+        view = seg.buf
+        try:
+            n = frames.encode_into(records, view)
+        finally:
+            view.release()
+        return seg, n
+    except ValueError:
+        seg.close()
+        seg.unlink()
+        segs, spans = write_frames([records], driver_pid, owner)
+        return segs, spans[0][1]
+    except BaseException:
+        seg.close()
+        seg.unlink()
+        raise
+
+
+def _estimate(record: Any) -> int:
+    if isinstance(record, (str, bytes)):
+        return len(record) * 4 + 16
+    if isinstance(record, tuple):
+        return 8 + sum(_estimate(x) for x in record)
+    return 32
+
+
+def read_frame(name: str, offset: int, length: int) -> list:
+    """Decode one frame of a segment into records, then drop the mapping (the records own their memory)."""
+    seg = shm.Segment.attach(name)
+    try:
+        view = seg.buf
+        try:
+            part = view[offset:offset + length]
+            try:
+                return frames.decode(part)
+            finally:
+                part.release()
+        finally:
+            view.release()
+    finally:
+        seg.close()

@@ -1,0 +1,138 @@
+"""The worker process: runs tasks sent by the driver, keeps partitions it is told to keep.
+
+A worker is long-lived. Task functions arrive once (cloudpickled, keyed by digest) and are reused by every
+later task; data arrives as references to frames in shared memory or to partitions the worker already holds.
+When the driver goes away (its end of the pipe closes), the worker removes every shared-memory segment of
+that driver and exits, so nothing outlives a crashed driver.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import sys
+import traceback
+from typing import Any
+
+import cloudpickle
+
+from pystream.executor import shm
+from pystream.executor.wire import INLINE_LIMIT, Buckets, read_frame, write_frames
+
+
+class Worker:
+    def __init__(self, conn: Any, index: int, driver_pid: int) -> None:
+        self.conn = conn
+        self.index = index
+        self.driver_pid = driver_pid
+        self.owner = f"w{index}"
+        self.functions: dict[bytes, Any] = {}
+        self.blocks: dict[int, Any] = {}
+        self.next_block = 0
+
+    # -- inputs -------------------------------------------------------------------------------------------
+    def resolve(self, desc: tuple) -> Any:
+        kind = desc[0]
+        if kind == "obj":
+            return desc[1]
+        if kind == "frame":
+            return read_frame(desc[1], desc[2], desc[3])
+        if kind == "block":
+            return self.blocks[desc[1]]
+        if kind == "list":
+            return Buckets(self.resolve(d) for d in desc[1])
+        if kind == "tuple":
+            return tuple(self.resolve(d) for d in desc[1])
+        raise ValueError(f"unknown input description {kind!r}")
+
+    # -- outputs ------------------------------------------------------------------------------------------
+    def keep(self, value: Any) -> tuple:
+        block_id = self.next_block
+        self.next_block += 1
+        self.blocks[block_id] = value
+        return ("block", block_id, len(value) if isinstance(value, list) else 1)
+
+    def ship(self, value: Any) -> tuple:
+        if isinstance(value, list) and len(value) > INLINE_LIMIT:
+            seg, spans = write_frames([value], self.driver_pid, self.owner)
+            seg.close()
+            return ("frame", seg.name, spans[0][0], spans[0][1])
+        return ("obj", value)
+
+    def ship_buckets(self, buckets: list[list]) -> tuple:
+        seg, spans = write_frames(buckets, self.driver_pid, self.owner)
+        seg.close()
+        return ("buckets", seg.name, spans)
+
+    # -- loop ---------------------------------------------------------------------------------------------
+    def run(self) -> None:
+        conn = self.conn
+        kind = None
+        while True:
+            try:
+                msg = conn.recv()
+            except (EOFError, OSError):
+                break
+            kind = msg[0]
+            if kind == "task":
+                self.run_task(*msg[1:])
+            elif kind == "fn":
+                self.functions[msg[1]] = cloudpickle.loads(msg[2])
+            elif kind == "free":
+                for block_id in msg[1]:
+                    self.blocks.pop(block_id, None)
+            elif kind == "export":
+                self.export(msg[1], msg[2])
+            elif kind == "stop":
+                break
+        # The driver is gone or done: whatever it left in shared memory goes too.
+        if kind != "stop":
+            shm.remove_with_prefix(shm.prefix_for(self.driver_pid))
+
+    def export(self, request_id: int, block_id: int) -> None:
+        try:
+            seg, spans = write_frames([self.blocks[block_id]], self.driver_pid, self.owner)
+            seg.close()
+            self.conn.send(("exported", request_id, ("frame", seg.name, spans[0][0], spans[0][1])))
+        except BaseException as exc:  # a missing block or a failed write: the driver decides
+            self.conn.send(("export-failed", request_id, f"{type(exc).__name__}: {exc}"))
+
+    def run_task(self, task_id: int, digest: bytes, split: int, desc: tuple, out_mode: str) -> None:
+        try:
+            fn = self.functions[digest]
+            data = self.resolve(desc)
+            result = fn(split, data)
+            if out_mode == "keep":
+                reply = self.keep(result if isinstance(result, list) else list(result))
+            elif out_mode == "buckets":
+                reply = self.ship_buckets(result)
+            else:
+                reply = self.ship(result)
+            del data, result
+            self.conn.send(("done", task_id, reply))
+        except BaseException as exc:
+            tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+            try:
+                blob = cloudpickle.dumps(exc)
+                pickle.loads(blob)
+            except Exception:
+                blob = None
+            self.conn.send(("failed", task_id, type(exc).__name__, str(exc), tb, blob))
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+
+
+def main(conn: Any, index: int, driver_pid: int) -> None:
+    """Entry point of a worker process."""
+    # Ctrl-C in a terminal reaches the whole process group; the driver decides how workers end.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        Worker(conn, index, driver_pid).run()
+    finally:
+        try:
+            conn.close()
+        except OSError:
+            pass
+        sys.stdout.flush()
+        os._exit(0)
