@@ -162,7 +162,7 @@ class SparkContext:
             raise
 
     def _make_executor(self):
-        kind = (self._conf.get(EXECUTOR_KEY) or "inprocess").lower()
+        kind = (self._conf.get(EXECUTOR_KEY) or "process").lower()
         if kind == "inprocess":
             from pystream.executor.inprocess import InProcessExecutor
 
@@ -247,6 +247,7 @@ class SparkContext:
         """Return an RDD with no partitions and no elements."""
         from pystream.rdd import ParallelCollectionRDD
 
+        self._check_alive()
         return ParallelCollectionRDD(self, [])
 
     def range(self, start: int, end: int | None = None, step: int = 1, numSlices: int | None = None):
@@ -257,6 +258,7 @@ class SparkContext:
 
     def textFile(self, name: str, minPartitions: int | None = None, use_unicode: bool = True):
         """Return an RDD of the lines of a text file, or of every non-hidden file of a directory."""
+        self._check_alive()
         paths = [name]
         if os.path.isdir(name):
             paths = sorted(os.path.join(name, f) for f in os.listdir(name) if not f.startswith((".", "_")))
@@ -271,6 +273,7 @@ class SparkContext:
         """Return the union of a list of RDDs (partitions of each, in order)."""
         from pystream.rdd import UnionRDD
 
+        self._check_alive()
         rdds = list(rdds)
         if not rdds:
             raise ValueError("union needs at least one RDD")
@@ -278,6 +281,7 @@ class SparkContext:
 
     def broadcast(self, value: Any) -> Broadcast:
         """Return a read-only Broadcast wrapper of ``value``."""
+        self._check_alive()
         return Broadcast(value)
 
     # -- lifecycle ----------------------------------------------------------------------------------------

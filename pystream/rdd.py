@@ -93,6 +93,7 @@ class RDD:
         self._cached: list[list] | None = None
         self._id = next(_rdd_ids)
         self._name: str | None = None
+        self._lineage_cut = False
 
     # -- plumbing -----------------------------------------------------------------------------------------
     @property
@@ -123,6 +124,11 @@ class RDD:
         """Materialise every partition (cached when persisted)."""
         if self._cached is not None:
             return self._cached
+        if self._lineage_cut:
+            from pystream.errors import StateLostError
+
+            raise StateLostError(f"{self!r} dropped its partitions after its lineage was truncated; "
+                                 "it cannot be recomputed")
         parts = self._do_compute()
         if self._persisted:
             self._cached = parts
@@ -159,6 +165,19 @@ class RDD:
     @property
     def is_cached(self) -> bool:
         return self._persisted
+
+    def _truncate_lineage(self) -> None:
+        """Forget the parents of a persisted RDD that holds its partitions, as a checkpoint would.
+
+        State streams call this every batch: otherwise each state RDD would keep the previous one, and with
+        it every batch ever received, alive.
+        """
+        if self._cached is None:
+            return
+        self._lineage_cut = True
+        for attr in ("_prev", "_rdds", "_func", "_aggregator"):
+            if attr in self.__dict__:
+                setattr(self, attr, None)
 
     def checkpoint(self) -> None:
         """Materialise and keep this RDD, cutting its lineage."""

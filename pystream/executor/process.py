@@ -239,6 +239,7 @@ class ProcessExecutor(Executor):
         out_mode = "buckets" if stage == "shuffle-map" else ("keep" if keep else "ship")
         with self._lock:
             self._early: list = []
+            self._heal()  # a worker that died between stages is replaced before anything is sent to it
             self._flush_frees()
             tasks = {}
             for split, data in enumerate(inputs):
@@ -261,11 +262,15 @@ class ProcessExecutor(Executor):
         w = self._workers[task.worker]
         task.keepalive = []
         desc = self._describe(task.data, w, task.keepalive)
-        if digest not in w.functions:
-            w.conn.send(("fn", digest, payload))
-            w.functions.add(digest)
-        w.conn.send(("task", task.task_id, digest, task.split, desc, out_mode))
         w.running[task.task_id] = task
+        try:
+            if digest not in w.functions:
+                w.conn.send(("fn", digest, payload))
+                w.functions.add(digest)
+            w.conn.send(("task", task.task_id, digest, task.split, desc, out_mode))
+        except OSError:
+            # The worker died under us; the sentinel will report it and the task is retried.
+            pass
 
     def _collect(self, tasks: dict[int, _Task], results: dict[int, Any], digest: bytes, payload: bytes,
                  out_mode: str) -> None:

@@ -89,6 +89,7 @@ class DStreamGraph:
         for rdd in rdds:
             if rdd is not None:
                 rdd._compute()
+                rdd._truncate_lineage()
 
     def clear_metadata(self, t: int) -> None:
         with self.lock:

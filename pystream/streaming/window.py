@@ -54,6 +54,7 @@ class ReducedWindowedDStream(DStream):
         self._must_checkpoint = True
         self._persisted = True
         reduced.persist()
+        self._ssc._graph.add_stateful_stream(self)
 
     def _parent_remember_ms(self) -> int:
         assert self._remember_ms is not None

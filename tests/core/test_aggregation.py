@@ -1,0 +1,517 @@
+"""AggTable and the numpy group-by-sums against plain-Python references."""
+
+from __future__ import annotations
+
+import copy
+import decimal
+import math
+import operator
+import pickle
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pystream._core.aggregation import AggTable, sum_by_key_f64, sum_by_key_i64
+from pystream.errors import IllegalStateError
+
+I64_MAX = 2**63 - 1
+I64_MIN = -(2**63)
+
+
+def add_lambda(a, b):
+    return a + b
+
+
+def norm(x):
+    """Comparable form that tells 1 from 1.0 from True and -0.0 from 0.0, and equates NaNs."""
+    if isinstance(x, float):
+        return ("float", repr(x))
+    if isinstance(x, tuple):
+        return ("tuple", tuple(norm(i) for i in x))
+    if isinstance(x, list):
+        return ("list", [norm(i) for i in x])
+    return (type(x).__name__, x)
+
+
+def norm_items(items):
+    return [(norm(k), norm(v)) for k, v in items]
+
+
+def reference(pairs, fn, d=None):
+    """dict-based reduce, left to right; returns (items, exception type or None)."""
+    d = {} if d is None else d
+    try:
+        for k, v in pairs:
+            d[k] = fn(d[k], v) if k in d else v
+    except Exception as exc:  # noqa: BLE001 - compared against the table's
+        return list(d.items()), type(exc)
+    return list(d.items()), None
+
+
+def run_table(table, pairs):
+    try:
+        table.update(pairs)
+    except Exception as exc:  # noqa: BLE001
+        return table.items(), type(exc)
+    return table.items(), None
+
+
+REDUCERS = {
+    "add": operator.add,
+    "lambda": lambda a, b: a + b,
+    "def": add_lambda,
+    "min": min,
+    "max": max,
+    "mul": lambda a, b: a * b,
+}
+
+keys_st = st.sampled_from([1, 1.0, True, 0, 0.0, False, -1, "a", "b", "", (1, 2), None, 2**70, "ключ"])
+int_st = st.one_of(
+    st.integers(-10, 10),
+    st.integers(I64_MIN, I64_MAX),
+    st.sampled_from([I64_MAX, I64_MIN, I64_MAX - 1, I64_MIN + 1, 2**63, -(2**63) - 1, 2**100]),
+    st.integers(),
+)
+float_st = st.floats(allow_nan=True, allow_infinity=True)
+num_st = st.one_of(int_st, float_st, st.booleans())
+value_st = st.one_of(num_st, st.text(max_size=3))
+
+
+@pytest.mark.parametrize("name", sorted(REDUCERS))
+@settings(max_examples=150, deadline=None)
+@given(pairs=st.lists(st.tuples(keys_st, num_st), max_size=40))
+def test_numbers_match_python(name, pairs):
+    fn = REDUCERS[name]
+    want, want_exc = reference(pairs, fn)
+    got, got_exc = run_table(AggTable(fn), pairs)
+    assert got_exc is want_exc
+    assert norm_items(got) == norm_items(want)
+
+
+# mul is left out: "ab" * 2**62 would try to allocate the product.
+@pytest.mark.parametrize("name", sorted(set(REDUCERS) - {"mul"}))
+@settings(max_examples=150, deadline=None)
+@given(pairs=st.lists(st.tuples(keys_st, value_st), max_size=40))
+def test_mixed_values_match_python_including_errors(name, pairs):
+    fn = REDUCERS[name]
+    want, want_exc = reference(pairs, fn)
+    table = AggTable(fn)
+    got, got_exc = run_table(table, pairs)
+    assert got_exc is want_exc
+    assert norm_items(got) == norm_items(want)
+    # Still usable after a user-visible error.
+    table.update([("zz", 1)])
+    assert "zz" in table
+
+
+@pytest.mark.parametrize("name", ["add", "min", "max", "mul"])
+@settings(max_examples=100, deadline=None)
+@given(a=st.lists(st.tuples(keys_st, num_st), max_size=25), b=st.lists(st.tuples(keys_st, num_st), max_size=25))
+def test_merge_matches_reduce_of_partials(name, a, b):
+    fn = REDUCERS[name]
+    ra, ea = reference(a, fn)
+    rb, eb = reference(b, fn)
+    if ea or eb:
+        return
+    want, want_exc = reference(rb, fn, dict(ra))
+    ta, tb = AggTable(fn), AggTable(fn)
+    ta.update(a)
+    tb.update(b)
+    try:
+        ta.merge(tb)
+    except Exception as exc:  # noqa: BLE001
+        assert type(exc) is want_exc
+        return
+    assert want_exc is None
+    assert norm_items(ta.items()) == norm_items(want)
+    assert norm_items(tb.items()) == norm_items(rb)  # other is untouched
+
+
+@settings(max_examples=100, deadline=None)
+@given(a=st.lists(st.tuples(keys_st, int_st), max_size=30), b=st.lists(st.tuples(keys_st, int_st), max_size=30))
+def test_int_merge_equals_single_update(a, b):
+    ta, tb, whole = AggTable(operator.add), AggTable(operator.add), AggTable(operator.add)
+    ta.update(a)
+    tb.update(b)
+    ta.merge(tb)
+    whole.update(a + b)
+    assert norm_items(ta.items()) == norm_items(whole.items())
+
+
+@pytest.mark.parametrize("inverse", [operator.sub, lambda a, b: a - b, lambda x, y: x - y + 0])
+@settings(max_examples=100, deadline=None)
+@given(a=st.lists(st.tuples(keys_st, int_st), max_size=30), b=st.lists(st.tuples(keys_st, int_st), max_size=30))
+def test_subtract_after_merge_restores(inverse, a, b):
+    t = AggTable(operator.add, inverse)
+    t.update(a + b[:1])
+    before = norm_items(t.items())
+    window = AggTable(operator.add)
+    window.update([(k, v) for k, v in b if k in t])
+    t.merge(window)
+    t.subtract(window)
+    assert norm_items(t.items()) == before
+
+
+def test_sum_semantics_and_order():
+    t = AggTable(operator.add)
+    t.update([("b", 1), (1, 2), ("a", 1.5), (1.0, 3), (True, 4), ("b", 2.5), ("a", 2)])
+    assert t.items() == [("b", 3.5), (1, 9), ("a", 3.5)]
+    assert type(t.keys()[1]) is int  # the first-inserted key object is kept, as in dict
+    assert [type(v) for v in t.values()] == [float, int, float]
+
+
+def test_overflow_is_exact():
+    t = AggTable(operator.add)
+    t.update([("k", I64_MAX), ("k", 1)])
+    assert t["k"] == 2**63 and type(t["k"]) is int
+    t.update([("k", -2)])  # back inside int64
+    assert t["k"] == I64_MAX - 1
+    t.update([("n", I64_MIN), ("n", -1), ("n", -(2**64))])
+    assert t["n"] == I64_MIN - 1 - 2**64
+    c = AggTable.counter()
+    c[("x",)] = I64_MAX
+    c.update_keys([("x",)])
+    assert c[("x",)] == 2**63
+    s = AggTable(operator.add, operator.sub)
+    s.update([("k", I64_MIN)])
+    o = AggTable(operator.add)
+    o.update([("k", 1)])
+    s.subtract(o)
+    assert s["k"] == I64_MIN - 1
+
+
+def test_bool_and_min_max_identity():
+    t = AggTable(operator.add)
+    t.update([("a", True), ("a", True), ("b", True)])
+    assert t.items() == [("a", 2), ("b", True)] and t["b"] is True
+    m = AggTable(min)
+    m.update([("a", True), ("a", 1), ("b", 1), ("b", True), ("c", 1.0), ("c", 1)])
+    assert m["a"] is True and type(m["b"]) is int and type(m["c"]) is float
+    nan = float("nan")
+    for fn in (min, max):
+        for seq in ([nan, 1.0], [1.0, nan], [0.0, -0.0], [-0.0, 0.0], [2, 2.0], [2.0, 2]):
+            t = AggTable(fn)
+            t.update([("k", v) for v in seq])
+            assert norm(t["k"]) == norm(fn(*seq))
+
+
+def test_strings_decimals_lists():
+    t = AggTable(lambda a, b: a + b)
+    t.update([("s", "ab"), ("s", "c"), ("d", decimal.Decimal("0.1")), ("d", decimal.Decimal("0.2")),
+              ("l", [1]), ("l", [2])])
+    assert t.items() == [("s", "abc"), ("d", decimal.Decimal("0.3")), ("l", [1, 2])]
+
+
+def test_generic_function_and_combiner():
+    t = AggTable(lambda a, b: a * b)
+    t.update([("a", 2), ("b", 3), ("a", 5), ("a", 2**62)])
+    assert t.items() == [("a", 10 * 2**62), ("b", 3)]
+    c = AggTable.combiner(lambda v: [v], lambda acc, v: acc + [v], lambda x, y: x + y)
+    c.update([("a", 1), ("b", 2), ("a", 3)])
+    d = AggTable.combiner(lambda v: [v], lambda acc, v: acc + [v], lambda x, y: x + y)
+    d.update([("b", 4), ("c", 5)])
+    c.merge(d)
+    assert c.items() == [("a", [1, 3]), ("b", [2, 4]), ("c", [5])]
+
+
+def test_user_exception_propagates_and_table_stays_usable():
+    class Boom(Exception):
+        pass
+
+    def reducer(a, b):
+        if b == 13:
+            raise Boom("13")
+        return a + b
+
+    t = AggTable(reducer)
+    with pytest.raises(Boom):
+        t.update([("a", 1), ("a", 2), ("a", 13), ("a", 100)])
+    assert t.items() == [("a", 3)]
+    t.update([("a", 4)])
+    assert t["a"] == 7
+
+    def create(v):
+        if v < 0:
+            raise Boom("negative")
+        return [v]
+
+    c = AggTable.combiner(create, lambda acc, v: acc + [v], operator.add)
+    with pytest.raises(Boom):
+        c.update([("x", 1), ("y", -1)])
+    assert c.items() == [("x", [1])] and "y" not in c
+
+
+def test_unhashable_key_and_bad_records():
+    t = AggTable(operator.add)
+    with pytest.raises(TypeError, match="unhashable"):
+        t.update([("a", 1), ([1], 2)])
+    assert t.items() == [("a", 1)]
+    with pytest.raises(TypeError, match="record 1 is not a"):
+        t.update([("a", 1), 5])
+    with pytest.raises(TypeError, match="record 0 is not a"):
+        t.update([("a", 1, 2)])
+    t.update([["b", 1], ("b", 2)])  # any pair-like sequence
+    t.update(iter([("c", 1)]))
+    assert t.to_dict() == {"a": 2, "b": 3, "c": 1}
+    with pytest.raises(TypeError):
+        t.update_keys([{}])
+    with pytest.raises(TypeError):
+        AggTable(5)
+
+
+def test_eq_raising_key_propagates():
+    class K:
+        def __hash__(self):
+            return 1
+
+        def __eq__(self, other):
+            raise ValueError("no eq")
+
+    t = AggTable(operator.add)
+    t.update([(K(), 1)])
+    with pytest.raises(ValueError, match="no eq"):
+        t.update([(K(), 2)])
+    assert len(t) == 1
+
+
+def test_reentrant_mutation_is_refused():
+    t = AggTable(operator.add)
+
+    def reducer(a, b):
+        t.update([("other", 1)])
+        return a + b
+
+    g = AggTable(reducer)
+    t = g
+    g.update([("k", 1)])
+    with pytest.raises(IllegalStateError):
+        g.update([("k", 2)])
+    assert g.items() == [("k", 1)]
+
+
+def test_subtract_requirements():
+    t = AggTable(operator.add)
+    t.update([("a", 1)])
+    with pytest.raises(ValueError, match="inverse"):
+        t.subtract(t)
+    t = AggTable(operator.add, operator.sub)
+    t.update([("a", 5), ("b", 1.5)])
+    o = AggTable(operator.add)
+    o.update([("a", 5), ("missing", 1)])
+    with pytest.raises(KeyError, match="missing"):
+        t.subtract(o)
+    assert t.items() == [("a", 5), ("b", 1.5)]  # nothing applied
+    o = AggTable(operator.add)
+    o.update([("a", 5), ("b", 1)])
+    t.subtract(o)
+    assert t.items() == [("a", 0), ("b", 0.5)]  # zeros stay
+    with pytest.raises(ValueError, match="different reducers"):
+        t.merge(AggTable(min))
+    with pytest.raises(TypeError):
+        t.merge({"a": 1})
+
+
+def test_counter_matches_collections_counter():
+    import collections
+
+    keys = ["x", 1, 1.0, True, "y", "x", None, (1,), "x"] * 50
+    c = AggTable.counter()
+    c.update_keys(keys)
+    assert c.items() == list(collections.Counter(keys).items())
+    c.update_keys(iter(["x"]))
+    assert c["x"] == 151
+
+
+def test_mapping_api():
+    t = AggTable(operator.add)
+    t.update([(i, i) for i in range(100)])
+    assert len(t) == 100 and 5 in t and 500 not in t and t.get(500, "d") == "d"
+    assert t.pop(5) == 5 and 5 not in t and t.pop(5, None) is None
+    del t[6]
+    with pytest.raises(KeyError):
+        del t[6]
+    with pytest.raises(KeyError):
+        t[6]
+    t[6] = "six"
+    assert t.keys()[-1] == 6 and t[6] == "six"
+    for i in range(7, 90):
+        del t[i]
+    t.update([(i, 1) for i in range(1000, 1100)])  # exercises compaction after many pops
+    assert t.keys() == [0, 1, 2, 3, 4, 90, 91, 92, 93, 94, 95, 96, 97, 98, 99, 6] + list(range(1000, 1100))
+    assert list(t) == t.keys() and t.values() == [v for _, v in t.items()]
+    c = t.copy()
+    c.update([(0, 10)])
+    assert t[0] == 0 and c[0] == 10 and copy.copy(t).items() == t.items()
+    t.clear()
+    assert len(t) == 0 and t.items() == []
+    t.update([("a", 1)])
+    assert t.items() == [("a", 1)]
+    for k in list(t):
+        t.pop(k)
+    assert len(t) == 0
+    assert "AggTable" in repr(t)
+
+
+def _singleton(v):
+    return [v]
+
+
+def _append(acc, v):
+    return acc + [v]
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: AggTable(operator.add),
+        lambda: AggTable(lambda a, b: a + b, lambda a, b: a - b),  # pickles as operator.add / sub
+        lambda: AggTable(min),
+        lambda: AggTable.counter(),
+        lambda: AggTable.combiner(_singleton, _append, operator.add),
+    ],
+)
+def test_pickle_round_trip(make):
+    t = make()
+    t.update([("a", 1), ("b", 2**80), ("a", 2.5), ((1, "x"), -3), ("c", True), ("gone", 0)])
+    t.pop("gone")
+    u = pickle.loads(pickle.dumps(t))
+    assert norm_items(u.items()) == norm_items(t.items())
+    u.update([("a", 1)])
+    w = make()
+    w.update([("a", 1)])
+    t.merge(w)
+    assert norm_items(u.items()) == norm_items(t.items())  # same behaviour after the round trip
+
+
+def test_many_keys_grow_and_collide():
+    class Same:
+        def __init__(self, v):
+            self.v = v
+
+        def __hash__(self):
+            return 42
+
+        def __eq__(self, other):
+            return isinstance(other, Same) and self.v == other.v
+
+    t = AggTable(operator.add)
+    t.update([(Same(i % 50), 1) for i in range(500)])
+    assert len(t) == 50 and set(t.values()) == {10}
+    big = AggTable(operator.add)
+    big.update([(i * 1_000_003, i) for i in range(50_000)])
+    big.update([(i * 1_000_003, 1) for i in range(50_000)])
+    assert big.items() == [(i * 1_000_003, i + 1) for i in range(50_000)]
+
+
+# ---- numpy ---------------------------------------------------------------------------------------
+
+
+def np_reference(keys, values):
+    d = {}
+    for k, v in zip(keys.tolist(), values.tolist()):
+        d[k] = d[k] + v if k in d else v
+    return list(d.keys()), list(d.values())
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    data=st.lists(
+        st.tuples(st.integers(-3, 3) | st.integers(I64_MIN, I64_MAX), st.integers(I64_MIN, I64_MAX) | st.integers(-5, 5)),
+        max_size=60,
+    )
+)
+def test_sum_by_key_i64_matches_python(data):
+    keys = np.array([k for k, _ in data], dtype=np.int64)
+    values = np.array([v for _, v in data], dtype=np.int64)
+    uk, sums = sum_by_key_i64(keys, values)
+    rk, rs = np_reference(keys, values)
+    assert uk.dtype == np.int64 and uk.tolist() == rk
+    assert sums.tolist() == rs
+    if all(I64_MIN <= s <= I64_MAX for s in rs):
+        assert sums.dtype == np.int64
+    else:
+        assert sums.dtype == object and all(type(s) is int for s in sums)
+
+
+def test_sum_by_key_i64_overflow_and_edges():
+    keys = np.array([1, 2, 1, 1], dtype=np.int64)
+    values = np.array([I64_MAX, 5, I64_MAX, I64_MAX], dtype=np.int64)
+    uk, sums = sum_by_key_i64(keys, values)
+    assert uk.tolist() == [1, 2] and sums.dtype == object and sums.tolist() == [3 * I64_MAX, 5]
+    uk, sums = sum_by_key_i64(np.array([7, 7], np.int64), np.array([I64_MIN, I64_MIN], np.int64))
+    assert sums.tolist() == [2 * I64_MIN]
+    uk, sums = sum_by_key_i64(np.empty(0, np.int64), np.empty(0, np.int64))
+    assert uk.shape == (0,) and sums.shape == (0,) and sums.dtype == np.int64
+    # Non-contiguous input is accepted.
+    k = np.arange(20, dtype=np.int64)[::2] % 3
+    v = np.arange(10, dtype=np.int64)
+    assert sum_by_key_i64(k, v)[1].tolist() == np_reference(k, v)[1]
+    n = 300_000
+    k = (np.arange(n, dtype=np.int64) * 7919) % 50_021
+    v = np.arange(n, dtype=np.int64)
+    uk, sums = sum_by_key_i64(k, v)
+    rk, rs = np_reference(k, v)
+    assert uk.tolist() == rk and sums.tolist() == rs
+
+
+def test_sum_by_key_argument_errors():
+    k = np.zeros(3, np.int64)
+    with pytest.raises(TypeError, match="dtype"):
+        sum_by_key_i64(k, np.zeros(3, np.int32))
+    with pytest.raises(TypeError, match="dtype"):
+        sum_by_key_i64(np.zeros(3, np.float64), k)
+    with pytest.raises(TypeError, match="ndarray"):
+        sum_by_key_i64([1, 2, 3], k)
+    with pytest.raises(ValueError, match="1-D"):
+        sum_by_key_i64(np.zeros((3, 1), np.int64), np.zeros((3, 1), np.int64))
+    with pytest.raises(ValueError, match="length"):
+        sum_by_key_i64(k, np.zeros(4, np.int64))
+    with pytest.raises(TypeError, match="dtype"):
+        sum_by_key_f64(k, k)
+    with pytest.raises(TypeError, match="dtype"):
+        sum_by_key_i64(k.astype(">i8"), k)
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.lists(st.tuples(st.integers(-3, 3), st.floats(allow_nan=True)), max_size=60))
+def test_sum_by_key_f64_matches_python(data):
+    keys = np.array([k for k, _ in data], dtype=np.int64)
+    values = np.array([v for _, v in data], dtype=np.float64)
+    uk, sums = sum_by_key_f64(keys, values)
+    rk, rs = np_reference(keys, values)
+    assert uk.tolist() == rk
+    assert [repr(s) for s in sums.tolist()] == [repr(s) for s in rs]
+    assert sums.dtype == np.float64
+    assert all(math.isnan(a) == math.isnan(b) for a, b in zip(sums.tolist(), rs))
+
+
+def test_records_list_mutated_by_reducer():
+    records = [("k", i) for i in range(100)]
+
+    def reducer(a, b):
+        if len(records) > 50:
+            del records[50:]
+        return a + b
+
+    t = AggTable(reducer)
+    t.update(records)
+    assert t["k"] == sum(range(50))
+
+
+def test_nan_and_subclass_keys_follow_dict():
+    nan = float("nan")
+    other_nan = float("nan")
+    pairs = [(nan, 1), (nan, 2), (other_nan, 3), ("s", 1)]
+
+    class S(str):
+        pass
+
+    pairs += [(S("s"), 5), (S("t"), 1), ("t", 1)]
+    t = AggTable(operator.add)
+    t.update(pairs)
+    want, _ = reference(pairs, operator.add)
+    assert [(id(k), v) for k, v in t.items()] == [(id(k), v) for k, v in want]
+    t.update(tuple(pairs))  # tuples of records take the same path
+    assert [v for v in t.values()] == [2 * v for _, v in want]
