@@ -259,7 +259,7 @@ DRIVER = textwrap.dedent("""
     # Start-up to the first batch output is measured by the parent from this line.
     print("PIDS", *sc.executor.worker_pids, flush=True)
     ssc = StreamingContext(sc, 0.1)
-    data = [[(i % 10, i) for i in range(20000)] for _ in range(1000)]
+    data = [[(i % 10, i) for i in range(5000)] for _ in range(200)]
     def out(rdd):
         rdd.collect()
         print("BATCH", flush=True)
