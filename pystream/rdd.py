@@ -22,11 +22,14 @@ from pystream.shuffle import (
     Aggregator,
     ApplyTask,
     ConcatTask,
+    CountingMapSideTask,
     MapSideTask,
     OffsetTask,
     PipelineFn,
     ReduceSideTask,
     RoundRobinTask,
+    is_add,
+    pair_constant,
     run_pipeline,
 )
 
@@ -199,7 +202,9 @@ class RDD:
 
     def map(self, f: Callable[[Any], Any], preservesPartitioning: bool = False) -> RDD:
         """Return a new RDD by applying ``f`` to each element."""
-        return self.mapPartitionsWithIndex(lambda _, it: map(f, it), preservesPartitioning)
+        rdd = self.mapPartitionsWithIndex(lambda _, it: map(f, it), preservesPartitioning)
+        rdd._map_func = f  # lets a following reduceByKey recognise map(lambda x: (x, 1)) and count in C
+        return rdd
 
     def flatMap(self, f: Callable[[Any], Iterable[Any]], preservesPartitioning: bool = False) -> RDD:
         """Return a new RDD by applying ``f`` to each element and flattening the results."""
@@ -694,15 +699,30 @@ class ShuffledRDD(RDD):
         self._partition_func = partition_func
 
     def _do_compute(self) -> list[list]:
-        src, fn = self._prev._pipeline()
         executor = self.ctx.executor
         n = self._num_partitions
-        maps = executor.run_tasks(self._map_task(fn, n), src._compute(), stage="shuffle-map")
+        counting = self._counting_weight()
+        if counting is not None:
+            src, fn = self._prev._prev._pipeline()
+            task: Callable[[int, list], list[list]] = CountingMapSideTask(fn, counting, n, self._partition_func)
+        else:
+            src, fn = self._prev._pipeline()
+            task = self._map_task(fn, n)
+        maps = executor.run_tasks(task, src._compute(), stage="shuffle-map")
         buckets = [Buckets(m[j] for m in maps) for j in range(n)]
         return executor.run_tasks(ReduceSideTask(self._aggregator), buckets, stage="shuffle-reduce", keep=True)
 
     def _map_task(self, fn: PipelineFn | None, n: int) -> Callable[[int, list], list[list]]:
         return MapSideTask(fn, self._aggregator, n, self._partition_func)
+
+    def _counting_weight(self) -> int | None:
+        """c when this is ``map(lambda x: (x, c)).reduceByKey(add)`` on an unpersisted map, else None."""
+        prev, agg = self._prev, self._aggregator
+        if agg is None or agg.reducer is None or not is_add(agg.reducer) or type(self) is not ShuffledRDD:
+            return None
+        if not isinstance(prev, PipelinedRDD) or prev._persisted or prev._cached is not None:
+            return None
+        return pair_constant(getattr(prev, "_map_func", None))
 
 
 class UnionRDD(RDD):

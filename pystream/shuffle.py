@@ -8,6 +8,7 @@ Reduce task j merges bucket j of every map output. The task objects are module-l
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -48,6 +49,30 @@ def _identity(x: Any) -> Any:
     return x
 
 
+_ADD_CODE = (lambda a, b: a + b).__code__
+_PAIR_CODE = (lambda x: (x, 1)).__code__
+
+
+def _plain_lambda(f: Any, ref: Any) -> bool:
+    code = getattr(f, "__code__", None)
+    return (code is not None and code.co_code == ref.co_code and code.co_argcount == ref.co_argcount
+            and not getattr(f, "__defaults__", None) and not getattr(f, "__closure__", None)
+            and not code.co_kwonlyargcount)
+
+
+def is_add(f: Any) -> bool:
+    """Whether ``f`` is ``operator.add`` or a plain ``lambda a, b: a + b``."""
+    return f is operator.add or _plain_lambda(f, _ADD_CODE)
+
+
+def pair_constant(f: Any) -> int | None:
+    """The int c if ``f`` is a plain ``lambda x: (x, c)``, else None."""
+    if not _plain_lambda(f, _PAIR_CODE):
+        return None
+    c = f.__code__.co_consts[-1]
+    return c if type(c) is int else None
+
+
 def run_pipeline(func: PipelineFn | None, split: int, records: list) -> list:
     """Apply a fused narrow pipeline to one partition and materialise the result as a list."""
     if func is None:
@@ -75,12 +100,34 @@ class MapSideTask:
         self.partition_func = partition_func
 
     def __call__(self, split: int, records: list) -> list[list]:
-        records = run_pipeline(self.pipeline, split, records)
         if self.aggregator is not None:
             table = self.aggregator.map_table()
-            table.update(records)
+            table.update(records if self.pipeline is None else self.pipeline(split, iter(records)))
             records = table.items()
+        else:
+            records = run_pipeline(self.pipeline, split, records)
         return split_by_key(records, self.num_partitions, self.partition_func)
+
+
+class CountingMapSideTask:
+    """Map side of ``map(lambda x: (x, c)).reduceByKey(add)`` for an int c: count the elements in C (no pair
+    tuples, no Python call per element) and scale by c, which gives exactly what summing the c's gives."""
+
+    def __init__(self, pipeline: PipelineFn | None, weight: int, num_partitions: int,
+                 partition_func: Callable[[Any], int]) -> None:
+        self.pipeline = pipeline
+        self.weight = weight
+        self.num_partitions = num_partitions
+        self.partition_func = partition_func
+
+    def __call__(self, split: int, records: list) -> list[list]:
+        table = AggTable(operator.add)
+        table.update_keys(records if self.pipeline is None else self.pipeline(split, iter(records)))
+        items = table.items()
+        if self.weight != 1:
+            w = self.weight
+            items = [(k, n * w) for k, n in items]
+        return split_by_key(items, self.num_partitions, self.partition_func)
 
 
 class RoundRobinTask:

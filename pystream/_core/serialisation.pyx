@@ -119,17 +119,36 @@ cdef int _too_deep(object o) except -1:
 ctypedef struct _estate:
     ps_writer w
     ps_strtab strings
+    uint64_t probes
+    uint64_t hits
+    uint64_t trial
+    bint table_off
+
+
+cdef enum:
+    # After a trial of max(4096, records / 4) short strings, a table that found fewer than 1 in 8 repeated is
+    # switched off for the rest of the frame: unique strings (text lines, keys already combined) would only
+    # pay for probing it. A quarter of the frame gives late repeats (keys cycling through a large set) a
+    # chance to show.
+    _TABLE_TRIAL = 4096
 
 
 cdef inline int _enc_short_str(_estate *e, const uint8_t *s, size_t n) except -1:
     cdef ps_writer *w = &e.w
-    cdef uint32_t h = ps_strhash(s, n)
-    cdef ps_strtab_slot *sl = ps_strtab_probe(&e.strings, w.buf, s, n, h)
-    if sl != NULL and sl.off1 != 0:
-        _reserve(w, 1 + ps_varint_len(sl.index))
-        ps_w_u8(w, PS_TAG_STRREF)
-        ps_w_varint(w, sl.index)
-        return 0
+    cdef uint32_t h
+    cdef ps_strtab_slot *sl = NULL
+    if not e.table_off:
+        h = ps_strhash(s, n)
+        sl = ps_strtab_probe(&e.strings, w.buf, s, n, h)
+        e.probes += 1
+        if sl != NULL and sl.off1 != 0:
+            e.hits += 1
+            _reserve(w, 1 + ps_varint_len(sl.index))
+            ps_w_u8(w, PS_TAG_STRREF)
+            ps_w_varint(w, sl.index)
+            return 0
+        if e.probes == e.trial and e.hits * 8 < e.probes:
+            e.table_off = True
     _reserve(w, 1 + n)
     if sl != NULL:
         ps_strtab_fill(&e.strings, sl, w.len, h)
@@ -275,6 +294,10 @@ def encode(records, *, compress=None):
     cdef uint8_t *dst
     ps_writer_init(w, NULL, 0)
     ps_strtab_init(&e.strings)
+    e.probes = 0
+    e.hits = 0
+    e.table_off = False
+    e.trial = max(<uint64_t>_TABLE_TRIAL, <uint64_t>PyList_GET_SIZE(recs) // 4)
     try:
         # One up-front reservation sized for typical small records avoids most regrowth copies.
         _reserve(w, PS_FRAME_HEADER_SIZE + min(<size_t>PyList_GET_SIZE(recs) * 16, <size_t>1 << 28) + 4096)
@@ -313,7 +336,17 @@ def encode_into(records, buffer, Py_ssize_t offset=0):
     cdef ps_frame_header h
     cdef Py_ssize_t count, avail
     cdef uint8_t *dst
-    PyObject_GetBuffer(buffer, &view, PyBUF_SIMPLE | PyBUF_WRITABLE)
+    # Initialised before anything can raise: the finally clause frees the table.
+    ps_strtab_init(&e.strings)
+    e.probes = 0
+    e.hits = 0
+    e.table_off = False
+    e.trial = max(<uint64_t>_TABLE_TRIAL, <uint64_t>PyList_GET_SIZE(recs) // 4)
+    try:
+        PyObject_GetBuffer(buffer, &view, PyBUF_SIMPLE | PyBUF_WRITABLE)
+    except BaseException:
+        ps_strtab_free(&e.strings)
+        raise
     try:
         if offset < 0 or offset > view.len:
             raise ValueError(f"offset {offset} is outside the {view.len}-byte buffer")
@@ -327,7 +360,6 @@ def encode_into(records, buffer, Py_ssize_t offset=0):
         # The payload goes straight into the caller's buffer; the header is written last, once its
         # lengths and checksum are known, so a failed encode never leaves a valid-looking frame behind.
         ps_writer_init(w, dst + PS_FRAME_HEADER_SIZE, avail - PS_FRAME_HEADER_SIZE)
-        ps_strtab_init(&e.strings)
         try:
             count = _enc_records(&e, recs)
         except FrameOverflowError:

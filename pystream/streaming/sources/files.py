@@ -64,11 +64,16 @@ class FileInputDStream(InputDStream):
 
 
 class TextFileReader:
-    """The lines of one file, decoded as UTF-8 (newlines stripped)."""
+    """The lines of one file, decoded as UTF-8 (newlines stripped).
+
+    Lines end at "\n", "\r\n" or "\r" only, as Hadoop's LineRecordReader: str.splitlines() would also
+    split inside a line at characters such as U+2028, U+0085 or form feed.
+    """
 
     def __call__(self, path: str) -> list[str]:
+        # newline=None (universal newlines) turns "\r\n" and "\r" into "\n"; iterating splits on "\n" only.
         with open(path, encoding="utf-8") as fh:
-            return fh.read().splitlines()
+            return [line[:-1] if line.endswith("\n") else line for line in fh]
 
 
 class BinaryRecordReader:

@@ -9,6 +9,7 @@ bound; ``spark.streaming.receiver.maxRate`` caps records per second.
 from __future__ import annotations
 
 import collections.abc
+import copy
 import logging
 import threading
 import time
@@ -140,7 +141,7 @@ class _Supervisor:
             return
         self.started = True
         self.info._active = True
-        self.stream._ssc._listeners.post("onReceiverStarted", StreamingListenerReceiverStarted(self.info))
+        self.stream._ssc._listeners.post("onReceiverStarted", StreamingListenerReceiverStarted(self._snapshot()))
         try:
             self.receiver.onStart()
         except Exception as exc:
@@ -163,10 +164,12 @@ class _Supervisor:
             with self.cond:
                 self.cond.notify_all()
             self._call_on_stop()
+            if error is not None:
+                # Record the error first so the stopped event carries it (Spark's lastErrorMessage/lastError).
+                self.report_error(message, error)
             self.info._active = False
-            self.stream._ssc._listeners.post("onReceiverStopped", StreamingListenerReceiverStopped(self.info))
+            self.stream._ssc._listeners.post("onReceiverStopped", StreamingListenerReceiverStopped(self._snapshot()))
         if error is not None:
-            self.report_error(message, error)
             self.stream._ssc._report_error(error if isinstance(error, Exception) else ReceiverError(message))
 
     def _call_on_stop(self) -> None:
@@ -207,7 +210,11 @@ class _Supervisor:
         self.info._lastError = "" if error is None else "".join(
             traceback.format_exception(type(error), error, error.__traceback__))
         self.info._lastErrorTime = int(time.time() * 1000)
-        self.stream._ssc._listeners.post("onReceiverError", StreamingListenerReceiverError(self.info))
+        self.stream._ssc._listeners.post("onReceiverError", StreamingListenerReceiverError(self._snapshot()))
+
+    def _snapshot(self) -> ReceiverInfo:
+        """A copy of the receiver's info as it is now: an event keeps what was true when it was posted."""
+        return copy.copy(self.info)
 
 
 class ReceiverInputDStream(InputDStream):
