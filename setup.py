@@ -49,6 +49,7 @@ extensions = [
     ext("serialisation", ["csrc/ps_frame.c"]),
     ext("partitioning", ["csrc/ps_partition.c"]),
     ext("aggregation", ["csrc/ps_agg.c"]),
+    ext("state"),
 ]
 
 # Developers may build a subset while another module is mid-edit: PYSTREAM_ONLY=status,hashing

@@ -8,6 +8,7 @@ that driver and exits, so nothing outlives a crashed driver.
 
 from __future__ import annotations
 
+import gc
 import os
 import pickle
 import signal
@@ -127,6 +128,10 @@ def main(conn: Any, index: int, driver_pid: int) -> None:
     """Entry point of a worker process."""
     # Ctrl-C in a terminal reaches the whole process group; the driver decides how workers end.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Workers allocate millions of short-lived records per batch next to large long-lived state; CPython's
+    # default thresholds (700 allocations) make the cyclic collector re-walk that state constantly.
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 100)
     try:
         Worker(conn, index, driver_pid).run()
     finally:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from pystream.errors import IllegalArgumentError, NoSuchElementError
+from pystream._core.state import State, map_with_state, update_state_by_key
 from pystream.rdd import RDD, ZippedPartitionsRDD
 from pystream.streaming.dstream import DStream
 from pystream.streaming.time import duration_ms
@@ -62,79 +62,7 @@ class _UpdateState:
         self.update = update
 
     def __call__(self, split: int, prev: list, batch: list) -> list:
-        update = self.update
-        grouped: dict[Any, list] = {}
-        for k, v in batch:
-            group = grouped.get(k)
-            if group is None:
-                grouped[k] = [v]
-            else:
-                group.append(v)
-        out = []
-        for k, s in prev:
-            values = grouped.pop(k, None)
-            r = update(values if values is not None else [], s)
-            if r is not None:
-                out.append((k, r))
-        for k, values in grouped.items():
-            r = update(values, None)
-            if r is not None:
-                out.append((k, r))
-        return out
-
-
-class State:
-    """The state of one key inside a mapWithState function (Scala's State)."""
-
-    __slots__ = ("_defined", "_value", "_updated", "_removed", "_timing_out")
-
-    def __init__(self, defined: bool = False, value: Any = None, timing_out: bool = False) -> None:
-        self._defined = defined
-        self._value = value
-        self._updated = False
-        self._removed = False
-        self._timing_out = timing_out
-
-    def exists(self) -> bool:
-        """Return whether the key has state."""
-        return self._defined
-
-    def get(self) -> Any:
-        """Return the state; NoSuchElementError if there is none."""
-        if not self._defined:
-            raise NoSuchElementError("State is not set")
-        return self._value
-
-    def getOption(self) -> Any:
-        """Return the state, or None if there is none."""
-        return self._value if self._defined else None
-
-    def update(self, newState: Any) -> None:
-        """Set the state; not allowed after remove() or while the key is timing out."""
-        if self._removed:
-            raise IllegalArgumentError("requirement failed: Cannot update the state after it has been removed")
-        if self._timing_out:
-            raise IllegalArgumentError("requirement failed: Cannot update the state that is timing out")
-        self._defined = True
-        self._value = newState
-        self._updated = True
-
-    def remove(self) -> None:
-        """Remove the key's state; not allowed twice or while the key is timing out."""
-        if self._timing_out:
-            raise IllegalArgumentError("requirement failed: Cannot remove the state that is timing out")
-        if self._removed:
-            raise IllegalArgumentError("requirement failed: Cannot remove the state that has already been removed")
-        self._defined = False
-        self._value = None
-        self._removed = True
-
-    def isTimingOut(self) -> bool:
-        """Return whether the key is being called because its state timed out (value is None then)."""
-        return self._timing_out
-
-    def __repr__(self) -> str:
-        return f"State({self._value!r})" if self._defined else "State(<not set>)"
+        return update_state_by_key(prev, batch, self.update)
 
 
 class StateSpec:
@@ -172,12 +100,14 @@ class StateSpec:
 
 
 class _StatePartition:
-    """One partition of mapWithState's state: key -> [state, last update ms], plus the batch's outputs."""
+    """One partition of mapWithState's state: key -> state, key -> last update ms (only with a timeout), and
+    what the mapping function returned in the batch that made it."""
 
-    __slots__ = ("states", "mapped")
+    __slots__ = ("states", "times", "mapped")
 
-    def __init__(self, states: dict[Any, list], mapped: list) -> None:
+    def __init__(self, states: dict[Any, Any], times: dict[Any, int] | None, mapped: list) -> None:
         self.states = states
+        self.times = times
         self.mapped = mapped
 
 
@@ -188,7 +118,9 @@ class _InternalMapWithState(DStream):
         self._spec = spec
         self._n = spec._num_partitions or self._sc.defaultParallelism
         initial = _initial_state(parent._ssc, spec._initial, self._n)
-        self._initial = None if initial is None else initial.mapPartitions(_to_state_partition)
+        timed = spec._timeout_ms is not None
+        self._initial = None if initial is None else initial.mapPartitions(
+            lambda it: _to_state_partition(it, timed))
         self._persisted = True
         self._must_checkpoint = True
         self._ssc._graph.add_stateful_stream(self)
@@ -207,8 +139,9 @@ class _InternalMapWithState(DStream):
         return ZippedPartitionsRDD(self._sc, [prev, new], _MapWithState(self._spec._func, t, self._spec._timeout_ms))
 
 
-def _to_state_partition(it: Iterable[tuple[Any, Any]]) -> list:
-    return [_StatePartition({k: [v, 0] for k, v in it}, [])]
+def _to_state_partition(it: Iterable[tuple[Any, Any]], timed: bool) -> list:
+    states = dict(it)
+    return [_StatePartition(states, dict.fromkeys(states, 0) if timed else None, [])]
 
 
 class _MapWithState:
@@ -218,31 +151,12 @@ class _MapWithState:
         self.func, self.t, self.timeout = func, t, timeout
 
     def __call__(self, split: int, prev: list, batch: list) -> list:
-        # A fresh map per batch: a batch that fails half-way must not leave its changes in the previous state.
-        states: dict[Any, list] = dict(prev[0].states) if prev else {}
-        mapped = []
-        func, t, timeout = self.func, self.t, self.timeout
-        touched = set() if timeout is not None else None
-        for k, v in batch:
-            entry = states.get(k)
-            state = State(True, entry[0]) if entry is not None else State()
-            mapped.append(func(k, v, state))
-            if state._removed:
-                states.pop(k, None)
-            elif state._updated:
-                states[k] = [state._value, t]
-            elif entry is not None and timeout is not None:
-                states[k] = [entry[0], t]  # a new list: the previous batch's state shares the old one
-            if touched is not None:
-                touched.add(k)
-        if timeout is not None:
-            threshold = t - timeout
-            expired = [k for k, e in states.items() if e[1] < threshold and k not in touched]
-            for k in expired:
-                state = State(True, states[k][0], timing_out=True)
-                mapped.append(func(k, None, state))
-                del states[k]
-        return [_StatePartition(states, mapped)]
+        if prev:
+            states, times = prev[0].states, prev[0].times
+        else:
+            states, times = {}, ({} if self.timeout is not None else None)
+        states, times, mapped = map_with_state(states, times, batch, self.func, self.t, self.timeout)
+        return [_StatePartition(states, times, mapped)]
 
 
 class MapWithStateDStream(DStream):
@@ -267,7 +181,7 @@ def _mapped_of(part: _StatePartition) -> list:
 
 
 def _states_of(part: _StatePartition) -> list:
-    return [(k, e[0]) for k, e in part.states.items()]
+    return list(part.states.items())
 
 
 class _SnapshotDStream(DStream):
