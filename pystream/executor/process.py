@@ -236,7 +236,7 @@ class ProcessExecutor(Executor):
             return []
         payload = cloudpickle.dumps(fn)
         digest = hashlib.blake2b(payload, digest_size=16).digest()
-        out_mode = "buckets" if stage == "shuffle-map" else ("keep" if keep else "ship")
+        out_mode = f"buckets:{self.parallelism}" if stage == "shuffle-map" else ("keep" if keep else "ship")
         with self._lock:
             self._early: list = []
             self._heal()  # a worker that died between stages is replaced before anything is sent to it
@@ -311,8 +311,9 @@ class ProcessExecutor(Executor):
         if kind == "block":
             return BlockRef(self, w.index, w.incarnation, reply[1], reply[2])
         if kind == "buckets":
-            seg = _SharedSegment(reply[1])
-            return [FrameRef(seg, off, length) for off, length in reply[2]]
+            seg = _SharedSegment(reply[1]) if reply[1] is not None else None
+            return [BlockRef(self, w.index, w.incarnation, b[1], b[2]) if b[0] == "block"
+                    else FrameRef(seg, b[1], b[2]) for b in reply[2]]
         if kind == "frame":
             seg = _SharedSegment(reply[1])
             return FrameRef(seg, reply[2], reply[3]).load()

@@ -61,10 +61,18 @@ class Worker:
             return ("frame", seg.name, spans[0][0], spans[0][1])
         return ("obj", value)
 
-    def ship_buckets(self, buckets: list[list]) -> tuple:
-        seg, spans = write_frames(buckets, self.driver_pid, self.owner)
-        seg.close()
-        return ("buckets", seg.name, spans)
+    def ship_buckets(self, buckets: list[list], workers: int) -> tuple:
+        # Reduce task j runs on worker j mod W: buckets bound for this worker stay here as blocks; only the
+        # others are encoded into shared memory.
+        remote = [j for j in range(len(buckets)) if j % workers != self.index]
+        local = {j: self.keep(buckets[j]) for j in range(len(buckets)) if j % workers == self.index}
+        name, spans = None, {}
+        if remote:
+            seg, frame_spans = write_frames([buckets[j] for j in remote], self.driver_pid, self.owner)
+            seg.close()
+            name, spans = seg.name, dict(zip(remote, frame_spans))
+        return ("buckets", name, [local[j] if j in local else ("frame", spans[j][0], spans[j][1])
+                                  for j in range(len(buckets))])
 
     # -- loop ---------------------------------------------------------------------------------------------
     def run(self) -> None:
@@ -106,8 +114,8 @@ class Worker:
             result = fn(split, data)
             if out_mode == "keep":
                 reply = self.keep(result if isinstance(result, list) else list(result))
-            elif out_mode == "buckets":
-                reply = self.ship_buckets(result)
+            elif out_mode.startswith("buckets"):
+                reply = self.ship_buckets(result, int(out_mode.split(":")[1]))
             else:
                 reply = self.ship(result)
             del data, result
