@@ -49,6 +49,11 @@ class StreamingContext:
         self._state = _INITIALIZED
         self._scheduler: JobScheduler | None = None
         self._checkpoint_dir: str | None = None
+        self._checkpoint_writer: Any = None
+        #: set by pystream.checkpoint.recover on a context rebuilt from a checkpoint
+        self._recovery: dict | None = None
+        #: CheckpointErrors of the newer checkpoints recovery had to skip
+        self._checkpoint_errors: list = []
         self._error: BaseException | None = None
         self._term = threading.Condition()
         self._stop_lock = threading.Lock()
@@ -226,9 +231,21 @@ class StreamingContext:
 
             check_no_queue_with_checkpoint(self)
             batch = self._graph.batch_ms
-            # Spark's timer: the first batch is the next multiple of the interval, zero time one interval earlier.
-            first = (self._clock.now_ms() // batch + 1) * batch
-            self._graph.start(first - batch)
+            if self._recovery is not None:
+                # Rebuilt from a checkpoint: the graph keeps its zero time; the batches after the checkpointed
+                # one (scheduled but unfinished, then those missed while down) run first, then the clock's.
+                first = self._recovery["next_ms"]
+                for inp in self._graph.input_streams:
+                    inp._recovered()
+            else:
+                # Spark's timer: the first batch is the next multiple of the interval, zero time one earlier.
+                first = (self._clock.now_ms() // batch + 1) * batch
+                self._graph.start(first - batch)
+            if self._checkpoint_dir is not None:
+                from pystream.checkpoint import CheckpointWriter
+
+                rec = self._recovery or {}
+                self._checkpoint_writer = CheckpointWriter(self, rec.get("run_id"), rec.get("state_files"))
             self._scheduler = JobScheduler(self)
             for inp in self._graph.input_streams:
                 inp._start()

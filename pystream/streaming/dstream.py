@@ -59,6 +59,13 @@ class DStream:
         self._checkpoint_ms: int | None = None
         self._must_checkpoint = False
 
+    def __getstate__(self) -> dict:
+        # A checkpoint keeps the stream's definition and position, not its generated RDDs (the state streams'
+        # RDDs are written separately, as state checkpoints); the contexts are references (pystream.checkpoint).
+        state = self.__dict__.copy()
+        state["_generated"] = {}
+        return state
+
     # -- identity -----------------------------------------------------------------------------------------
     @property
     def _slideDuration(self) -> float:

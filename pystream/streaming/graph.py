@@ -25,6 +25,15 @@ class DStreamGraph:
         self.started = False
         self.lock = threading.RLock()
 
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        del state["lock"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.lock = threading.RLock()
+
     def check_mutable(self) -> None:
         if self.started:
             raise IllegalStateError(

@@ -161,6 +161,13 @@ class JobScheduler:
             self._graph.clear_metadata(t)
         except Exception:  # pragma: no cover - defensive: clearing must never kill the job thread
             logger.exception("Error clearing metadata of batch %d ms", t)
+        writer = self._ssc._checkpoint_writer
+        if writer is not None:
+            try:
+                writer.after_batch(t)
+            except Exception as exc:
+                logger.error("Error writing the checkpoint of batch %d ms", t, exc_info=True)
+                self._ssc._report_error(exc)
 
 
 def _job_error(t: int, exc: BaseException) -> StreamingJobError:

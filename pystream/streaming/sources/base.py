@@ -29,6 +29,14 @@ class InputDStream(DStream):
     def _start(self) -> None:
         """Start producing data (called by StreamingContext.start)."""
 
+    def _recovered(self) -> None:
+        """Called once on a stream rebuilt from a checkpoint, before ``_start``."""
+
+    def _replayable_since(self, t_ms: int) -> bool:
+        """Whether the data of every batch after ``t_ms`` can be produced again after a recovery (the
+        generated sources are deterministic by batch time)."""
+        return True
+
     def _stop(self, graceful: bool = False) -> None:
         """Stop producing data (called by StreamingContext.stop)."""
 

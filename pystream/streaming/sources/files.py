@@ -27,6 +27,9 @@ class FileInputDStream(InputDStream):
         self._new_only = newFilesOnly
         self._seen: set[str] = set()
         self._files: dict[int, list[str]] = {}
+        # The newest batch time whose file list was forgotten (None: none yet); checkpoints keep both maps.
+        self._forgotten_ms: int | None = None
+        self._is_recovered = False
 
     def _list(self) -> list[str]:
         try:
@@ -36,10 +39,20 @@ class FileInputDStream(InputDStream):
         return sorted(e.path for e in entries if not e.name.startswith(".") and e.is_file())
 
     def _start(self) -> None:
-        if self._new_only:
+        # After a recovery, files that arrived while the driver was down are new: read them in the next batch.
+        if self._new_only and not self._is_recovered:
             self._seen.update(self._list())
 
+    def _recovered(self) -> None:
+        self._is_recovered = True
+
+    def _replayable_since(self, t_ms: int) -> bool:
+        return self._forgotten_ms is None or t_ms >= self._forgotten_ms
+
     def _allocate(self, t: int) -> StreamInputInfo:
+        if t in self._files:  # a batch scheduled before a recovery runs again with the same files
+            files = self._files[t]
+            return StreamInputInfo(self._id, 0, {"files": files, "Description": "\n".join(files)})
         current = self._list()
         new = [p for p in current if p not in self._seen]
         self._seen.update(new)
@@ -60,6 +73,8 @@ class FileInputDStream(InputDStream):
     def _clear_metadata(self, t: int) -> None:
         for old in [s for s in self._files if s <= t - (self._remember_ms or 0)]:
             del self._files[old]
+            if self._forgotten_ms is None or old > self._forgotten_ms:
+                self._forgotten_ms = old
         super()._clear_metadata(t)
 
 

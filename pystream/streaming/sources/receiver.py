@@ -50,6 +50,12 @@ class Receiver:
         self.storageLevel = storageLevel
         self._supervisor: _Supervisor | None = None
 
+    def __getstate__(self) -> dict:
+        # A checkpoint keeps the receiver's configuration, not its running supervisor.
+        state = self.__dict__.copy()
+        state["_supervisor"] = None
+        return state
+
     # -- to implement -------------------------------------------------------------------------------------
     def onStart(self) -> None:  # pragma: no cover - abstract
         """Start receiving: set up connections and threads, then call store(). Called in its own thread."""
@@ -227,6 +233,16 @@ class ReceiverInputDStream(InputDStream):
         self._receiver = receiver
         self._supervisor = _Supervisor(self, receiver)
         self._blocks: dict[int, list] = {}
+
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        state["_supervisor"] = None
+        state["_blocks"] = {}
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._supervisor = _Supervisor(self, self._receiver)
 
     def _start(self) -> None:
         self._supervisor.start()

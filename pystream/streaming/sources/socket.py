@@ -34,6 +34,16 @@ class SocketTextReceiver(Receiver):
         self._sock: socket.socket | None = None
         self._closing = threading.Event()
 
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        state["_sock"] = None
+        del state["_closing"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._closing = threading.Event()
+
     def onStart(self) -> None:
         self._closing.clear()
         failures = 0

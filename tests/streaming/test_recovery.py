@@ -1,0 +1,158 @@
+"""Kill tests: a real driver process is SIGKILLed at random moments and restarted with getOrCreate; the
+output must end with exactly the totals of all input (nothing lost, nothing counted twice)."""
+
+from __future__ import annotations
+
+import ast
+import collections
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+CHILD = textwrap.dedent('''
+    import sys
+    from pystream import SparkConf, SparkContext
+    from pystream.context import EXECUTOR_KEY
+    from pystream.streaming import StreamingContext
+
+    inp, out, ck, executor, interval = sys.argv[1:6]
+
+    def setup():
+        conf = SparkConf(loadDefaults=False).set(EXECUTOR_KEY, executor)
+        sc = SparkContext("local[2]", "kill-test", conf)
+        ssc = StreamingContext(sc, 0.2)
+        ssc.checkpoint(ck)
+        words = ssc.textFileStream(inp).flatMap(str.split).map(lambda w: (w, 1))
+        totals = words.updateStateByKey(lambda vs, s: sum(vs) + (s or 0))
+        if interval != "default":
+            totals.checkpoint(float(interval))
+        totals.saveAsTextFiles(out + "/totals")
+        return ssc
+
+    ssc = StreamingContext.getOrCreate(ck, setup)
+    ssc.start()
+    ssc.awaitTermination()
+''')
+
+VOCAB = [f"w{i}" for i in range(40)]
+
+
+def _spawn(script, inp, out, ck, executor, interval, log):
+    return subprocess.Popen([sys.executable, str(script), str(inp), str(out), str(ck), executor, interval],
+                            stdout=log, stderr=log, start_new_session=True)
+
+
+def _kill(proc):
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # the driver and its worker processes (its own session)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+def _outputs(out):
+    """{batch ms: totals} of every complete output directory."""
+    result = {}
+    for name in os.listdir(out):
+        if not name.startswith("totals-"):
+            continue
+        path = os.path.join(out, name)
+        if not os.path.isfile(os.path.join(path, "_SUCCESS")):
+            continue
+        totals = {}
+        for part in sorted(os.listdir(path)):
+            if part.startswith("part-"):
+                with open(os.path.join(path, part), encoding="utf-8") as fh:
+                    for line in fh:
+                        k, v = ast.literal_eval(line)
+                        assert k not in totals, f"key {k} twice in {path}"
+                        totals[k] = v
+        result[int(name.split("-", 1)[1])] = totals
+    return result
+
+
+class _Feeder:
+    def __init__(self, inp, rng):
+        self.inp, self.rng, self.n = inp, rng, 0
+        self.expected = collections.Counter()
+
+    def put(self):
+        lines = [" ".join(self.rng.choice(VOCAB) for _ in range(self.rng.randint(1, 8)))
+                 for _ in range(self.rng.randint(1, 20))]
+        for line in lines:
+            self.expected.update(line.split())
+        tmp = os.path.join(self.inp, f".f{self.n}.tmp")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write("\n".join(lines) + "\n")
+        os.rename(tmp, os.path.join(self.inp, f"f{self.n:05d}.txt"))
+        self.n += 1
+
+    def feed_for(self, seconds):
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.put()
+            time.sleep(self.rng.uniform(0.01, 0.08))
+
+
+@pytest.mark.parametrize("executor,interval", [("inprocess", "1.0"), ("process", "default")])
+def test_sigkill_many_times_keeps_exact_totals(tmp_path, executor, interval):
+    rng = random.Random(f"{executor}-{interval}")
+    inp, out, ck = tmp_path / "in", tmp_path / "out", tmp_path / "ck"
+    inp.mkdir()
+    out.mkdir()
+    script = tmp_path / "driver.py"
+    script.write_text(CHILD)
+    feeder = _Feeder(str(inp), rng)
+    kills = 0
+    with open(tmp_path / "driver.log", "ab") as log:
+        proc = _spawn(script, inp, out, ck, executor, interval, log)
+        try:
+            # A new textFileStream ignores files already there: feed once the first run has a checkpoint.
+            deadline = time.monotonic() + 20
+            while not (ck.exists() and any(n.startswith("checkpoint-") for n in os.listdir(ck))):
+                assert time.monotonic() < deadline and proc.poll() is None, (tmp_path / "driver.log").read_text()
+                time.sleep(0.05)
+            while kills < 6:
+                # Feed while the driver runs, then kill it at a random moment (often mid-batch, mid-write).
+                feeder.feed_for(rng.uniform(1.0, 3.0))
+                _kill(proc)
+                kills += 1
+                if rng.random() < 0.5:
+                    feeder.feed_for(rng.uniform(0.1, 0.5))  # files arriving while the driver is down
+                proc = _spawn(script, inp, out, ck, executor, interval, log)
+            feeder.feed_for(1.0)
+            expected = dict(feeder.expected)
+            deadline = time.monotonic() + 25
+            latest = None
+            while time.monotonic() < deadline:
+                outs = _outputs(str(out))
+                if outs:
+                    latest = outs[max(outs)]
+                    if latest == expected:
+                        break
+                assert proc.poll() is None, (tmp_path / "driver.log").read_text()[-3000:]
+                time.sleep(0.2)
+            outs = _outputs(str(out))
+        finally:
+            _kill(proc)
+    log_text = (tmp_path / "driver.log").read_text()
+    assert "Traceback" not in log_text, log_text[-3000:]
+    assert latest == expected, (
+        f"final totals differ: missing {collections.Counter(expected) - collections.Counter(latest or {})}, "
+        f"extra {collections.Counter(latest or {}) - collections.Counter(expected)}")
+    # No batch ever counted a record twice: every output's totals stay within the input's.
+    for t, totals in outs.items():
+        over = {k: v for k, v in totals.items() if v > expected.get(k, 0)}
+        assert not over, f"batch {t} counted records twice: {over}"
+    # Totals only grow from batch to batch.
+    prev: dict = {}
+    for t in sorted(outs):
+        assert all(outs[t].get(k, 0) >= v for k, v in prev.items()), f"batch {t} lost counts"
+        prev = outs[t]
+    assert kills >= 5
