@@ -53,6 +53,29 @@ cdef int _hash_keys(list recs, uint64_t *hashes) except -1:
     return 0
 
 
+cdef extern from *:
+    """
+    /* The commonest record, an exact (ASCII str, value) 2-tuple: its key's hash without creating a single
+     * Python reference, and a prefetch of the records a few places ahead so their memory arrives in time. */
+    static inline int ps_ascii_pair_hash(PyObject *rec, uint64_t *out) {
+        if (!PyTuple_CheckExact(rec) || PyTuple_GET_SIZE(rec) != 2) return 0;
+        PyObject *k = PyTuple_GET_ITEM(rec, 0);
+        if (!PyUnicode_CheckExact(k) || !PyUnicode_IS_COMPACT_ASCII(k)) return 0;
+        *out = ps_xxh64(PyUnicode_DATA(k), (size_t)PyUnicode_GET_LENGTH(k), 0x73747269ULL);
+        return 1;
+    }
+    static inline void ps_prefetch_record(PyObject *ahead, PyObject *nearer) {
+    #if defined(__GNUC__)
+        __builtin_prefetch(ahead);
+        if (PyTuple_CheckExact(nearer) && PyTuple_GET_SIZE(nearer) >= 1)
+            __builtin_prefetch(PyTuple_GET_ITEM(nearer, 0));
+    #endif
+    }
+    """
+    bint ps_ascii_pair_hash(PyObject *rec, uint64_t *out)
+    void ps_prefetch_record(PyObject *ahead, PyObject *nearer)
+
+
 cdef int _hash_keys_and_ref(list recs, uint64_t *hashes) except -1:
     # Takes the new references the output lists will own while each record is still in cache, so the scatter
     # pass moves pointers without touching the records again.
@@ -61,7 +84,10 @@ cdef int _hash_keys_and_ref(list recs, uint64_t *hashes) except -1:
     try:
         while i < n:
             item = PyList_GET_ITEM(recs, i)
-            hashes[i] = fast_key_hash(_record_key(<object>item, i))
+            if i + 16 < n:
+                ps_prefetch_record(PyList_GET_ITEM(recs, i + 16), PyList_GET_ITEM(recs, i + 8))
+            if not ps_ascii_pair_hash(item, &hashes[i]):
+                hashes[i] = fast_key_hash(_record_key(<object>item, i))
             Py_INCREF(<object>item)
             i += 1
     except BaseException:
