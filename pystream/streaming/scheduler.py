@@ -31,6 +31,9 @@ logger = logging.getLogger(__name__)
 
 _STOP = object()
 
+#: How many generated batches may wait for processing before the timer waits too.
+MAX_QUEUED_KEY = "spark.pystream.scheduler.maxQueuedBatches"
+
 
 class JobScheduler:
     def __init__(self, ssc: StreamingContext) -> None:
@@ -47,6 +50,7 @@ class JobScheduler:
         self.last_completed_ms: int | None = None
         self._pending = 0
         self.next_batch_ms = 0
+        self._max_queued = max(1, ssc.sparkContext._conf.getInt(MAX_QUEUED_KEY, 50))
 
     # -- lifecycle ----------------------------------------------------------------------------------------
     def start(self, first_batch_ms: int) -> None:
@@ -60,6 +64,8 @@ class JobScheduler:
     def stop_generation(self) -> None:
         self._cancel_gen.set()
         self._clock.wake()
+        with self._cond:
+            self._cond.notify_all()
         if self._gen_thread is not None and self._gen_thread is not threading.current_thread():
             self._gen_thread.join()
 
@@ -95,6 +101,12 @@ class JobScheduler:
     def _generate_loop(self) -> None:
         t = self.next_batch_ms
         while self._clock.wait_until(t, self._cancel_gen):
+            # Memory stays bounded when processing falls behind: at most max_queued batches hold their data
+            # while waiting; meanwhile receivers keep filling their bounded buffers and then block.
+            with self._cond:
+                self._cond.wait_for(lambda: self._pending < self._max_queued or self._cancel_gen.is_set())
+            if self._cancel_gen.is_set():
+                break
             self.generate_batch(t)
             t += self._batch_ms
             self.next_batch_ms = t

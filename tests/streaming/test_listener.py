@@ -108,3 +108,30 @@ def test_failing_listener_does_not_stop_streaming(sc):
     finally:
         ssc.stop(False)
     assert out.batches == [[1], [2]]
+
+
+def test_queued_batches_are_bounded(sc):
+    # With at most 2 batches waiting, the timer stops generating (and allocating data) while a slow job runs.
+    import threading
+
+    from pystream.streaming.scheduler import MAX_QUEUED_KEY
+
+    sc._conf.set(MAX_QUEUED_KEY, 2)
+    release = threading.Event()
+    try:
+        ssc = manual_context(sc)
+        ssc.queueStream([[i] for i in range(10)]).foreachRDD(lambda rdd: release.wait(10))
+        ssc.start()
+        try:
+            ssc.clock.advance(10 * 500)
+            time.sleep(0.3)
+            sched = ssc._scheduler
+            assert sched._pending == 2 and sched.last_generated_ms == 1000
+            release.set()
+            with sched._cond:
+                assert sched._cond.wait_for(lambda: (sched.last_completed_ms or 0) >= 5000, 10)
+        finally:
+            release.set()
+            ssc.stop(False)
+    finally:
+        sc._conf._settings.pop(MAX_QUEUED_KEY, None)
