@@ -325,10 +325,22 @@ class CheckpointWriter:
         times = self.store.metadata_times()
         for old in times[KEEP_METADATA:]:
             self.store.delete(metadata_name(old))
-        keep = {name for files in self.state_files.values() for _, name in files}
+        # Keep every state file a kept metadata checkpoint may name: those after the oldest kept checkpoint,
+        # and the last KEEP_STATE at or before it (what it named when it was written).
+        oldest = min(times[:KEEP_METADATA], default=None)
+        by_stream: dict[int, list[tuple[int, str]]] = {}
         for name in self.store.list():
-            if _STATE_RE.match(name) and name not in keep:
-                self.store.delete(name)
+            if m := _STATE_RE.match(name):
+                by_stream.setdefault(int(m.group(1)), []).append((int(m.group(2)), name))
+        keep = {name for files in self.state_files.values() for _, name in files}
+        for files in by_stream.values():
+            files.sort()
+            if oldest is not None:
+                keep.update(name for st, name in files if st > oldest)
+                keep.update(name for st, name in [f for f in files if f[0] <= oldest][-KEEP_STATE:])
+            for _, name in files:
+                if name not in keep:
+                    self.store.delete(name)
         wal = getattr(self.ssc, "_wal", None)
         if wal is not None:
             wal.clean(self.ssc)
