@@ -2,11 +2,15 @@
 
     python benchmarks/streaming.py [--scale 1.0] [--only W1,W3]
 
-Every workload is generated from a seed, run through a StreamingContext driven by a manual clock (each batch
-runs as soon as the previous one finished, so the figure is processing throughput), and checked against the
-plain-Python single-process reference for exact equality. For each configuration the script prints records/s,
-the ratio to the reference measured in the same run, p50/p99 batch processing time, and the peak resident
-memory of the whole process tree (driver + workers).
+Each workload's batches are generated one at a time from a seed (benchmarks/workloads.py). The plain-Python
+single-process reference and every pystream configuration process the same batches; only processing is timed
+(generating a batch is not). pystream runs a StreamingContext on a manual clock, so each batch starts when the
+previous one is done: the figure is processing throughput. Results are checked against the reference exactly
+(an order-independent digest of every batch's output, or of the final state).
+
+Printed per configuration: records/s, the ratio to the reference measured in this run, p50/p99 batch processing
+time, the peak resident memory of the whole process tree (driver + workers), and that peak divided by the
+in-memory size of one batch window of input plus the state.
 """
 
 from __future__ import annotations
@@ -59,77 +63,135 @@ class MemorySampler(threading.Thread):
             self.peak_kb = max(self.peak_kb, total)
 
 
-class BatchTimer(StreamingListener):
-    def __init__(self) -> None:
-        self.started: dict[int, float] = {}
-        self.durations: list[float] = []
-
-    def onBatchStarted(self, e) -> None:
-        self.started[e.batchInfo().batchTime().milliseconds()] = time.perf_counter()
-
-    def onBatchCompleted(self, e) -> None:
-        t = e.batchInfo().batchTime().milliseconds()
-        self.durations.append(time.perf_counter() - self.started.pop(t))
-
-
 def percentile(values: list[float], q: float) -> float:
     s = sorted(values)
     return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
 
 
-def run_config(kind: str, workers: int, batches: list[list], build: Callable[[Any, Any], Any]) -> dict:
-    conf = SparkConf(loadDefaults=False).set("spark.pystream.executor", kind)
-    sc = SparkContext(f"local[{workers}]", "bench", conf)
-    try:
-        ssc = manual_context(sc, 1.0)
-        stream = ssc.queueStream([sc.parallelize(b, workers) for b in batches])
-        result = build(sc, stream)
-        timer = BatchTimer()
-        ssc.addStreamingListener(timer)
-        pids = (lambda: sc.executor.worker_pids) if kind == "process" else (lambda: [])
-        sampler = MemorySampler(pids)
-        sampler.start()
-        ssc.start()
-        t0 = time.perf_counter()
-        advance(ssc, len(batches), timeout=600)
-        elapsed = time.perf_counter() - t0
-        sampler.stop_event.set()
-        sampler.join()
-        ssc.awaitTerminationOrTimeout(0)  # raises if a batch failed
-        if isinstance(result, dict) and "latest" in result:  # state streams: read the final state once
-            result = dict(result["latest"].collect())
-        ssc.stop(stopSparkContext=False)
-    finally:
-        sc.stop()
-    return {"seconds": elapsed, "p50": percentile(timer.durations, 0.5), "p99": percentile(timer.durations, 0.99),
-            "peak_mb": sampler.peak_kb / 1024, "result": result}
+def deep_size(obj: Any) -> int:
+    """Bytes of a batch or state in memory: containers plus their str/int/float/tuple contents."""
+    size = sys.getsizeof(obj)
+    if isinstance(obj, dict):
+        return size + sum(deep_size(k) + deep_size(v) for k, v in obj.items())
+    if isinstance(obj, (list, tuple)):
+        return size + sum(deep_size(x) for x in obj)
+    return size
 
 
-# -- the workloads -------------------------------------------------------------------------------------------
-def w1_build(sc, lines):
-    per_batch: list[dict] = []
-    counts = lines.flatMap(lambda l: l.split()).map(lambda w: (w, 1)).reduceByKey(operator.add)
-    counts.foreachRDD(lambda rdd: per_batch.append(dict(rdd.collect())))
-    return per_batch
+def partition_digest(it) -> list[int]:
+    return [wl.digest(it)]
 
 
-def w2_build(sc, lines):
-    windows: list[dict] = []
-    counts = lines.flatMap(lambda l: l.split()).map(lambda w: (w, 1)).reduceByKeyAndWindow(
-        operator.add, operator.sub, 3.0, 1.0)
-    counts.foreachRDD(lambda rdd: windows.append(dict(rdd.collect())))
-    return windows
+def rdd_digest(rdd) -> int:
+    return sum(rdd.mapPartitions(partition_digest).collect()) & wl.MASK
 
 
-def w2_reference(batches):
-    per = wl.wordcount_reference(batches)
-    out = []
-    for i in range(len(per)):
-        total: Counter = Counter()
-        for c in per[max(0, i - 2):i + 1]:
-            total.update(c)
-        out.append(dict(total))
-    return out
+class Workload:
+    """name, batch count, generator, the DStream pipeline, and the reference."""
+
+    name: str
+    batches: int
+    records_per_batch: int
+    window: int = 1
+
+    def batch(self, i: int) -> list:
+        raise NotImplementedError
+
+    def build(self, sc, stream) -> Callable[[], list[int]]:
+        """Set up the pipeline; return a function giving the digests to compare, read after the last batch."""
+        raise NotImplementedError
+
+    def reference(self) -> tuple[float, list[int], int]:
+        """Run the reference; return (processing seconds, digests, bytes of one window of input + state)."""
+        raise NotImplementedError
+
+
+class WordCount(Workload):
+    def __init__(self, scale: float) -> None:
+        self.name = "W1 word count"
+        self.records_per_batch = max(1, int(200_000 * scale))
+        self.batches = 10
+
+    def batch(self, i: int) -> list:
+        return wl.zipf_batch(i, self.records_per_batch)
+
+    def build(self, sc, lines):
+        digests: list[int] = []
+        counts = lines.flatMap(lambda l: l.split()).map(lambda w: (w, 1)).reduceByKey(operator.add)
+        counts.foreachRDD(lambda rdd: digests.append(rdd_digest(rdd)))
+        return lambda: digests
+
+    def reference(self):
+        spent, digests, size = 0.0, [], 0
+        for i in range(self.batches):
+            lines = self.batch(i)
+            t0 = time.perf_counter()
+            c = wl.wordcount(lines)
+            spent += time.perf_counter() - t0
+            digests.append(wl.digest(c.items()))
+            size = max(size, deep_size(lines))
+        return spent, digests, size
+
+
+class WindowedWordCount(WordCount):
+    def __init__(self, scale: float) -> None:
+        super().__init__(scale)
+        self.name = "W2 windowed word count"
+        self.window = 3
+
+    def build(self, sc, lines):
+        digests: list[int] = []
+        counts = lines.flatMap(lambda l: l.split()).map(lambda w: (w, 1)).reduceByKeyAndWindow(
+            operator.add, operator.sub, 3.0, 1.0)
+        counts.foreachRDD(lambda rdd: digests.append(rdd_digest(rdd)))
+        return lambda: digests
+
+    def reference(self):
+        spent, digests, recent, size = 0.0, [], [], 0
+        for i in range(self.batches):
+            lines = self.batch(i)
+            t0 = time.perf_counter()
+            recent = (recent + [wl.wordcount(lines)])[-3:]
+            window: Counter = Counter()
+            for c in recent:
+                window.update(c)
+            spent += time.perf_counter() - t0
+            digests.append(wl.digest(window.items()))
+            size = max(size, 3 * deep_size(lines))
+        return spent, digests, size
+
+
+class Stateful(Workload):
+    def __init__(self, scale: float, kind: str) -> None:
+        self.kind = kind
+        self.name = f"W3 {kind}"
+        self.records_per_batch = max(1, int(500_000 * scale))
+        self.batches = 20
+        self.keys = max(1, int(1_000_000 * scale))
+
+    def batch(self, i: int) -> list:
+        return wl.event_batch(i, self.records_per_batch, self.keys)
+
+    def build(self, sc, events):
+        final: dict = {}
+        if self.kind == "updateStateByKey":
+            state = events.updateStateByKey(update_count_sum)
+        else:
+            mapped = events.mapWithState(StateSpec.function(count_sum_mapping))
+            mapped.foreachRDD(lambda rdd: rdd.count())
+            state = mapped.stateSnapshots()
+        state.foreachRDD(lambda rdd: final.update(latest=rdd))
+        return lambda: [rdd_digest(final["latest"])]
+
+    def reference(self):
+        spent, state = 0.0, {}
+        for i in range(self.batches):
+            events = self.batch(i)
+            t0 = time.perf_counter()
+            wl.state_update(state, events)
+            spent += time.perf_counter() - t0
+        size = deep_size(events) + deep_size(state)
+        return spent, [wl.digest(state.items())], size
 
 
 def update_count_sum(values, state):
@@ -140,13 +202,6 @@ def update_count_sum(values, state):
     return (c, s)
 
 
-def w3_update_build(sc, events):
-    final: dict = {}
-    state = events.updateStateByKey(update_count_sum)
-    state.foreachRDD(lambda rdd: final.update(latest=rdd))
-    return final
-
-
 def count_sum_mapping(key, value, state):
     c, s = state.getOption() or (0, 0.0)
     c += 1
@@ -155,103 +210,124 @@ def count_sum_mapping(key, value, state):
     return (key, c)
 
 
-def w3_mws_build(sc, events):
-    final: dict = {}
-    mapped = events.mapWithState(StateSpec.function(count_sum_mapping))
-    mapped.foreachRDD(lambda rdd: rdd.count())
-    mapped.stateSnapshots().foreachRDD(lambda rdd: final.update(latest=rdd))
-    return final
+class Yahoo(Workload):
+    def __init__(self, scale: float) -> None:
+        self.name = "W4 Yahoo streaming"
+        self.records_per_batch = max(1, int(500_000 * scale))
+        self.batches = 10
+        self.campaigns = wl.ad_campaigns()
+        self.ads = sorted(self.campaigns)
 
+    def batch(self, i: int) -> list:
+        return wl.yahoo_batch(i, self.records_per_batch, self.ads)
 
-def w4_build_for(campaigns: dict[str, str]):
-    def build(sc, lines):
+    def build(self, sc, lines):
         totals: Counter = Counter()
-        campaign_rdd = sc.parallelize(list(campaigns.items()), 2).cache()
+        campaign_rdd = sc.parallelize(list(self.campaigns.items()), 2).cache()
         views = (lines.map(json.loads).filter(lambda e: e["event_type"] == "view")
                  .map(lambda e: (e["ad_id"], e["event_time"])))
         per_window = (views.transform(lambda rdd: rdd.join(campaign_rdd))
                       .map(lambda kv: ((kv[1][1], kv[1][0] // 10_000 * 10_000), 1))
                       .reduceByKey(operator.add))
         per_window.foreachRDD(lambda rdd: totals.update(dict(rdd.collect())))
-        return totals
-    return build
+        return lambda: [wl.digest(totals.items())]
+
+    def reference(self):
+        spent, counts, size = 0.0, Counter(), 0
+        for i in range(self.batches):
+            lines = self.batch(i)
+            t0 = time.perf_counter()
+            wl.yahoo_count(lines, self.campaigns, counts)
+            spent += time.perf_counter() - t0
+            size = max(size, deep_size(lines))
+        return spent, [wl.digest(counts.items())], size + deep_size(counts)
 
 
-def timed(fn, *args):
-    t0 = time.perf_counter()
-    out = fn(*args)
-    return out, time.perf_counter() - t0
+def run_config(kind: str, workers: int, w: Workload) -> dict:
+    conf = SparkConf(loadDefaults=False).set("spark.pystream.executor", kind)
+    sc = SparkContext(f"local[{workers}]", "bench", conf)
+    try:
+        ssc = manual_context(sc, 1.0)
+        stream = ssc.queueStream([])
+        queue = ssc._graph.input_streams[-1]
+        result = w.build(sc, stream)
+        durations: list[float] = []
+        pids = (lambda: sc.executor.worker_pids) if kind == "process" else (lambda: [])
+        sampler = MemorySampler(pids)
+        sampler.start()
+        ssc.start()
+        for i in range(w.batches):
+            data = w.batch(i)
+            queue.push(sc.parallelize(data, workers))
+            del data
+            t0 = time.perf_counter()
+            advance(ssc, 1, timeout=600)
+            durations.append(time.perf_counter() - t0)
+        digests = result()
+        sampler.stop_event.set()
+        sampler.join()
+        ssc.awaitTerminationOrTimeout(0)  # raises if a batch failed
+        ssc.stop(stopSparkContext=False)
+    finally:
+        sc.stop()
+    return {"seconds": sum(durations), "p50": percentile(durations, 0.5), "p99": percentile(durations, 0.99),
+            "peak_mb": sampler.peak_kb / 1024, "digests": digests}
 
 
-def bench(name: str, records: int, batches, build, reference_fn, check) -> list[dict]:
-    ref, ref_s = timed(reference_fn, batches)
-    rows = [{"workload": name, "config": "plain Python (1 process)", "records_per_s": records / ref_s,
-             "ratio": 1.0, "p50": None, "p99": None, "peak_mb": None}]
+def bench(w: Workload) -> list[dict]:
+    ref_s, ref_digests, data = w.reference()
+    records = w.batches * w.records_per_batch
+    rows = [{"workload": w.name, "config": "plain Python (1 process)", "records_per_s": records / ref_s,
+             "ratio": 1.0, "p50": None, "p99": None, "peak_mb": None, "data_mb": data / 2**20}]
     for kind, workers in CONFIGS:
-        r = run_config(kind, workers, batches, build)
-        check(r["result"], ref)
-        rows.append({"workload": name, "config": f"{kind}, {workers} worker{'s' * (workers > 1)}",
+        r = run_config(kind, workers, w)
+        if r["digests"] != ref_digests:
+            raise AssertionError(f"{w.name} on {kind}/{workers}: results differ from the reference")
+        rows.append({"workload": w.name, "config": f"{kind}, {workers} worker{'s' * (workers > 1)}",
                      "records_per_s": records / r["seconds"], "ratio": ref_s / r["seconds"], "p50": r["p50"],
-                     "p99": r["p99"], "peak_mb": r["peak_mb"]})
-        del r
+                     "p99": r["p99"], "peak_mb": r["peak_mb"], "data_mb": data / 2**20})
     return rows
-
-
-def check_equal(got, ref):
-    assert got == ref, "pystream's result differs from the reference"
-
-
-def check_w3(got, ref):
-    assert got == ref, "state differs from the reference"
-
-
-def check_w4(got, ref):
-    assert got == ref, "campaign window counts differ from the reference"
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--scale", type=float, default=1.0, help="fraction of the specified workload sizes")
+    p.add_argument("--scale", type=float, default=1.0, help="fraction of the specified batch sizes")
     p.add_argument("--only", default="W1,W2,W3,W4")
     args = p.parse_args(argv)
     only = set(args.only.upper().split(","))
     s = args.scale
-    rows: list[dict] = []
-    if only & {"W1", "W2"}:
-        lines = int(2_000_000 * s)
-        batches = wl.zipf_batches(lines, max(1, int(200_000 * s)))
-        if "W1" in only:
-            rows += bench("W1 word count", lines, batches, w1_build,
-                          lambda b: [dict(c) for c in wl.wordcount_reference(b)], check_equal)
-        if "W2" in only:
-            rows += bench("W2 windowed word count", lines, batches, w2_build, w2_reference, check_equal)
-        del batches
+    workloads: list[Workload] = []
+    if "W1" in only:
+        workloads.append(WordCount(s))
+    if "W2" in only:
+        workloads.append(WindowedWordCount(s))
     if "W3" in only:
-        n = int(10_000_000 * s)
-        batches = wl.event_batches(n, max(1, int(500_000 * s)), max(1, int(1_000_000 * s)))
-        rows += bench("W3 updateStateByKey", n, batches, w3_update_build, wl.state_reference, check_w3)
-        rows += bench("W3 mapWithState", n, batches, w3_mws_build, wl.state_reference, check_w3)
-        del batches
+        workloads += [Stateful(s, "updateStateByKey"), Stateful(s, "mapWithState")]
     if "W4" in only:
-        n = int(5_000_000 * s)
-        campaigns = wl.ad_campaigns()
-        batches = wl.yahoo_batches(n, max(1, int(500_000 * s)), sorted(campaigns))
-        rows += bench("W4 Yahoo streaming", n, batches, w4_build_for(campaigns),
-                      lambda b: wl.yahoo_reference(b, campaigns), check_w4)
-    print_table(rows)
+        workloads.append(Yahoo(s))
+    print_header()
+    rows: list[dict] = []
+    for w in workloads:
+        for row in bench(w):
+            print_row(row)
+            rows.append(row)
     return rows
 
 
-def print_table(rows: list[dict]) -> None:
-    head = f"{'workload':<24} {'configuration':<26} {'records/s':>12} {'vs ref':>7} {'p50 ms':>8} {'p99 ms':>8} {'peak MB':>8}"
+def print_header() -> None:
+    head = (f"{'workload':<24} {'configuration':<26} {'records/s':>12} {'vs ref':>7} {'p50 ms':>8} {'p99 ms':>8} "
+            f"{'peak MB':>8} {'data MB':>8} {'peak/data':>9}")
     print(head)
-    print("-" * len(head))
-    for r in rows:
-        p50 = "" if r["p50"] is None else f"{r['p50'] * 1000:.0f}"
-        p99 = "" if r["p99"] is None else f"{r['p99'] * 1000:.0f}"
-        mem = "" if r["peak_mb"] is None else f"{r['peak_mb']:.0f}"
-        print(f"{r['workload']:<24} {r['config']:<26} {r['records_per_s']:>12,.0f} {r['ratio']:>6.2f}x "
-              f"{p50:>8} {p99:>8} {mem:>8}", flush=True)
+    print("-" * len(head), flush=True)
+
+
+def print_row(r: dict) -> None:
+    p50 = "" if r["p50"] is None else f"{r['p50'] * 1000:.0f}"
+    p99 = "" if r["p99"] is None else f"{r['p99'] * 1000:.0f}"
+    mem = "" if r["peak_mb"] is None else f"{r['peak_mb']:.0f}"
+    rel = "" if r["peak_mb"] is None else f"{r['peak_mb'] / r['data_mb']:.1f}x"
+    print(f"{r['workload']:<24} {r['config']:<26} {r['records_per_s']:>12,.0f} {r['ratio']:>6.2f}x "
+          f"{p50:>8} {p99:>8} {mem:>8} {r['data_mb']:>8.0f} {rel:>9}", flush=True)
 
 
 if __name__ == "__main__":

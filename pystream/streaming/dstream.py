@@ -93,9 +93,9 @@ class DStream:
             # Spark's default: the smallest multiple of the slide that is at least 10 seconds.
             self._checkpoint_ms = self._slide_ms * max(1, -(-10_000 // self._slide_ms))
         if self._remember_ms is None:
+            # Spark also keeps RDDs for two checkpoint intervals, because their lineage reaches back until the
+            # next checkpoint; state RDDs here cut their lineage every batch, so the slide is enough.
             self._remember_ms = self._slide_ms
-        if self._checkpoint_ms is not None and self._remember_ms <= self._checkpoint_ms:
-            self._remember_ms = 2 * self._checkpoint_ms
         for p in self._parents:
             p._initialize(zero_ms)
             p._remember(self._parent_remember_ms())
