@@ -327,23 +327,19 @@ class RDD:
 
     def join(self, other: RDD, numPartitions: int | None = None) -> RDD:
         """Inner join: (k, (v, w)) for every pair of values of a key present in both."""
-        return _cogroup([self, other], numPartitions).flatMapValues(
-            lambda vw: [(v, w) for v in vw[0] for w in vw[1]])
+        return _join(self, other, numPartitions, "inner")
 
     def leftOuterJoin(self, other: RDD, numPartitions: int | None = None) -> RDD:
         """Left outer join: (k, (v, w)), or (k, (v, None)) for keys missing from ``other``."""
-        return _cogroup([self, other], numPartitions).flatMapValues(
-            lambda vw: [(v, w) for v in vw[0] for w in (vw[1] or [None])])
+        return _join(self, other, numPartitions, "left")
 
     def rightOuterJoin(self, other: RDD, numPartitions: int | None = None) -> RDD:
         """Right outer join: (k, (v, w)), or (k, (None, w)) for keys missing from this RDD."""
-        return _cogroup([self, other], numPartitions).flatMapValues(
-            lambda vw: [(v, w) for v in (vw[0] or [None]) for w in vw[1]])
+        return _join(self, other, numPartitions, "right")
 
     def fullOuterJoin(self, other: RDD, numPartitions: int | None = None) -> RDD:
         """Full outer join: (k, (v, w)) with None for the side a key is missing from."""
-        return _cogroup([self, other], numPartitions).flatMapValues(
-            lambda vw: [(v, w) for v in (vw[0] or [None]) for w in (vw[1] or [None])])
+        return _join(self, other, numPartitions, "full")
 
     def subtractByKey(self, other: RDD, numPartitions: int | None = None) -> RDD:
         """Return the pairs of this RDD whose key is not in ``other``."""
@@ -618,28 +614,83 @@ def _group_extend(a: ResultIterable, b: ResultIterable) -> ResultIterable:
     return a
 
 
+def _copartitioned(rdds: list[RDD], numPartitions: int | None) -> list[RDD]:
+    n = numPartitions or max(r.getNumPartitions() for r in rdds) or rdds[0].ctx.defaultParallelism
+    return [r.partitionBy(n) for r in rdds]
+
+
 def _cogroup(rdds: list[RDD], numPartitions: int | None) -> RDD:
-    n_sides = len(rdds)
-    tagged = [r.mapValues(_Tag(i)) for i, r in enumerate(rdds)]
-    union = UnionRDD(rdds[0].ctx, tagged)
-
-    def split_sides(groups: ResultIterable) -> tuple:
-        sides = tuple(ResultIterable() for _ in range(n_sides))
-        for i, v in groups:
-            sides[i].append(v)
-        return sides
-
-    return union.groupByKey(numPartitions or max(r.getNumPartitions() for r in rdds) or None).mapValues(split_sides)
+    """(k, (values of rdds[0], values of rdds[1], ...)): every side hash-partitioned alike, then grouped
+    partition by partition (no per-record combiner calls)."""
+    parts = _copartitioned(rdds, numPartitions)
+    return ZippedPartitionsRDD(rdds[0].ctx, parts, _CogroupPartition(len(rdds)))
 
 
-class _Tag:
-    __slots__ = ("i",)
+def _join(left: RDD, right: RDD, numPartitions: int | None, kind: str) -> RDD:
+    """A hash join per partition: the right side's values by key in a dict, the left side streamed past it."""
+    parts = _copartitioned([left, right], numPartitions)
+    return ZippedPartitionsRDD(left.ctx, parts, _JoinPartition(kind))
 
-    def __init__(self, i: int) -> None:
-        self.i = i
 
-    def __call__(self, v: Any) -> tuple[int, Any]:
-        return (self.i, v)
+class _CogroupPartition:
+    __slots__ = ("sides",)
+
+    def __init__(self, sides: int) -> None:
+        self.sides = sides
+
+    def __call__(self, split: int, *parts: list) -> list:
+        groups: dict[Any, tuple] = {}
+        n = self.sides
+        for i, part in enumerate(parts):
+            for k, v in part:
+                g = groups.get(k)
+                if g is None:
+                    g = groups[k] = tuple(ResultIterable() for _ in range(n))
+                g[i].append(v)
+        return list(groups.items())
+
+
+class _JoinPartition:
+    __slots__ = ("kind",)
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+    def __call__(self, split: int, left: list, right: list) -> list:
+        by_key: dict[Any, list] = {}
+        for k, w in right:
+            ws = by_key.get(k)
+            if ws is None:
+                by_key[k] = [w]
+            else:
+                ws.append(w)
+        out: list = []
+        append = out.append
+        keep_left = self.kind in ("left", "full")
+        if self.kind in ("inner", "left"):
+            for k, v in left:
+                ws = by_key.get(k)
+                if ws is not None:
+                    for w in ws:
+                        append((k, (v, w)))
+                elif keep_left:
+                    append((k, (v, None)))
+            return out
+        # right and full outer joins also need the right keys no left record matched.
+        matched = set()
+        for k, v in left:
+            ws = by_key.get(k)
+            if ws is not None:
+                matched.add(k)
+                for w in ws:
+                    append((k, (v, w)))
+            elif keep_left:
+                append((k, (v, None)))
+        for k, ws in by_key.items():
+            if k not in matched:
+                for w in ws:
+                    append((k, (None, w)))
+        return out
 
 
 # -- concrete RDDs ----------------------------------------------------------------------------------------
