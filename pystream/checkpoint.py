@@ -28,6 +28,7 @@ import re
 import struct
 import time
 import uuid
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -202,6 +203,9 @@ def state_name(stream: int, t: int) -> str:
 
 
 # -- pickling the graph -------------------------------------------------------------------------------------
+_RDD_DATA: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def _pickler_class() -> type:
     import cloudpickle
 
@@ -220,8 +224,12 @@ def _pickler_class() -> type:
             if obj is self._sc:
                 return "sc"
             if isinstance(obj, RDD):
-                # An RDD a function or stream refers to (an initialRDD, a static lookup table): its data.
-                return ("rdd", [list(p) for p in obj.glom().collect()])
+                # An RDD a function or stream refers to (an initialRDD, a static lookup table): its data,
+                # collected once per RDD rather than at every batch's checkpoint.
+                data = _RDD_DATA.get(obj)
+                if data is None:
+                    data = _RDD_DATA[obj] = [list(p) for p in obj.glom().collect()]
+                return ("rdd", data)
             return None
 
     return GraphPickler
@@ -294,6 +302,7 @@ class CheckpointWriter:
                 continue
             self.write_state(i, t, rdd)
         with graph.lock:
+            graph.replay_from_ms = self._replay_from(graph)
             body = dumps_graph(self.ssc)
         meta = self._header(t)
         meta.update({
@@ -307,6 +316,18 @@ class CheckpointWriter:
         self.store.write_atomic(metadata_name(t), encode_file(KIND_METADATA, meta, body, self.key))
         self._clean()
         self.last_write_s = time.perf_counter() - started
+
+    def _replay_from(self, graph: Any) -> int | None:
+        """The time after which the inputs must be able to replay batches: the oldest kept state (less the
+        window of a windowed state stream), or the start while a stream has no state checkpoint yet."""
+        if not graph.stateful_streams:
+            return None
+        since = []
+        for i, stream in enumerate(graph.stateful_streams):
+            files = self.state_files.get(i)
+            base = min(st for st, _ in files) if files else graph.zero_ms
+            since.append(base - getattr(stream, "_window_ms", 0))
+        return min(since)
 
     def write_state(self, stream: int, t: int, rdd: Any) -> None:
         import cloudpickle
@@ -449,7 +470,7 @@ def _recover_from(store: CheckpointStore, t: int, key: bytes | None, errors: lis
         options = candidates.get(i, [])
         chosen = None
         for st, sname, holder in options:
-            if not _replayable(graph, st):
+            if not _replayable(graph, st - getattr(stream, "_window_ms", 0)):
                 errors.append(CheckpointError(
                     f"state checkpoint file {store.describe(sname)} is too old: the sources no longer know the "
                     f"data of the batches after {st} ms"))
@@ -467,7 +488,7 @@ def _recover_from(store: CheckpointStore, t: int, key: bytes | None, errors: lis
             chosen = (st, sname, parts)
             break
         if chosen is None:
-            if state_meta.get(i) or not _replayable(graph, zero_ms):
+            if state_meta.get(i) or not _replayable(graph, zero_ms - getattr(stream, "_window_ms", 0)):
                 raise CheckpointError(f"metadata checkpoint file {where}: no usable state checkpoint for stateful "
                                       f"stream {i} ({type(stream).__name__})")
             continue  # no state written yet: the sources replay every batch since the start

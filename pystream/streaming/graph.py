@@ -23,6 +23,8 @@ class DStreamGraph:
         self.zero_ms: int | None = None
         self.remember_ms: int | None = None
         self.started = False
+        #: with checkpointing: inputs keep what they need to replay the batches after this time
+        self.replay_from_ms: int | None = None
         self.lock = threading.RLock()
 
     def __getstate__(self) -> dict:

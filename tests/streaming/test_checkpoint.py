@@ -72,7 +72,13 @@ def _windowing(word_counts):
     return word_counts.reduceByKeyAndWindow(operator.add, operator.sub, 2.5, 0.5)
 
 
-PIPELINES = {"updateStateByKey": _counting, "mapWithState": _mapping, "reduceByKeyAndWindow": _windowing}
+def _counting_from_initial(word_counts):
+    initial = word_counts._sc.parallelize([("w0", 100), ("zz", 5)], 2)
+    return word_counts.updateStateByKey(lambda vs, s: sum(vs) + (s or 0), initialRDD=initial)
+
+
+PIPELINES = {"updateStateByKey": _counting, "mapWithState": _mapping, "reduceByKeyAndWindow": _windowing,
+             "initialRDD": _counting_from_initial}
 
 
 class _Job:
@@ -128,13 +134,16 @@ def _start_recovered(job, **kw):
 
 @pytest.mark.parametrize("pipeline", list(PIPELINES))
 def test_recovered_stream_continues_like_an_uninterrupted_one(msc, tmp_path, pipeline):
-    ref = _Job(msc, tmp_path / "ref", "ref-" + pipeline, pipeline)
+    # initialRDD: the default 10 s interval, so no state is written yet and recovery replays every batch
+    # from the (checkpointed) initial state.
+    interval = None if pipeline == "initialRDD" else 1.0
+    ref = _Job(msc, tmp_path / "ref", "ref-" + pipeline, pipeline, interval=interval)
     ssc = _start_fresh(ref)
     ref.run(ssc, 16)
     ssc.stop(stopSparkContext=False)
     expected = ref.results()
 
-    job = _Job(msc, tmp_path / "rec", "rec-" + pipeline, pipeline)
+    job = _Job(msc, tmp_path / "rec", "rec-" + pipeline, pipeline, interval=interval)
     ssc = _start_fresh(job)
     job.run(ssc, 7)
     ssc.stop(stopSparkContext=False)

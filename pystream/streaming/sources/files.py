@@ -71,7 +71,13 @@ class FileInputDStream(InputDStream):
         return self._sc.parallelize(files, max(1, len(files))).flatMap(self._reader)
 
     def _clear_metadata(self, t: int) -> None:
-        for old in [s for s in self._files if s <= t - (self._remember_ms or 0)]:
+        horizon = t - (self._remember_ms or 0)
+        # With checkpointing, keep the file lists of every batch a recovery may replay (those after the oldest
+        # state checkpoint still kept): they are small, and without them the state could not be rebuilt.
+        keep_after = getattr(self._ssc._graph, "replay_from_ms", None)
+        if keep_after is not None:
+            horizon = min(horizon, keep_after)
+        for old in [s for s in self._files if s <= horizon]:
             del self._files[old]
             if self._forgotten_ms is None or old > self._forgotten_ms:
                 self._forgotten_ms = old
