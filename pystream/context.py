@@ -60,18 +60,30 @@ class SparkConf:
 
     def get(self, key: str, defaultValue: str | None = None) -> str | None:
         """Return the value of ``key``, or ``defaultValue`` when it is not set."""
-        return self._settings.get(key, defaultValue)
+        value = self._lookup(key)
+        return defaultValue if value is None else value
+
+    def _lookup(self, key: str) -> str | None:
+        value = self._lookup(key)
+        if value is None:
+            # Keys set from PYSTREAM_CONF_* environment variables arrive lower-cased; Spark's keys never differ
+            # only by case, so a case-insensitive match is unambiguous.
+            lowered = key.lower()
+            for k, v in self._settings.items():
+                if k.lower() == lowered:
+                    return v
+        return value
 
     def getInt(self, key: str, default: int) -> int:
-        value = self._settings.get(key)
+        value = self._lookup(key)
         return default if value is None else int(value)
 
     def getFloat(self, key: str, default: float) -> float:
-        value = self._settings.get(key)
+        value = self._lookup(key)
         return default if value is None else float(value)
 
     def getBoolean(self, key: str, default: bool) -> bool:
-        value = self._settings.get(key)
+        value = self._lookup(key)
         return default if value is None else value.strip().lower() in ("true", "1", "yes")
 
     def getAll(self) -> list[tuple[str, str]]:

@@ -366,3 +366,13 @@ def test_context_properties(make_sc):
     assert ctx.getCheckpointDir() == "/tmp/somewhere"
     assert ctx.getConf().get(EXECUTOR_KEY) == "inprocess"
     assert ctx.executor.parallelism == 2
+
+
+def test_conf_from_environment_matches_camel_case_keys(monkeypatch):
+    from pystream import SparkConf
+
+    monkeypatch.setenv("PYSTREAM_CONF_SPARK_TASK_MAXFAILURES", "2")
+    conf = SparkConf()
+    assert conf.getInt("spark.task.maxFailures", 4) == 2
+    assert conf.get("spark.task.maxFailures") == "2"
+    assert SparkConf(loadDefaults=False).getInt("spark.task.maxFailures", 4) == 4

@@ -144,9 +144,9 @@ def test_state_partitions_stay_on_their_worker(psc):
     assert out.batches[-1] == [(k, 3) for k in "abcdefgh"]
 
 
-def test_killed_worker_is_replaced_and_task_retried(psc):
+def test_killed_worker_is_replaced_and_task_retried(psc, tmp_path):
     pid = psc.executor.worker_pids[0]
-    marker = f"/tmp/ps-kill-{os.getpid()}"
+    marker = str(tmp_path / "killed-once")
 
     def slow_once(x):
         # The first attempt of partition 0 kills its own worker; the retry on the replacement succeeds.
