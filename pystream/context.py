@@ -64,7 +64,7 @@ class SparkConf:
         return defaultValue if value is None else value
 
     def _lookup(self, key: str) -> str | None:
-        value = self._lookup(key)
+        value = self._settings.get(key)
         if value is None:
             # Keys set from PYSTREAM_CONF_* environment variables arrive lower-cased; Spark's keys never differ
             # only by case, so a case-insensitive match is unambiguous.
