@@ -312,6 +312,11 @@ class SparkContext:
         if self._executor is not None:
             self._executor.stop()
 
+    def __reduce__(self):
+        raise IllegalStateError(
+            "It appears that you are attempting to reference SparkContext from a broadcast variable, action, or "
+            "transformation. SparkContext can only be used on the driver, not in code that runs on workers.")
+
     def __enter__(self) -> SparkContext:
         return self
 

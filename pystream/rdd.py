@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from pystream._core.hashing import portable_hash
+from pystream.errors import IllegalStateError
 from pystream.executor.wire import Buckets
 from pystream.shuffle import (
     Aggregator,
@@ -562,6 +563,12 @@ class RDD:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}[{self._id}] ({self.getNumPartitions()} partitions)"
+
+    def __reduce__(self):
+        raise IllegalStateError(
+            "It appears that you are attempting to broadcast an RDD or reference an RDD from an action or "
+            "transformation. RDD transformations and actions can only be invoked by the driver, not inside of "
+            "other transformations; for example, rdd1.map(lambda x: rdd2.values().count() * x) is invalid.")
 
 
 # -- helpers used by the RDD methods (module-level so they pickle) ---------------------------------------

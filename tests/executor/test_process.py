@@ -325,3 +325,14 @@ def test_startup_to_first_output_under_a_second(tmp_path):
     assert out.returncode == 0, out.stderr
     # The budget is checked by benchmarks/; here only that it works and is not absurdly slow.
     assert float(out.stdout.strip()) < 10
+
+
+def test_referencing_driver_objects_in_tasks_fails_clearly(psc):
+    from pystream.errors import IllegalStateError
+
+    other = psc.parallelize([1, 2])
+    with pytest.raises(IllegalStateError, match="reference an RDD from an action or transformation"):
+        psc.parallelize([1]).map(lambda x: other.count() * x).collect()
+    with pytest.raises(IllegalStateError, match="reference SparkContext"):
+        psc.parallelize([1]).map(lambda x: psc.defaultParallelism).collect()
+    assert psc.parallelize([1, 2]).count() == 2
