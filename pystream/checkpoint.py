@@ -367,6 +367,25 @@ class CheckpointWriter:
             wal.clean(self.ssc)
 
 
+    def load_state(self, stream: int, at_or_before: int) -> tuple[int, list[list]] | None:
+        """The newest state of stateful stream ``stream`` written at or before ``at_or_before`` ms that the
+        sources can still replay from, as (time, partitions); None when there is none. Damaged files are
+        skipped (and logged), never used."""
+        graph = self.ssc._graph
+        for st, name in sorted(self.state_files.get(stream, []), reverse=True):
+            if st > at_or_before or not _replayable(graph, st):
+                continue
+            where = self.store.describe(name)
+            try:
+                meta, body = decode_file(where, self.store.read(name), KIND_STATE, self.key)
+                if meta.get("run_id") != self.run_id or meta.get("stream") != stream:
+                    raise CheckpointError(f"state checkpoint file {where} belongs to another stream or run")
+                return st, pickle.loads(body)
+            except (CheckpointError, FileNotFoundError, pickle.UnpicklingError) as exc:
+                logger.warning("cannot rebuild state from %s: %s", where, exc)
+        return None
+
+
 # -- recovery -----------------------------------------------------------------------------------------------
 def recover(path: str, setupFunc: Callable[[], Any] | None = None) -> StreamingContext | None:
     """Rebuild a StreamingContext from the newest valid checkpoint in ``path``; None when there is none.

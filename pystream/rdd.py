@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from pystream._core.hashing import portable_hash
-from pystream.errors import IllegalStateError
+from pystream.errors import IllegalStateError, StateLostError
 from pystream.executor.wire import Buckets
 from pystream.shuffle import (
     Aggregator,
@@ -98,6 +98,7 @@ class RDD:
         self._id = next(_rdd_ids)
         self._name: str | None = None
         self._lineage_cut = False
+        self._on_lost: Callable[[], None] | None = None
 
     # -- plumbing -----------------------------------------------------------------------------------------
     @property
@@ -129,14 +130,25 @@ class RDD:
         if self._cached is not None:
             return self._cached
         if self._lineage_cut:
-            from pystream.errors import StateLostError
-
             raise StateLostError(f"{self!r} dropped its partitions after its lineage was truncated; "
                                  "it cannot be recomputed")
-        parts = self._do_compute()
+        try:
+            parts = self._do_compute()
+        except StateLostError:
+            # State kept by a worker that died: the stream that made this RDD may rebuild its input from a
+            # checkpoint (and raises StateLostError itself when it cannot).
+            if self._on_lost is None:
+                raise
+            self._on_lost()
+            parts = self._do_compute()
         if self._persisted:
             self._cached = parts
         return parts
+
+    @property
+    def _lost(self) -> bool:
+        """Whether partitions this RDD holds were lost with a worker."""
+        return self._cached is not None and self.ctx.executor.has_lost(self._cached)
 
     def _do_compute(self) -> list[list]:  # pragma: no cover - abstract
         raise NotImplementedError

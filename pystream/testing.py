@@ -41,6 +41,16 @@ class OutputCollector:
         self._lock = threading.Lock()
         dstream.foreachRDD(self._collect)
 
+    def __getstate__(self) -> dict:
+        # Checkpoints pickle output functions; a recovered graph gets a collector of its own.
+        state = self.__dict__.copy()
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     def _collect(self, time: Any, rdd: RDD) -> None:
         data = rdd.collect()
         if self._skip_empty and not data:

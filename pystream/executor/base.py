@@ -40,6 +40,10 @@ class Executor(abc.ABC):
         executor may likewise return as references, one per bucket.
         """
 
+    def has_lost(self, partitions: Sequence[Any]) -> bool:
+        """Whether any of these partition handles was lost (its worker died). Never, in-process."""
+        return False
+
     def stop(self) -> None:  # noqa: B027 - optional hook
         """Release workers and memory. Idempotent."""
 

@@ -176,6 +176,14 @@ class ProcessExecutor(Executor):
                 except OSError:
                     pass
 
+    def has_lost(self, partitions: Sequence[Any]) -> bool:
+        for part in partitions:
+            if isinstance(part, BlockRef):
+                w = self._workers[part.worker] if part.worker < len(self._workers) else None
+                if w is None or w.incarnation != part.incarnation or not w.process.is_alive():
+                    return True
+        return False
+
     def _describe(self, data: Any, worker: _WorkerHandle, keepalive: list) -> tuple:
         if isinstance(data, BlockRef):
             if self._workers[data.worker].incarnation != data.incarnation:

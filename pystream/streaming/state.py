@@ -25,7 +25,76 @@ def _initial_state(ssc: Any, initial: RDD | Iterable[tuple[Any, Any]] | None, n:
     return rdd.partitionBy(n)
 
 
-class StateDStream(DStream):
+class _KeyedStateDStream(DStream):
+    """What updateStateByKey and mapWithState share: state(t) = per-partition f(state(t - slide), batch(t)),
+    and the rebuild of a previous state lost with a worker, from the newest state checkpoint plus the batches
+    since (which the sources replay)."""
+
+    _n: int
+    _initial: RDD | None
+    _parent: DStream
+
+    def _task(self, t: int) -> Callable[..., list]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _empty_state(self) -> RDD:
+        return self._sc.parallelize([], self._n)
+
+    def _prev_state(self, t: int) -> RDD:
+        prev_t = t - self._slide_ms
+        prev = self._get_or_compute(prev_t) if prev_t > (self._zero_ms or 0) else None
+        if prev is not None and prev._lost:
+            prev = self._rebuild(prev_t)
+        if prev is None:
+            prev = self._initial if self._initial is not None else self._empty_state()
+        return prev
+
+    def _rebuild(self, prev_t: int) -> RDD | None:
+        """The state at ``prev_t`` again, after its partitions were lost: from a checkpoint, else an error."""
+        from pystream.errors import StateLostError
+
+        writer = self._ssc._checkpoint_writer
+        stream = self._ssc._graph.stateful_streams.index(self)
+        found = writer.load_state(stream, prev_t) if writer is not None else None
+        if found is None:
+            horizon = self._zero_ms or 0
+            if writer is not None and all(inp._replayable_since(horizon) for inp in self._ssc._graph.input_streams):
+                found = (horizon, None)  # no state written yet, but every batch since the start replays
+            else:
+                raise StateLostError(
+                    f"state of {type(self).__name__} at {prev_t} ms was lost with a worker process and cannot be "
+                    "rebuilt: " + ("no usable state checkpoint, and the sources cannot replay every batch since"
+                                   if writer is not None else "checkpointing is off (StreamingContext.checkpoint)"))
+        base_t, parts = found
+        for k in [k for k in self._generated if base_t <= k <= prev_t]:
+            del self._generated[k]
+        if parts is not None:
+            from pystream.checkpoint import _restored_rdd
+
+            self._generated[base_t] = self._restored(_restored_rdd(self._sc, parts))
+        return self._get_or_compute(prev_t) if prev_t > (self._zero_ms or 0) else None
+
+    def _restored(self, rdd: RDD) -> RDD:
+        return rdd
+
+    def _compute(self, t: int) -> RDD | None:
+        prev = self._prev_state(t)
+        batch = self._parent._get_or_compute(t)
+        if batch is None:
+            batch = self._sc.emptyRDD()
+        rdd = ZippedPartitionsRDD(self._sc, [prev, batch.partitionBy(self._n)], self._task(t))
+
+        def rebuild() -> None:
+            # A worker died while this batch ran: rebuild the previous state and retry with it.
+            rebuilt = self._rebuild(t - self._slide_ms)
+            rdd._rdds[0] = rebuilt if rebuilt is not None else (
+                self._initial if self._initial is not None else self._empty_state())
+
+        rdd._on_lost = rebuild
+        return rdd
+
+
+class StateDStream(_KeyedStateDStream):
     """updateStateByKey: ``update(new_values, old_state_or_None)`` for every key with state or new values."""
 
     def __init__(self, parent: DStream, update: Callable[[list, Any], Any], num_partitions: int,
@@ -41,18 +110,8 @@ class StateDStream(DStream):
         self._must_checkpoint = True
         self._ssc._graph.add_stateful_stream(self)
 
-    def _compute(self, t: int) -> RDD | None:
-        prev_t = t - self._slide_ms
-        prev = self._get_or_compute(prev_t) if prev_t > (self._zero_ms or 0) else None
-        if prev is None:
-            prev = self._initial
-        batch = self._parent._get_or_compute(t)
-        if batch is None:
-            batch = self._sc.emptyRDD()
-        new = batch.partitionBy(self._n)
-        if prev is None:
-            prev = self._sc.parallelize([], self._n)
-        return ZippedPartitionsRDD(self._sc, [prev, new], _UpdateState(self._update))
+    def _task(self, t: int) -> Callable[..., list]:
+        return _UpdateState(self._update)
 
 
 class _UpdateState:
@@ -111,7 +170,7 @@ class _StatePartition:
         self.mapped = mapped
 
 
-class _InternalMapWithState(DStream):
+class _InternalMapWithState(_KeyedStateDStream):
     def __init__(self, parent: DStream, spec: StateSpec) -> None:
         super().__init__(parent._ssc, parent._slide_ms, [parent])
         self._parent = parent
@@ -125,18 +184,8 @@ class _InternalMapWithState(DStream):
         self._must_checkpoint = True
         self._ssc._graph.add_stateful_stream(self)
 
-    def _compute(self, t: int) -> RDD | None:
-        prev_t = t - self._slide_ms
-        prev = self._get_or_compute(prev_t) if prev_t > (self._zero_ms or 0) else None
-        if prev is None:
-            prev = self._initial
-        batch = self._parent._get_or_compute(t)
-        if batch is None:
-            batch = self._sc.emptyRDD()
-        new = batch.partitionBy(self._n)
-        if prev is None:
-            prev = self._sc.parallelize([], self._n)
-        return ZippedPartitionsRDD(self._sc, [prev, new], _MapWithState(self._spec._func, t, self._spec._timeout_ms))
+    def _task(self, t: int) -> Callable[..., list]:
+        return _MapWithState(self._spec._func, t, self._spec._timeout_ms)
 
 
 def _to_state_partition(it: Iterable[tuple[Any, Any]], timed: bool) -> list:

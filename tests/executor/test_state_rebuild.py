@@ -1,0 +1,125 @@
+"""Keyed state lost with a worker is rebuilt from the last state checkpoint plus the batches since."""
+
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+from pystream import SparkConf, SparkContext
+from pystream.context import EXECUTOR_KEY
+from pystream.errors import StateLostError
+from pystream.streaming import StateSpec
+from pystream.testing import advance, collect, manual_context
+
+RATE = 40  # rows per second: 20 per 0.5 s batch
+
+
+@pytest.fixture
+def psc():
+    sc = SparkContext("local[2]", "rebuild", SparkConf(loadDefaults=False).set(EXECUTOR_KEY, "process"))
+    yield sc
+    sc.stop()
+
+
+def expected(batches):
+    counts = {}
+    for v in range(batches * RATE // 2):
+        counts[v % 5] = counts.get(v % 5, 0) + 1
+    return sorted(counts.items())
+
+
+def add(values, state):
+    return sum(values) + (state or 0)
+
+
+def wait_dead(pid):
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+            with open(f"/proc/{pid}/stat") as fh:
+                if fh.read().split(")")[-1].split()[0] == "Z":
+                    return
+        except (ProcessLookupError, FileNotFoundError):
+            return
+        time.sleep(0.01)
+
+
+def kill_worker(sc, index):
+    pid = sc.executor._workers[index].process.pid
+    os.kill(pid, signal.SIGKILL)
+    wait_dead(pid)
+
+
+@pytest.mark.parametrize("kind", ["updateStateByKey", "mapWithState"])
+def test_state_rebuilt_after_worker_killed_between_batches(psc, tmp_path, kind):
+    ssc = manual_context(psc)
+    ssc.checkpoint(str(tmp_path / "ck"))
+    keyed = ssc.rateStream(RATE).map(lambda row: (row[1] % 5, 1))
+    if kind == "updateStateByKey":
+        state = keyed.updateStateByKey(add)
+    else:
+        def count(key, value, st):
+            st.update((st.getOption() or 0) + value)
+            return key
+
+        state = keyed.mapWithState(StateSpec.function(count)).stateSnapshots()
+    state.checkpoint(1.0)  # state written every 2 batches
+    out = collect(state, sort=True)
+    ssc.start()
+    try:
+        advance(ssc, 5)
+        kill_worker(psc, 0)  # holds state partitions 0 (and the last checkpoint is 1 batch old)
+        advance(ssc, 3)
+        assert ssc.awaitTerminationOrTimeout(0) is False
+    finally:
+        ssc.stop(False)
+    assert [sorted(b) for b in out.batches] == [expected(k) for k in range(1, 9)]
+
+
+def test_state_rebuilt_when_worker_dies_during_the_batch(psc, tmp_path):
+    ssc = manual_context(psc)
+    ssc.checkpoint(str(tmp_path / "ck"))
+    marker = str(tmp_path / "slow")
+
+    def slow_add(values, state):
+        if os.path.exists(marker):
+            time.sleep(0.05)
+        return sum(values) + (state or 0)
+
+    state = ssc.rateStream(RATE).map(lambda row: (row[1] % 5, 1)).updateStateByKey(slow_add)
+    state.checkpoint(1.0)
+    out = collect(state, sort=True)
+    ssc.start()
+    try:
+        advance(ssc, 3)
+        open(marker, "w").close()
+        threading.Timer(0.05, kill_worker, (psc, 1)).start()
+        advance(ssc, 1)
+        os.remove(marker)
+        advance(ssc, 2)
+        assert ssc.awaitTerminationOrTimeout(0) is False
+    finally:
+        ssc.stop(False)
+    assert [sorted(b) for b in out.batches] == [expected(k) for k in range(1, 7)]
+
+
+def test_without_checkpoint_lost_state_fails_clearly(psc):
+    ssc = manual_context(psc)
+    out = collect(ssc.rateStream(RATE).map(lambda row: (row[1] % 5, 1)).updateStateByKey(add), sort=True)
+    ssc.start()
+    try:
+        advance(ssc, 2)
+        kill_worker(psc, 0)
+        advance(ssc, 1)
+        with pytest.raises(Exception) as info:
+            ssc.awaitTerminationOrTimeout(0)
+    finally:
+        ssc.stop(False)
+    err = info.value
+    while err is not None and not isinstance(err, StateLostError):
+        err = err.__cause__
+    assert isinstance(err, StateLostError) and "checkpointing is off" in str(err)
+    assert out.batches == [expected(1), expected(2)]
