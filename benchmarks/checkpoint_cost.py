@@ -19,7 +19,10 @@ import tempfile
 import textwrap
 import time
 
-import numpy as np
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import workloads as wl  # noqa: E402
+from streaming import update_count_sum  # noqa: E402
 
 from pystream import SparkConf, SparkContext
 from pystream.context import EXECUTOR_KEY
@@ -40,19 +43,8 @@ class EventDStream(InputDStream):
         return StreamInputInfo(self._id, self.per_batch)
 
     def _compute(self, t):
-        k = (t - self._zero_ms) // self._slide_ms
-        rng = np.random.default_rng([7, k])
-        keys = rng.integers(0, self.keys, self.per_batch).tolist()
-        vals = np.round(rng.random(self.per_batch) * 100, 3).tolist()
-        return self._sc.parallelize(list(zip(keys, vals)), self.parts)
-
-
-def update_count_sum(values, state):
-    c, s = state if state is not None else (0, 0.0)
-    for v in values:
-        c += 1
-        s += v
-    return (c, s)
+        k = (t - self._zero_ms) // self._slide_ms - 1
+        return self._sc.parallelize(wl.event_batch(k, self.per_batch, self.keys), self.parts)
 
 
 def run(executor: str, batches: int, per_batch: int, keys: int, checkpoint: str | None) -> float:
