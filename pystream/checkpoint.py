@@ -314,7 +314,7 @@ class CheckpointWriter:
             "written_at": time.time(),
         })
         self.store.write_atomic(metadata_name(t), encode_file(KIND_METADATA, meta, body, self.key))
-        self._clean()
+        self._clean(t)
         self.last_write_s = time.perf_counter() - started
 
     def _replay_from(self, graph: Any) -> int | None:
@@ -342,7 +342,7 @@ class CheckpointWriter:
         files[:] = [f for f in files if f[0] != t] + [(t, name)]
         del files[:-KEEP_STATE]
 
-    def _clean(self) -> None:
+    def _clean(self, t: int) -> None:
         times = self.store.metadata_times()
         for old in times[KEEP_METADATA:]:
             self.store.delete(metadata_name(old))
@@ -364,7 +364,13 @@ class CheckpointWriter:
                     self.store.delete(name)
         wal = getattr(self.ssc, "_wal", None)
         if wal is not None:
-            wal.clean(self.ssc)
+            # The receivers' logs keep every batch a recovery from a kept checkpoint may run again: those after
+            # the oldest kept checkpoint and after the oldest kept state (less its window).
+            horizon = min(t, oldest if oldest is not None else t)
+            replay_from = self.ssc._graph.replay_from_ms
+            if replay_from is not None:
+                horizon = min(horizon, replay_from)
+            wal.clean(horizon)
 
 
     def load_state(self, stream: int, at_or_before: int) -> tuple[int, list[list]] | None:
@@ -483,6 +489,10 @@ def _recover_from(store: CheckpointStore, t: int, key: bytes | None, errors: lis
     if graph.batch_ms != batch_ms or graph.zero_ms != zero_ms:
         raise CheckpointError(f"metadata checkpoint file {where} is inconsistent: graph and header disagree")
     ssc._graph = graph
+    from pystream.streaming.wal import load_receiver_logs, materialize_receiver_logs
+
+    load_receiver_logs(ssc)  # the receivers' write-ahead logs (CheckpointError naming a damaged file)
+    need_after = t  # the oldest batch the recovered context may compute again is after this one
     # Restore each stateful stream at the newest state whose later batches the sources can replay.
     kept: dict[int, list[tuple[int, str]]] = {}
     for i, stream in enumerate(graph.stateful_streams):
@@ -510,10 +520,13 @@ def _recover_from(store: CheckpointStore, t: int, key: bytes | None, errors: lis
             if state_meta.get(i) or not _replayable(graph, zero_ms - getattr(stream, "_window_ms", 0)):
                 raise CheckpointError(f"metadata checkpoint file {where}: no usable state checkpoint for stateful "
                                       f"stream {i} ({type(stream).__name__})")
+            need_after = min(need_after, zero_ms - getattr(stream, "_window_ms", 0))
             continue  # no state written yet: the sources replay every batch since the start
         st, sname, parts = chosen
+        need_after = min(need_after, st - getattr(stream, "_window_ms", 0))
         stream._generated[st] = _restored_rdd(sc, parts)
         kept[i] = [(x, n) for x, n in state_meta.get(i, []) if x <= st]
+    materialize_receiver_logs(ssc, need_after, t)
     ssc._recovery = {"time_ms": t, "next_ms": next_ms, "run_id": run_id, "state_files": kept,
                      "checkpoint": where}
     return ssc

@@ -50,6 +50,8 @@ class StreamingContext:
         self._scheduler: JobScheduler | None = None
         self._checkpoint_dir: str | None = None
         self._checkpoint_writer: Any = None
+        #: the receivers' write-ahead logs (pystream.streaming.wal.ReceiverLogs) when enabled
+        self._wal: Any = None
         #: set by pystream.checkpoint.recover on a context rebuilt from a checkpoint
         self._recovery: dict | None = None
         #: CheckpointErrors of the newer checkpoints recovery had to skip
@@ -230,6 +232,9 @@ class StreamingContext:
             from pystream.streaming.sources.base import check_no_queue_with_checkpoint
 
             check_no_queue_with_checkpoint(self)
+            from pystream.streaming.wal import check_config
+
+            check_config(self)
             batch = self._graph.batch_ms
             if self._recovery is not None:
                 # Rebuilt from a checkpoint: the graph keeps its zero time; the batches after the checkpointed
@@ -289,6 +294,8 @@ class StreamingContext:
             else:
                 sched.stop_generation()
                 sched.stop_jobs(drop_pending=True, timeout=timeout)
+        if self._wal is not None:
+            self._wal.close()
         with self._term:
             self._term.notify_all()
 

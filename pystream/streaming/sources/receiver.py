@@ -4,6 +4,10 @@ A receiver runs in its own thread in the driver: ``onStart`` is called there and
 threads; ``store`` hands records to a bounded buffer. At each batch time everything stored so far becomes
 that batch. When the buffer is full, ``store`` blocks (backpressure) instead of letting memory grow without
 bound; ``spark.streaming.receiver.maxRate`` caps records per second.
+
+With ``spark.streaming.receiver.writeAheadLog.enable`` (and a checkpoint directory), each ``store`` call is one
+block, appended to the write-ahead log and fsynced before ``store`` returns; batch ``t``'s blocks are logged
+before its jobs run (see :mod:`pystream.streaming.wal`).
 """
 
 from __future__ import annotations
@@ -84,7 +88,10 @@ class Receiver:
         """Store the records of one encoded pystream frame (CorruptFrameError if it is malformed)."""
         from pystream.frames import decode
 
-        self._sup().push(decode(frame))
+        sup = self._sup()
+        records = decode(frame)
+        # With the write-ahead log, the frame (already checked) is logged as it is.
+        sup.push(records, bytes(frame) if sup.wal is not None else None)
 
     def reportError(self, message: str, throwable: BaseException | None = None) -> None:
         """Report a non-fatal error to the listeners; the receiver keeps running."""
@@ -129,6 +136,11 @@ class _Supervisor:
         self._rate_start = time.monotonic()
         self._rate_count = 0
         self._lifecycle = threading.RLock()
+        #: the write-ahead log (None when off); ``wal_lock`` keeps log order and buffer order the same
+        self.wal: Any = None
+        self.wal_lock = threading.Lock()
+        #: the highest block sequence number in ``buffer`` (write-ahead log only)
+        self.logged_hi = 0
 
     # -- lifecycle ----------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -191,13 +203,27 @@ class _Supervisor:
             self.thread.join(5.0)
 
     # -- data ---------------------------------------------------------------------------------------------
-    def push(self, records: list) -> None:
+    def push(self, records: list, frame: bytes | None = None) -> None:
         if self.max_rate > 0:
             self._throttle(len(records))
-        with self.cond:
-            while len(self.buffer) >= self.capacity and not self.stopped.is_set():
-                self.cond.wait(0.1)
-            self.buffer.extend(records)
+        if self.wal is None:
+            with self.cond:
+                self._wait_for_room()
+                self.buffer.extend(records)
+            return
+        # Stored means logged: the block is durable before it is buffered and before store() returns. Blocks
+        # enter the buffer in log order, so a batch's blocks are always a range of sequence numbers.
+        with self.wal_lock:
+            with self.cond:
+                self._wait_for_room()
+            seq = self.wal.append_block(records, frame)
+            with self.cond:
+                self.buffer.extend(records)
+                self.logged_hi = seq
+
+    def _wait_for_room(self) -> None:
+        while len(self.buffer) >= self.capacity and not self.stopped.is_set():
+            self.cond.wait(0.1)
 
     def _throttle(self, n: int) -> None:
         self._rate_count += n
@@ -206,10 +232,15 @@ class _Supervisor:
             self.stopped.wait(ahead)
 
     def drain(self) -> list:
+        return self.drain_logged()[0]
+
+    def drain_logged(self) -> tuple[list, int]:
+        """Everything buffered, and the sequence number of its last block (write-ahead log)."""
         with self.cond:
             records, self.buffer = self.buffer, []
+            hi = self.logged_hi
             self.cond.notify_all()
-        return records
+        return records, hi
 
     def report_error(self, message: str, error: BaseException | None) -> None:
         self.info._lastErrorMessage = message
@@ -233,25 +264,73 @@ class ReceiverInputDStream(InputDStream):
         self._receiver = receiver
         self._supervisor = _Supervisor(self, receiver)
         self._blocks: dict[int, list] = {}
+        self._init_wal()
+
+    def _init_wal(self) -> None:
+        #: this run's write-ahead log (None when off)
+        self._wal_log: Any = None
+        #: set by recovery: what the log held (pystream.streaming.wal.RecoveredLog)
+        self._wal_recovery: Any = None
+        #: batch times whose blocks recovery restored: they run again with exactly those blocks
+        self._wal_replay: set[int] = set()
 
     def __getstate__(self) -> dict:
         state = super().__getstate__()
         state["_supervisor"] = None
         state["_blocks"] = {}
+        for k in ("_wal_log", "_wal_recovery", "_wal_replay"):
+            state.pop(k, None)
         return state
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
+        self._init_wal()
         self._supervisor = _Supervisor(self, self._receiver)
 
     def _start(self) -> None:
+        from pystream.streaming import wal
+
+        if wal.wal_enabled(self._ssc) and self._ssc._checkpoint_dir is not None:
+            from pystream.checkpoint import signing_key
+
+            conf = self._sc._conf
+            log = wal.ReceiverLog(wal.root_of(self._ssc), self._id, signing_key(),
+                                  conf.getFloat(wal.ROLL_KEY, 60.0), conf.getFloat(wal.TRACKER_ROLL_KEY, 60.0))
+            rec = self._wal_recovery
+            log.open(rec)
+            if rec is not None:
+                self._blocks.update(rec.batches)
+                self._wal_replay = set(rec.batches)
+                sup = self._supervisor
+                with sup.cond:
+                    sup.buffer = list(rec.unallocated) + sup.buffer
+                    sup.logged_hi = log.next_seq - 1
+                self._wal_recovery = None
+            else:
+                self._supervisor.logged_hi = log.next_seq - 1
+            if self._ssc._wal is None:
+                self._ssc._wal = wal.ReceiverLogs()
+            self._ssc._wal.add(log)
+            self._wal_log = log
+            self._supervisor.wal = log
         self._supervisor.start()
+
+    def _replayable_since(self, t_ms: int) -> bool:
+        rec = self._wal_recovery
+        return True if rec is None else rec.replayable_since(t_ms)
 
     def _stop(self, graceful: bool = False) -> None:
         self._supervisor.shutdown()
 
     def _allocate(self, t: int) -> StreamInputInfo:
-        records = self._supervisor.drain()
+        if t in self._wal_replay:  # a batch that ran before a recovery: the same blocks again
+            self._wal_replay.discard(t)
+            return StreamInputInfo(self._id, len(self._blocks.get(t, ())))
+        if self._wal_log is None:
+            records = self._supervisor.drain()
+        else:
+            records, hi = self._supervisor.drain_logged()
+            self._wal_log.record_allocation(t, hi)  # durable before any job of batch t runs
         self._blocks[t] = records
         return StreamInputInfo(self._id, len(records))
 
@@ -266,6 +345,7 @@ class ReceiverInputDStream(InputDStream):
     def _clear_metadata(self, t: int) -> None:
         for old in [s for s in self._blocks if s <= t]:
             del self._blocks[old]
+        self._wal_replay.difference_update([s for s in self._wal_replay if s <= t])
         super()._clear_metadata(t)
 
 
