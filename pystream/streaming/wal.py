@@ -257,6 +257,7 @@ class ReceiverLog:
         self.alloc_hi = 0
         self.last_alloc_ms: int | None = None
         self._allocs: list[tuple[int, int]] = []  # (batch ms, hi) not yet cleaned
+        self._covered_hi = 0  # blocks up to this one belong to batches no recovery needs any more
         self._data_lock = threading.Lock()
         self._meta_lock = threading.Lock()
         self._data: list[_SegInfo] = []
@@ -342,7 +343,8 @@ class ReceiverLog:
         deleted = []
         with self._meta_lock:
             covered = [hi for t, hi in self._allocs if t <= horizon_ms]
-            hi_covered = max(covered) if covered else None
+            self._covered_hi = max([self._covered_hi, *covered])
+            hi_covered = self._covered_hi
             self._allocs = [(t, hi) for t, hi in self._allocs if t > horizon_ms]
             keep = []
             for i, info in enumerate(self._meta):
@@ -356,7 +358,7 @@ class ReceiverLog:
         with self._data_lock:
             keep = []
             for info in self._data:
-                if info.closed and (info.hi is None or (hi_covered is not None and info.hi <= hi_covered)):
+                if info.closed and (info.hi is None or info.hi <= hi_covered):
                     deleted.append(os.path.join(self.data_dir, info.name))
                 else:
                     keep.append(info)

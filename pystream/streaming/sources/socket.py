@@ -21,6 +21,9 @@ class SocketTextReceiver(Receiver):
     When the connection fails or the server closes it, the receiver reconnects with exponential backoff
     (0.1 s doubling up to ``maxBackoff`` seconds). After ``maxRetries`` failed attempts in a row it stops and
     the streaming context fails with SourceConnectionError.
+
+    The complete lines of each read from the socket are stored with one ``store()`` call: with the
+    write-ahead log on, one block (one fsync) per read, not per line.
     """
 
     def __init__(self, host: str, port: int, max_retries: int = 10, max_backoff: float = 2.0,
