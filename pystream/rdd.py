@@ -30,6 +30,7 @@ from pystream.shuffle import (
     ReduceSideTask,
     RoundRobinTask,
     is_add,
+    is_plain_split,
     pair_constant,
     run_pipeline,
 )
@@ -222,7 +223,9 @@ class RDD:
     def flatMap(self, f: Callable[[Any], Iterable[Any]], preservesPartitioning: bool = False) -> RDD:
         """Return a new RDD by applying ``f`` to each element and flattening the results."""
         chain = itertools.chain.from_iterable
-        return self.mapPartitionsWithIndex(lambda _, it: chain(map(f, it)), preservesPartitioning)
+        rdd = self.mapPartitionsWithIndex(lambda _, it: chain(map(f, it)), preservesPartitioning)
+        rdd._flatmap_func = f  # lets a word count recognise flatMap(lambda l: l.split()) and split in C
+        return rdd
 
     def filter(self, f: Callable[[Any], bool]) -> RDD:
         """Return a new RDD of the elements for which ``f`` is true."""
@@ -773,8 +776,15 @@ class ShuffledRDD(RDD):
         n = self._num_partitions
         counting = self._counting_weight()
         if counting is not None:
-            src, fn = self._prev._prev._pipeline()
-            task: Callable[[int, list], list[list]] = CountingMapSideTask(fn, counting, n, self._partition_func)
+            words = self._prev._prev
+            if (isinstance(words, PipelinedRDD) and not words._persisted and words._cached is None
+                    and is_plain_split(getattr(words, "_flatmap_func", None))):
+                src, fn = words._prev._pipeline()
+                task: Callable[[int, list], list[list]] = CountingMapSideTask(
+                    fn, counting, n, self._partition_func, split_words=True)
+            else:
+                src, fn = self._prev._prev._pipeline()
+                task = CountingMapSideTask(fn, counting, n, self._partition_func)
         else:
             src, fn = self._prev._pipeline()
             task = self._map_task(fn, n)

@@ -51,6 +51,7 @@ def _identity(x: Any) -> Any:
 
 _ADD_CODE = (lambda a, b: a + b).__code__
 _PAIR_CODE = (lambda x: (x, 1)).__code__
+_SPLIT_CODE = (lambda x: x.split()).__code__
 
 
 def _plain_lambda(f: Any, ref: Any) -> bool:
@@ -71,6 +72,11 @@ def pair_constant(f: Any) -> int | None:
         return None
     c = f.__code__.co_consts[-1]
     return c if type(c) is int else None
+
+
+def is_plain_split(f: Any) -> bool:
+    """Whether ``f`` is a plain ``lambda x: x.split()`` (any argument name)."""
+    return _plain_lambda(f, _SPLIT_CODE) and f.__code__.co_names == ("split",)
 
 
 def run_pipeline(func: PipelineFn | None, split: int, records: list) -> list:
@@ -114,15 +120,21 @@ class CountingMapSideTask:
     tuples, no Python call per element) and scale by c, which gives exactly what summing the c's gives."""
 
     def __init__(self, pipeline: PipelineFn | None, weight: int, num_partitions: int,
-                 partition_func: Callable[[Any], int]) -> None:
+                 partition_func: Callable[[Any], int], split_words: bool = False) -> None:
         self.pipeline = pipeline
         self.weight = weight
         self.num_partitions = num_partitions
         self.partition_func = partition_func
+        # flatMap(lambda l: l.split()) before the map: split and count each line in one C pass.
+        self.split_words = split_words
 
     def __call__(self, split: int, records: list) -> list[list]:
         table = AggTable(operator.add)
-        table.update_keys(records if self.pipeline is None else self.pipeline(split, iter(records)))
+        source = records if self.pipeline is None else self.pipeline(split, iter(records))
+        if self.split_words:
+            table.count_words(source)
+        else:
+            table.update_keys(source)
         items = table.items()
         if self.weight != 1:
             w = self.weight

@@ -856,3 +856,24 @@ def test_prop_sort_and_distinct(sc, data, n_in, n_out):
     assert sorted(rdd.distinct(n_out).collect()) == sorted(set(data))
     assert Counter(rdd.repartition(n_out).collect()) == Counter(data)
     assert rdd.zipWithIndex().collect() == list(zip(data, range(len(data))))
+
+
+def test_word_count_idioms_give_exactly_the_generic_result(sc):
+    # flatMap(lambda l: l.split()).map(lambda w: (w, 1)).reduceByKey(add) runs fused in C; every line kind
+    # (ASCII with all of str.split's whitespace, non-ASCII, empty, non-str) must give what Python gives.
+    import operator as op
+
+    lines = ["a b  a\tc\nd\x0be\x0cf\rg\x1ch\x1di\x1ej\x1fk", "  lead trail  ", "", "   ", "héllo wörld a",
+             "x\x85y z\xa0w\u2003v", "longwordlongword longwordlongword short", b"bytes line bytes"] * 3
+    fused = sc.parallelize(lines, 3).flatMap(lambda l: l.split()).map(lambda w: (w, 1)).reduceByKey(op.add)
+    weighted = sc.parallelize(lines, 2).flatMap(lambda l: l.split()).map(lambda w: (w, 3)).reduceByKey(
+        lambda a, b: a + b)
+    expected = {}
+    for line in lines:
+        for w in line.split():
+            expected[w] = expected.get(w, 0) + 1
+    assert dict(fused.collect()) == expected
+    assert dict(weighted.collect()) == {k: 3 * v for k, v in expected.items()}
+    assert all(type(v) is int for _, v in fused.collect())
+    with pytest.raises(AttributeError, match="split"):
+        sc.parallelize([1], 1).flatMap(lambda l: l.split()).map(lambda w: (w, 1)).reduceByKey(op.add).collect()

@@ -70,6 +70,22 @@ cdef extern from "Python.h":
     Py_ssize_t _str_len "PyUnicode_GET_LENGTH"(PyObject *o)
     int _str_kind "PyUnicode_KIND"(PyObject *o)
     void *_str_data "PyUnicode_DATA"(PyObject *o)
+    bint _is_compact_ascii "PyUnicode_IS_COMPACT_ASCII"(PyObject *o)
+    Py_hash_t _hash_bytes "_Py_HashBytes"(const void *p, Py_ssize_t n)
+    PyObject *_new_str "PyUnicode_New"(Py_ssize_t size, Py_UCS4 maxchar)
+
+
+cdef extern from *:
+    """
+    /* str.split() with no separator splits ASCII text at exactly these characters (CPython's
+     * _Py_ascii_whitespace): \t \n \v \f \r, the four information separators 0x1C-0x1F, and space. */
+    static const unsigned char ps_ascii_space[128] = {
+        0,0,0,0,0,0,0,0,0,1,1,1,1,1,0,0, 0,0,0,0,0,0,0,0,0,0,0,0,1,1,1,1,
+        1,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0, 0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,
+        0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0, 0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,
+        0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0, 0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0};
+    """
+    const unsigned char ps_ascii_space[128]
 
 
 cdef enum:
@@ -154,6 +170,27 @@ cdef int _key_eq(void *ctx, const ps_agg_entry *e) noexcept:
             return 0
         return memcmp(_str_data(stored), _str_data(probe), <size_t>n * kind) == 0
     return _richcmp(stored, probe, Py_EQ)
+
+
+cdef struct span_ctx:
+    const char *p
+    Py_ssize_t n
+
+
+cdef int _span_eq(void *ctx, const ps_agg_entry *e) noexcept:
+    # A word of an ASCII line equals a stored key only if that key is an exact str with the same bytes.
+    cdef PyObject *stored = <PyObject *>e.key
+    cdef span_ctx *c = <span_ctx *>ctx
+    cdef uint64_t w = 0
+    if e.skey_tag:
+        # A short str key's kind, length and bytes live in the entry: no need to touch the key object.
+        if c.n > 8 or e.skey_tag != <uint8_t>((1 << 4) | c.n):
+            return 0
+        memcpy(&w, c.p, <size_t>c.n)
+        return w == e.skey
+    if not _is_str(stored) or _str_kind(stored) != 1 or _str_len(stored) != c.n:
+        return 0
+    return memcmp(_str_data(stored), c.p, <size_t>c.n) == 0
 
 
 cdef inline uint8_t _classify(PyObject *v, ps_agg_num *num) noexcept:
@@ -646,6 +683,72 @@ cdef class AggTable:
         self._enter()
         try:
             self._update(records)
+        finally:
+            self.busy = False
+
+    cdef int _count_span(self, const char *p, Py_ssize_t n) except -1:
+        cdef span_ctx ctx
+        cdef int64_t idx
+        cdef size_t pos
+        cdef ps_agg_entry *e
+        cdef PyObject *key
+        cdef ps_agg_num one_num
+        cdef Py_hash_t h = _hash_bytes(p, n)  # what hash() of the word's str gives
+        if h == -1:
+            h = -2
+        ctx.p = p
+        ctx.n = n
+        if ps_agg_find(&self.t, h, _span_eq, &ctx, &idx, &pos) != PS_OK:
+            raise RuntimeError("aggregation table probe failed")
+        if idx >= 0:
+            e = &self.t.entries[idx]
+            if e.kind == PS_AGG_I64 and e.num.i != 0x7FFFFFFFFFFFFFFF:
+                e.num.i += 1
+            else:
+                one_num.i = 1
+                self._combine(idx, PS_AGG_I64, one_num, <PyObject *>_ONE)
+            return 0
+        key = _new_str(n, 127)
+        if key == NULL:
+            raise MemoryError()
+        memcpy(_str_data(key), p, <size_t>n)
+        try:
+            idx = self._insert(key, h, pos)
+        finally:
+            _decref(key)  # the table holds its own reference
+        e = &self.t.entries[idx]
+        e.kind = PS_AGG_I64
+        e.num.i = 1
+        return 0
+
+    def count_words(self, lines):
+        """Adds 1 per word of ``line.split()`` for every line: ``flatMap(lambda l: l.split())`` followed by
+        counting, fused. ASCII str lines are split in C without creating a str per word (only new keys are
+        created); any other line goes through its own ``split()``. Needs a sum table (``operator.add``)."""
+        cdef object line
+        cdef PyObject *lp
+        cdef const unsigned char *p
+        cdef Py_ssize_t n, i, start
+        if self.mode != MODE_SUM:
+            raise ValueError("count_words() needs a table summing with operator.add")
+        self._enter()
+        try:
+            for line in lines:
+                lp = <PyObject *>line
+                if _is_str(lp) and _is_compact_ascii(lp):
+                    p = <const unsigned char *>_str_data(lp)
+                    n = _str_len(lp)
+                    i = 0
+                    while i < n:
+                        while i < n and ps_ascii_space[p[i]]:
+                            i += 1
+                        start = i
+                        while i < n and not ps_ascii_space[p[i]]:
+                            i += 1
+                        if i > start:
+                            self._count_span(<const char *>p + start, i - start)
+                else:
+                    self._update_keys(line.split())
         finally:
             self.busy = False
 
