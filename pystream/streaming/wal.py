@@ -266,6 +266,7 @@ class ReceiverLog:
         self._meta_file: _SegmentFile | None = None
         self.closed = False
         self.fsync_s = 0.0
+        self._segments_made = 0
 
     def open(self, recovered: RecoveredLog | None) -> None:
         """Start this run's segments, continuing from what recovery read (or from nothing)."""
@@ -283,7 +284,8 @@ class ReceiverLog:
         if self._data_file is not None:
             self._data_file.close()
             self._data[-1].closed = True
-        name = f"log-{self.next_seq:016d}-{self.run}-{len(self._data)}"
+        self._segments_made += 1
+        name = f"log-{self.next_seq:016d}-{self.run}-{self._segments_made}"
         self._data_file = _SegmentFile(self.data_dir, name, KIND_DATA, self.stream, self.key)
         self._data.append(_SegInfo(name, None, None, closed=False))
 
@@ -292,7 +294,8 @@ class ReceiverLog:
             self._meta_file.close()
             self._meta[-1].closed = True
         after = self.last_alloc_ms
-        name = f"log-{after if after is not None else 0:016d}-{self.run}-{len(self._meta)}"
+        self._segments_made += 1
+        name = f"log-{after if after is not None else 0:016d}-{self.run}-{self._segments_made}"
         self._meta_file = _SegmentFile(self.meta_dir, name, KIND_ALLOC, self.stream, self.key)
         self._meta_file.append(_encode_record(REC_BASE, self.stream, -1 if after is None else after,
                                               frames.encode([after, self.alloc_hi]), self.key))
