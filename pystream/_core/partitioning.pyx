@@ -101,10 +101,12 @@ cdef list _scatter(list recs, const uint32_t *ids, const int64_t *counts, uint32
     """Fill exact-size lists; ``owned`` means the caller already holds a reference per record for them."""
     cdef Py_ssize_t i, n = PyList_GET_SIZE(recs)
     cdef uint32_t p
-    cdef int64_t *fill = <int64_t *>calloc(nparts, sizeof(int64_t))
+    # One write cursor per partition, straight into each output list's item array: the loop below touches
+    # no Python object (beyond the increfs it is asked for) and needs no GIL-protected bookkeeping.
+    cdef PyObject ***cursor = <PyObject ***>calloc(nparts, sizeof(PyObject **))
+    cdef PyObject **src = (<PyListObject *>recs).ob_item
     cdef PyObject *item
-    cdef PyObject **slots
-    if fill == NULL:
+    if cursor == NULL:
         if owned:
             for i in range(n):
                 Py_DECREF(<object>PyList_GET_ITEM(recs, i))
@@ -114,21 +116,26 @@ cdef list _scatter(list recs, const uint32_t *ids, const int64_t *counts, uint32
         try:
             for p in range(nparts):
                 parts[p] = PyList_New(counts[p])
+                cursor[p] = (<PyListObject *>parts[p]).ob_item
         except BaseException:
             if owned:
                 for i in range(n):
                     Py_DECREF(<object>PyList_GET_ITEM(recs, i))
             raise
-        for i in range(n):
-            p = ids[i]
-            item = PyList_GET_ITEM(recs, i)
-            if not owned:
+        if owned:
+            for i in range(n):
+                p = ids[i]
+                cursor[p][0] = src[i]
+                cursor[p] += 1
+        else:
+            for i in range(n):
+                p = ids[i]
+                item = src[i]
                 Py_INCREF(<object>item)
-            slots = (<PyListObject *>parts[p]).ob_item
-            slots[fill[p]] = item
-            fill[p] += 1
+                cursor[p][0] = item
+                cursor[p] += 1
     finally:
-        free(fill)
+        free(cursor)
     return parts
 
 
