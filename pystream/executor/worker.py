@@ -120,6 +120,7 @@ class Worker:
                 reply = self.ship(result)
             del data, result
             self.conn.send(("done", task_id, reply))
+            _collect_task_garbage()
         except BaseException as exc:
             tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
             try:
@@ -130,16 +131,25 @@ class Worker:
             self.conn.send(("failed", task_id, type(exc).__name__, str(exc), tb, blob))
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
+            del exc
+            _collect_task_garbage()
+
+
+def _collect_task_garbage() -> None:
+    gc.collect(0)
+    gc.freeze()
 
 
 def main(conn: Any, index: int, driver_pid: int) -> None:
     """Entry point of a worker process."""
     # Ctrl-C in a terminal reaches the whole process group; the driver decides how workers end.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # Workers allocate millions of short-lived records per batch next to large long-lived state; CPython's
-    # default thresholds (700 allocations) make the cyclic collector re-walk that state constantly.
+    # Workers allocate millions of records per batch next to large long-lived partitions and state. Left to
+    # itself, CPython's cyclic collector re-walks those again and again (measured: a 5 ms reduce task took
+    # 40 ms). Instead it runs once per task, over what the task made, and then freezes the survivors: kept
+    # partitions are never walked again, and freed by reference counting as usual.
+    gc.disable()
     gc.freeze()
-    gc.set_threshold(100_000, 50, 100)
     try:
         Worker(conn, index, driver_pid).run()
     finally:
