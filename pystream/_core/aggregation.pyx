@@ -73,6 +73,9 @@ cdef extern from "Python.h":
     bint _is_compact_ascii "PyUnicode_IS_COMPACT_ASCII"(PyObject *o)
     Py_hash_t _hash_bytes "_Py_HashBytes"(const void *p, Py_ssize_t n)
     PyObject *_new_str "PyUnicode_New"(Py_ssize_t size, Py_UCS4 maxchar)
+    bint _gc_is "PyObject_IS_GC"(PyObject *o)
+    int _gc_tracked "PyObject_GC_IsTracked"(PyObject *o)
+    void _gc_untrack "PyObject_GC_UnTrack"(PyObject *o)
 
 
 cdef extern from *:
@@ -795,6 +798,7 @@ cdef class AggTable:
 
     def items(self):
         cdef list out = [None] * <Py_ssize_t>self.t.n_live
+        cdef tuple pair
         cdef size_t r, j = 0
         cdef ps_agg_entry *e
         for r in range(self.t.n_entries):
@@ -802,7 +806,11 @@ cdef class AggTable:
                 _prefetch(<PyObject *>self.t.entries[r + 16].key)
             e = &self.t.entries[r]
             if e.kind != PS_AGG_DEAD:
-                out[j] = (<object>e.key, _value(e))
+                pair = (<object>e.key, _value(e))
+                if e.kind != PS_AGG_OBJ and not _gc_is(<PyObject *>e.key):
+                    # (atomic key, number) cannot be in a cycle: spare the collector a walk over it.
+                    _gc_untrack(<PyObject *>pair)
+                out[j] = pair
                 j += 1
         return out
 

@@ -16,6 +16,31 @@ cdef extern from "Python.h":
     bint PyTuple_CheckExact(object o)
     int PyGC_Disable()
     int PyGC_Enable()
+    bint PyObject_IS_GC(object o)
+    int PyObject_GC_IsTracked(object o)
+    void PyObject_GC_UnTrack(void *o)
+
+
+cdef inline void _untrack_atomic(object t):
+    """Untrack a tuple (and the tuples it holds) whose items cannot be part of a reference cycle.
+
+    CPython does this for such tuples at their first collection; doing it as state is built keeps the
+    collector from ever walking a large state: (key, (count, total)) pairs are a few million objects.
+    """
+    cdef Py_ssize_t i
+    cdef object item
+    if not PyTuple_CheckExact(t) or not PyObject_GC_IsTracked(t):
+        return
+    for i in range(PyTuple_GET_SIZE(t)):
+        item = <object>PyTuple_GET_ITEM(t, i)
+        if PyTuple_CheckExact(item):
+            _untrack_atomic(item)
+            if PyObject_GC_IsTracked(item):
+                return
+        elif PyObject_IS_GC(item):
+            # As CPython's own rule: any other container (even an untracked dict) may become tracked later.
+            return
+    PyObject_GC_UnTrack(<void *>t)
 
 
 cdef class _GCPaused:
@@ -66,7 +91,7 @@ cdef list _update_state_by_key(list prev, list batch, object update):
     cdef Py_ssize_t pos = 0
     cdef PyObject *kp
     cdef PyObject *vp
-    cdef object k, v, s, r, values
+    cdef object k, v, s, r, values, pair
     cdef tuple rec
     n = PyList_GET_SIZE(batch)
     for i in range(n):
@@ -91,11 +116,15 @@ cdef list _update_state_by_key(list prev, list batch, object update):
             PyDict_DelItem(grouped, k)
             r = update(values, s)
         if r is not None:
-            PyList_Append(out, (k, r))
+            pair = (k, r)
+            _untrack_atomic(pair)
+            PyList_Append(out, pair)
     while PyDict_Next(grouped, &pos, &kp, &vp):
         r = update(<object>vp, None)
         if r is not None:
-            PyList_Append(out, (<object>kp, r))
+            pair = (<object>kp, r)
+            _untrack_atomic(pair)
+            PyList_Append(out, pair)
     return out
 
 
@@ -182,7 +211,7 @@ cdef tuple _map_with_state(dict prev_states, object prev_times, list batch, obje
     cdef Py_ssize_t i, n = PyList_GET_SIZE(batch)
     cdef PyObject *found
     cdef State state
-    cdef object k, v, tt = t
+    cdef object k, v, r, tt = t
     cdef tuple rec
     cdef long long threshold
     for i in range(n):
@@ -196,13 +225,16 @@ cdef tuple _map_with_state(dict prev_states, object prev_times, list batch, obje
             state._value = <object>found
         else:
             state._value = None
-        PyList_Append(mapped, func(k, v, state))
+        r = func(k, v, state)
+        _untrack_atomic(r)
+        PyList_Append(mapped, r)
         if state._removed:
             if found != NULL:
                 PyDict_DelItem(states, k)
                 if times is not None and k in times:
                     del times[k]
         elif state._updated:
+            _untrack_atomic(state._value)
             PyDict_SetItem(states, k, state._value)
             if times is not None:
                 PyDict_SetItem(times, k, tt)
