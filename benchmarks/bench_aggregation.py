@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import collections
 import operator
-import time
 
 import numpy as np
 import pytest
+from timing import best_of
 
 from pystream._core.aggregation import AggTable, sum_by_key_i64, sum_by_key_f64
 
@@ -61,29 +61,20 @@ def agg_count(keys):
     return t
 
 
-def _best(fn, arg, rounds: int) -> float:
-    best = float("inf")
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        fn(arg)
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
 def ratios(rounds: int = 5) -> dict:
     """Best-of-`rounds` timings side by side on the same data, in one process."""
     pairs = make_pairs()
     keys = [k for k, _ in pairs]
     assert agg_sum(pairs) == dict_get_loop(pairs)
-    t_get = _best(dict_get_loop, pairs, rounds)
-    t_in = _best(dict_in_loop, pairs, rounds)
-    t_agg = _best(agg_sum, pairs, rounds)
-    t_counter = _best(collections.Counter, keys, rounds)
-    t_count = _best(agg_count, keys, rounds)
-    t_count_items = _best(lambda ks: agg_count(ks).items(), keys, rounds)
+    t_get = best_of(dict_get_loop, pairs, rounds=rounds)
+    t_in = best_of(dict_in_loop, pairs, rounds=rounds)
+    t_agg = best_of(agg_sum, pairs, rounds=rounds)
+    t_counter = best_of(collections.Counter, keys, rounds=rounds)
+    t_count = best_of(agg_count, keys, rounds=rounds)
+    t_count_items = best_of(lambda ks: agg_count(ks).items(), keys, rounds=rounds)
     ak, av = make_arrays()
-    t_np = _best(lambda a: sum_by_key_i64(a, av), ak, rounds)
-    t_npf = _best(lambda a: sum_by_key_f64(a, av.astype(np.float64)), ak, rounds)
+    t_np = best_of(lambda a: sum_by_key_i64(a, av), ak, rounds=rounds)
+    t_npf = best_of(lambda a: sum_by_key_f64(a, av.astype(np.float64)), ak, rounds=rounds)
     return {
         "records": N,
         "distinct_keys": DISTINCT,

@@ -6,9 +6,9 @@
 
 from __future__ import annotations
 
-import time
 
 import pytest
+from timing import best_of
 
 from pystream import portable_hash
 from pystream._core.partitioning import partition
@@ -28,20 +28,11 @@ def python_partition(records, n=PARTS):
     return parts
 
 
-def _best(fn, arg, rounds: int) -> float:
-    best = float("inf")
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        fn(arg)
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
 def ratios(rounds: int = 5) -> dict:
     pairs = make_pairs()
     assert partition(pairs, PARTS) == python_partition(pairs)
-    c = _best(lambda p: partition(p, PARTS), pairs, rounds)
-    py = _best(python_partition, pairs, rounds)
+    c = best_of(lambda p: partition(p, PARTS), pairs, rounds=rounds)
+    py = best_of(python_partition, pairs, rounds=rounds)
     return {"partition_s": c, "python_loop_s": py, "speedup": py / c, "records_per_s": N / c}
 
 

@@ -474,17 +474,7 @@ class RDD:
 
     def fold(self, zeroValue: Any, op: Callable[[Any, Any], Any]) -> Any:
         """Fold each partition from ``zeroValue`` with ``op``, then fold the partition results."""
-
-        def fold_partition(_: int, it: Iterator[Any]) -> Any:
-            acc = copy.deepcopy(zeroValue)
-            for x in it:
-                acc = op(acc, x)
-            return acc
-
-        acc = zeroValue
-        for v in self._run(fold_partition):
-            acc = op(acc, v)
-        return acc
+        return self.aggregate(zeroValue, op, op)
 
     def aggregate(self, zeroValue: Any, seqOp: Callable[[Any, Any], Any], combOp: Callable[[Any, Any], Any]) -> Any:
         """Aggregate each partition from ``zeroValue`` with ``seqOp`` and merge the results with ``combOp``."""

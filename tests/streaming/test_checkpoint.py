@@ -27,6 +27,8 @@ from pystream.streaming import StreamingContext
 from pystream.streaming.state import StateSpec
 from pystream.testing import advance
 
+from _support import read_bytes, write_bytes
+
 EXECUTORS = ["inprocess", "process"]
 
 RESULTS: dict[str, dict[int, list]] = {}
@@ -208,26 +210,16 @@ def _written(msc, tmp_path, batches=10):
     return job, CheckpointStore(job.ck)
 
 
-def _read(path):
-    with open(path, "rb") as fh:
-        return fh.read()
-
-
-def _write(path, data):
-    with open(path, "wb") as fh:
-        fh.write(data)
-
-
 def _flip(path, offset=None):
-    data = bytearray(_read(path))
+    data = bytearray(read_bytes(path))
     i = len(data) // 2 if offset is None else offset
     data[i] ^= 0x5A
-    _write(path, bytes(data))
+    write_bytes(path, bytes(data))
 
 
 def _truncate(path):
-    data = _read(path)
-    _write(path, data[: len(data) - 7])
+    data = read_bytes(path)
+    write_bytes(path, data[: len(data) - 7])
 
 
 def _newest_state(store):
@@ -259,13 +251,13 @@ def test_unknown_version_and_other_application_are_refused(msc, tmp_path):
     job, store = _written(msc, tmp_path)
     times = store.metadata_times()
     path = store.path(f"checkpoint-{times[0]}")
-    data = bytearray(_read(path))
+    data = bytearray(read_bytes(path))
     struct.pack_into("<H", data, 4, 99)
-    _write(path, bytes(data))
+    write_bytes(path, bytes(data))
     meta, body = decode_file("x", store.read(f"checkpoint-{times[1]}"), KIND_METADATA, None)
     meta["app"] = "someone-else"
     path1 = store.path(f"checkpoint-{times[1]}")
-    _write(path1, encode_file(KIND_METADATA, meta, body, None))
+    write_bytes(path1, encode_file(KIND_METADATA, meta, body, None))
     ssc = recover(job.ck)
     assert ssc._recovery["time_ms"] == times[2]
     errs = [str(e) for e in ssc._checkpoint_errors]
@@ -340,7 +332,7 @@ def test_unsigned_or_forged_checkpoint_is_refused_before_unpickling(msc, tmp_pat
     meta, _ = decode_file("x", store.read(f"checkpoint-{store.metadata_times()[0]}"), KIND_METADATA, None)
     evil = encode_file(KIND_METADATA, meta, pickle.dumps(Evil()), None)
     for t in store.metadata_times():
-        _write(store.path(f"checkpoint-{t}"), evil)
+        write_bytes(store.path(f"checkpoint-{t}"), evil)
     monkeypatch.setenv(KEY_ENV, "secret")
     with pytest.raises(CheckpointError, match="not signed"):
         recover(job.ck)
@@ -350,7 +342,7 @@ def test_unsigned_or_forged_checkpoint_is_refused_before_unpickling(msc, tmp_pat
     header[7] |= 1
     forged = bytes(header) + b"\0" * 32 + evil[_HEADER.size:]
     for t in store.metadata_times():
-        _write(store.path(f"checkpoint-{t}"), forged)
+        write_bytes(store.path(f"checkpoint-{t}"), forged)
     with pytest.raises(CheckpointError, match="wrong signature"):
         recover(job.ck)
     assert not marker.exists()

@@ -3,17 +3,16 @@ output must end with exactly the totals of all input (nothing lost, nothing coun
 
 from __future__ import annotations
 
-import ast
 import collections
 import os
 import random
-import signal
 import subprocess
 import sys
 import textwrap
 import time
 
 import pytest
+from _support import assert_exactly_once, kill_group, totals_outputs
 
 CHILD = textwrap.dedent('''
     import sys
@@ -46,35 +45,6 @@ VOCAB = [f"w{i}" for i in range(40)]
 def _spawn(script, inp, out, ck, executor, interval, log):
     return subprocess.Popen([sys.executable, str(script), str(inp), str(out), str(ck), executor, interval],
                             stdout=log, stderr=log, start_new_session=True)
-
-
-def _kill(proc):
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)  # the driver and its worker processes (its own session)
-    except ProcessLookupError:
-        pass
-    proc.wait()
-
-
-def _outputs(out):
-    """{batch ms: totals} of every complete output directory."""
-    result = {}
-    for name in os.listdir(out):
-        if not name.startswith("totals-"):
-            continue
-        path = os.path.join(out, name)
-        if not os.path.isfile(os.path.join(path, "_SUCCESS")):
-            continue
-        totals = {}
-        for part in sorted(os.listdir(path)):
-            if part.startswith("part-"):
-                with open(os.path.join(path, part), encoding="utf-8") as fh:
-                    for line in fh:
-                        k, v = ast.literal_eval(line)
-                        assert k not in totals, f"key {k} twice in {path}"
-                        totals[k] = v
-        result[int(name.split("-", 1)[1])] = totals
-    return result
 
 
 class _Feeder:
@@ -121,7 +91,7 @@ def test_sigkill_many_times_keeps_exact_totals(tmp_path, executor, interval):
             while kills < 6:
                 # Feed while the driver runs, then kill it at a random moment (often mid-batch, mid-write).
                 feeder.feed_for(rng.uniform(1.0, 3.0))
-                _kill(proc)
+                kill_group(proc)
                 kills += 1
                 if rng.random() < 0.5:
                     feeder.feed_for(rng.uniform(0.1, 0.5))  # files arriving while the driver is down
@@ -131,28 +101,17 @@ def test_sigkill_many_times_keeps_exact_totals(tmp_path, executor, interval):
             deadline = time.monotonic() + 25
             latest = None
             while time.monotonic() < deadline:
-                outs = _outputs(str(out))
+                outs = totals_outputs(str(out))
                 if outs:
                     latest = outs[max(outs)]
                     if latest == expected:
                         break
                 assert proc.poll() is None, (tmp_path / "driver.log").read_text()[-3000:]
                 time.sleep(0.2)
-            outs = _outputs(str(out))
+            outs = totals_outputs(str(out))
         finally:
-            _kill(proc)
+            kill_group(proc)
     log_text = (tmp_path / "driver.log").read_text()
     assert "Traceback" not in log_text, log_text[-3000:]
-    assert latest == expected, (
-        f"final totals differ: missing {collections.Counter(expected) - collections.Counter(latest or {})}, "
-        f"extra {collections.Counter(latest or {}) - collections.Counter(expected)}")
-    # No batch ever counted a record twice: every output's totals stay within the input's.
-    for t, totals in outs.items():
-        over = {k: v for k, v in totals.items() if v > expected.get(k, 0)}
-        assert not over, f"batch {t} counted records twice: {over}"
-    # Totals only grow from batch to batch.
-    prev: dict = {}
-    for t in sorted(outs):
-        assert all(outs[t].get(k, 0) >= v for k, v in prev.items()), f"batch {t} lost counts"
-        prev = outs[t]
+    assert_exactly_once(outs, latest, expected)
     assert kills >= 5

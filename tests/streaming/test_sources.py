@@ -6,7 +6,6 @@ the tests first wait (with a deadline, never a fixed sleep) until the receiver h
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import os
 import re
@@ -30,6 +29,8 @@ from pystream.streaming.sources.receiver import MAX_BUFFERED_KEY
 from pystream.streaming.sources.socket import BACKOFF_KEY, RETRIES_KEY
 from pystream.testing import advance, collect, manual_context
 
+from _support import conf_values
+
 DEADLINE = 15.0
 
 
@@ -48,23 +49,6 @@ def buffered(ssc, index: int = 0) -> int:
     sup = ssc._graph.input_streams[index]._supervisor
     with sup.cond:
         return len(sup.buffer)
-
-
-@contextlib.contextmanager
-def conf_values(sc, values: dict):
-    """Temporarily set conf keys of the (module-shared) SparkContext; restore them afterwards."""
-    settings = sc._conf._settings
-    saved = {k: settings.get(k) for k in values}
-    try:
-        for k, v in values.items():
-            sc._conf.set(k, v)
-        yield
-    finally:
-        for k, old in saved.items():
-            if old is None:
-                settings.pop(k, None)
-            else:
-                settings[k] = old
 
 
 class EventRecorder(StreamingListener):

@@ -3,12 +3,9 @@ cleanup), recovery in one process on a manual clock, and a kill test with a real
 
 from __future__ import annotations
 
-import ast
 import collections
-import contextlib
 import os
 import random
-import signal
 import socket
 import subprocess
 import sys
@@ -36,35 +33,10 @@ from pystream.streaming.wal import (
 )
 from pystream.testing import advance
 
+from _support import assert_exactly_once, conf_values, kill_group, read_bytes, totals_outputs, write_bytes
+
 
 SEG = wal._SEG.size
-
-
-@contextlib.contextmanager
-def conf_values(sc, values: dict):
-    """Temporarily set conf keys of the (module-shared) SparkContext; restore them afterwards."""
-    settings = sc._conf._settings
-    saved = {k: settings.get(k) for k in values}
-    try:
-        for k, v in values.items():
-            sc._conf.set(k, v)
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                settings.pop(k, None)
-            else:
-                settings[k] = v
-
-
-def _read(path):
-    with open(path, "rb") as fh:
-        return fh.read()
-
-
-def _write(path, data):
-    with open(path, "wb") as fh:
-        fh.write(data)
 
 
 # -- the log on its own -------------------------------------------------------------------------------------
@@ -111,11 +83,11 @@ def test_blocks_and_allocations_read_back(tmp_path):
 def test_a_torn_last_record_is_dropped_at_every_cut(tmp_path):
     _write_log(tmp_path, [["one"], ["two", "three"]])
     (path,) = _files(tmp_path, DATA_DIR)
-    data = _read(path)
+    data = read_bytes(path)
     last_len = REC_HEADER_SIZE + len(frames.encode(["two", "three"]))
     full_end = len(data)
     for cut in range(full_end - last_len, full_end):
-        _write(path, data[:cut])
+        write_bytes(path, data[:cut])
         seg = read_segment(path, None, KIND_DATA)
         assert [frames.decode(p) for _, _, p in seg.records] == [["one"]]
         assert seg.torn == (cut > full_end - last_len)
@@ -124,10 +96,10 @@ def test_a_torn_last_record_is_dropped_at_every_cut(tmp_path):
         rec.materialize(0, [])
         assert rec.unallocated == ["one"]
     # Space allocated but never written (zeros after a power loss) is a torn tail too.
-    _write(path, data[:full_end - last_len] + bytes(last_len))
+    write_bytes(path, data[:full_end - last_len] + bytes(last_len))
     assert read_segment(path, None, KIND_DATA).torn
     # The last record complete but with a wrong payload: cut short by a crash, dropped.
-    _write(path, data[:-1] + bytes([data[-1] ^ 0xFF]))
+    write_bytes(path, data[:-1] + bytes([data[-1] ^ 0xFF]))
     seg = read_segment(path, None, KIND_DATA)
     assert seg.torn and len(seg.records) == 1
 
@@ -135,8 +107,8 @@ def test_a_torn_last_record_is_dropped_at_every_cut(tmp_path):
 def test_a_torn_allocation_leaves_its_blocks_unallocated(tmp_path):
     _write_log(tmp_path, [["a"], ["b"]], [(1000, 1), (1200, 1)])
     (path,) = _files(tmp_path, META_DIR)
-    data = _read(path)
-    _write(path, data[:-3])
+    data = read_bytes(path)
+    write_bytes(path, data[:-3])
     rec = load_log(str(tmp_path), 0, None)
     assert rec.allocations == {1000: (0, 1)} and rec.alloc_hi == 1
     rec.materialize(0, [1000])
@@ -147,10 +119,10 @@ def test_a_torn_allocation_leaves_its_blocks_unallocated(tmp_path):
 def test_corruption_before_the_end_names_the_file(tmp_path, where):
     _write_log(tmp_path, [["first block", "x" * 50], ["second"]])
     (path,) = _files(tmp_path, DATA_DIR)
-    data = bytearray(_read(path))
+    data = bytearray(read_bytes(path))
     offset = {"payload": SEG + REC_HEADER_SIZE + 20, "header": SEG + 10, "segment header": 2}[where]
     data[offset] ^= 0x40
-    _write(path, data)
+    write_bytes(path, data)
     with pytest.raises(CheckpointError, match=path) as info:
         load_log(str(tmp_path), 0, None)
     assert "corrupted" in str(info.value)
@@ -166,9 +138,9 @@ def test_a_damaged_log_fails_recovery_with_the_file_name(wsc, tmp_path):
     finally:
         ssc.stop(stopSparkContext=False)
     (path, *_) = _files(ck, DATA_DIR)
-    data = bytearray(_read(path))
+    data = bytearray(read_bytes(path))
     data[SEG + REC_HEADER_SIZE + 5] ^= 1
-    _write(path, data)
+    write_bytes(path, data)
     with pytest.raises(CheckpointError, match=path):
         StreamingContext.getOrCreate(ck, lambda: pytest.fail("setup must not run"))
 
@@ -415,25 +387,6 @@ CHILD = textwrap.dedent('''
 VOCAB = [f"w{i}" for i in range(30)]
 
 
-def _outputs(out):
-    """{batch ms: totals} of every complete output directory."""
-    result = {}
-    for name in os.listdir(out):
-        path = os.path.join(out, name)
-        if not name.startswith("totals-") or not os.path.isfile(os.path.join(path, "_SUCCESS")):
-            continue
-        totals = {}
-        for part in sorted(os.listdir(path)):
-            if part.startswith("part-"):
-                with open(os.path.join(path, part), encoding="utf-8") as fh:
-                    for line in fh:
-                        k, v = ast.literal_eval(line)
-                        assert k not in totals, f"key {k} twice in {path}"
-                        totals[k] = v
-        result[int(name.split("-", 1)[1])] = totals
-    return result
-
-
 class _WalScanner:
     """The ids of the lines the child's write-ahead log holds (what the driver acknowledged as stored)."""
 
@@ -565,14 +518,6 @@ def _spawn(script, port, out, ck, executor, log):
                             stdout=log, stderr=log, start_new_session=True)
 
 
-def _kill(proc):
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)  # the driver and its worker processes (its own session)
-    except ProcessLookupError:
-        pass
-    proc.wait()
-
-
 @pytest.mark.parametrize("executor", ["process"])
 def test_sigkill_with_socket_source_and_wal_keeps_exact_totals(tmp_path, executor):
     """A driver reading a socket is SIGKILLed 6 times at random moments and restarted with getOrCreate.
@@ -603,7 +548,7 @@ def test_sigkill_with_socket_source_and_wal_keeps_exact_totals(tmp_path, executo
             while kills < 6:
                 time.sleep(rng.uniform(1.0, 3.0))  # receiving, processing, checkpointing, cleaning...
                 assert proc.poll() is None, (tmp_path / "driver.log").read_text()[-3000:]
-                server.killed(lambda p=proc: _kill(p))
+                server.killed(lambda p=proc: kill_group(p))
                 kills += 1
                 if rng.random() < 0.3:
                     time.sleep(rng.uniform(0.1, 0.5))  # down for a while
@@ -615,29 +560,20 @@ def test_sigkill_with_socket_source_and_wal_keeps_exact_totals(tmp_path, executo
             deadline = time.monotonic() + 20
             latest = None
             while time.monotonic() < deadline:
-                outs = _outputs(str(out))
+                outs = totals_outputs(str(out))
                 if outs:
                     latest = outs[max(outs)]
                     if latest == expected:
                         break
                 assert proc.poll() is None, (tmp_path / "driver.log").read_text()[-3000:]
                 time.sleep(0.2)
-            outs = _outputs(str(out))
+            outs = totals_outputs(str(out))
         finally:
             server.close()
-            _kill(proc)
+            kill_group(proc)
     log_text = (tmp_path / "driver.log").read_text()
     assert "Traceback" not in log_text, log_text[-3000:]
-    assert latest == expected, (
-        f"final totals differ: missing {expected - collections.Counter(latest or {})}, "
-        f"extra {collections.Counter(latest or {}) - expected}")
-    for t, totals in outs.items():
-        over = {k: v for k, v in totals.items() if v > expected.get(k, 0)}
-        assert not over, f"batch {t} counted records twice: {over}"
-    prev: dict = {}
-    for t in sorted(outs):
-        assert all(outs[t].get(k, 0) >= v for k, v in prev.items()), f"batch {t} lost counts"
-        prev = outs[t]
+    assert_exactly_once(outs, latest, dict(expected))
     assert server.lost <= server.in_flight_at_kill, server.lost - server.in_flight_at_kill
     assert kills >= 5 and len(server.lost) <= 5 * kills
     assert len(server.acked) >= 200, len(server.acked)
