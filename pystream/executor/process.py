@@ -121,6 +121,9 @@ class ProcessExecutor(Executor):
         self._pending_frees: dict[tuple[int, int], list[int]] = {}
         self._stopped = False
         self._incarnations = itertools.count()
+        stale = shm.remove_stale()
+        if stale:
+            logger.info("removed %d shared-memory segments left by drivers that died", len(stale))
         try:
             for i in range(self.parallelism):
                 self._workers.append(self._start_worker(i))

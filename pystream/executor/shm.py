@@ -88,6 +88,33 @@ def unlink(name: str) -> None:
         pass
 
 
+def remove_stale() -> list[str]:
+    """Unlink segments left by drivers that no longer exist (a whole process group killed at once leaves no
+    one to clean up); returns the names removed. A live driver's segments are never touched."""
+    try:
+        names = [n for n in os.listdir(SHM_DIR) if n.startswith("ps_")]
+    except FileNotFoundError:  # pragma: no cover - no /dev/shm
+        return []
+    removed = []
+    for n in names:
+        pid = n.split("_", 2)[1]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        unlink(n)
+        removed.append(n)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive, and not ours to judge
+        return True
+    return True
+
+
 def remove_with_prefix(prefix: str) -> list[str]:
     """Unlink every segment whose name starts with ``prefix``; return the names removed."""
     try:

@@ -336,3 +336,24 @@ def test_referencing_driver_objects_in_tasks_fails_clearly(psc):
     with pytest.raises(IllegalStateError, match="reference SparkContext"):
         psc.parallelize([1]).map(lambda x: psc.defaultParallelism).collect()
     assert psc.parallelize([1, 2]).count() == 2
+
+
+def test_segments_of_dead_drivers_are_removed_at_start(tmp_path):
+    # A driver killed together with its workers (a whole process group) leaves its segments behind; the next
+    # driver removes them, and never touches a live driver's.
+    from pystream.executor import shm
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)
+    stale = shm.Segment.create(f"ps_{dead_pid}_d_1_1", 64)
+    stale.close()
+    live = shm.Segment.create(f"ps_{os.getpid()}_d_1_1", 64)
+    live.close()
+    try:
+        executor = ProcessExecutor(1)
+        assert shm_of(dead_pid) == []
+        assert shm_of(os.getpid()) == [live.name]  # a live driver's segment stays
+        executor.stop()
+    finally:
+        shm.unlink(stale.name)
+        shm.unlink(live.name)
