@@ -115,3 +115,65 @@ def test_sigkill_many_times_keeps_exact_totals(tmp_path, executor, interval):
     assert "Traceback" not in log_text, log_text[-3000:]
     assert_exactly_once(outs, latest, expected)
     assert kills >= 5
+
+
+def _kill_when_writing(proc, folder: str, prefix: str, timeout: float) -> bool:
+    """SIGKILL the driver as soon as a temporary file or directory of ``prefix`` shows in ``folder`` (a write in
+    progress); kill it anyway after ``timeout``. Returns whether the kill landed on a write in progress."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            names = os.listdir(folder)
+        except FileNotFoundError:
+            names = []
+        if any(n.startswith(prefix) and n.endswith(".tmp") for n in names):
+            kill_group(proc)
+            return True
+        time.sleep(0.0003)
+    kill_group(proc)
+    return False
+
+
+def test_sigkill_during_checkpoint_writes_and_output_keeps_exact_totals(tmp_path):
+    """Kills aimed at the two most delicate moments: while a checkpoint file is being written (its temporary
+    file exists) and while a batch's output directory is being written."""
+    rng = random.Random("targeted")
+    inp, out, ck = tmp_path / "in", tmp_path / "out", tmp_path / "ck"
+    inp.mkdir()
+    out.mkdir()
+    script = tmp_path / "driver.py"
+    script.write_text(CHILD)
+    feeder = _Feeder(str(inp), rng)
+    landed = {"checkpoint": 0, "output": 0}
+    with open(tmp_path / "driver.log", "ab") as log:
+        proc = _spawn(script, inp, out, ck, "inprocess", "0.4", log)
+        try:
+            deadline = time.monotonic() + 20
+            while not (ck.exists() and any(n.startswith("checkpoint-") for n in os.listdir(ck))):
+                assert time.monotonic() < deadline and proc.poll() is None, (tmp_path / "driver.log").read_text()
+                time.sleep(0.05)
+            for target in ["checkpoint", "output"] * 3:
+                feeder.feed_for(rng.uniform(0.5, 1.0))
+                folder, prefix = (str(ck), ".") if target == "checkpoint" else (str(out), ".totals-")
+                landed[target] += _kill_when_writing(proc, folder, prefix, timeout=3.0)
+                proc = _spawn(script, inp, out, ck, "inprocess", "0.4", log)
+            feeder.feed_for(1.0)
+            expected = dict(feeder.expected)
+            deadline = time.monotonic() + 25
+            latest = None
+            while time.monotonic() < deadline:
+                outs = totals_outputs(str(out))
+                if outs:
+                    latest = outs[max(outs)]
+                    if latest == expected:
+                        break
+                assert proc.poll() is None, (tmp_path / "driver.log").read_text()[-3000:]
+                time.sleep(0.2)
+            outs = totals_outputs(str(out))
+        finally:
+            kill_group(proc)
+    log_text = (tmp_path / "driver.log").read_text()
+    assert "Traceback" not in log_text, log_text[-3000:]
+    assert_exactly_once(outs, latest, expected)
+    # Most kills must really land mid-write for the test to mean something.
+    assert landed["checkpoint"] >= 2 and landed["output"] >= 2, landed
