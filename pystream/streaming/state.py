@@ -51,6 +51,11 @@ class _KeyedStateDStream(DStream):
 
     def _rebuild(self, prev_t: int) -> RDD | None:
         """The state at ``prev_t`` again, after its partitions were lost: from a checkpoint, else an error."""
+        # The job thread may rebuild while the timer thread generates the next batch of this stream.
+        with self._ssc._graph.lock:
+            return self._rebuild_locked(prev_t)
+
+    def _rebuild_locked(self, prev_t: int) -> RDD | None:
         from pystream.errors import StateLostError
 
         writer = self._ssc._checkpoint_writer
