@@ -7,6 +7,7 @@ import collections
 import contextlib
 import os
 import signal
+import time
 
 
 @contextlib.contextmanager
@@ -76,3 +77,38 @@ def assert_exactly_once(outs: dict[int, dict], latest: dict | None, expected: di
     for t in sorted(outs):
         assert all(outs[t].get(k, 0) >= v for k, v in prev.items()), f"batch {t} lost counts"
         prev = outs[t]
+
+
+def wait_first_checkpoint(ck, proc, log_path, timeout: float = 20.0) -> None:
+    """Wait until the child driver wrote its first metadata checkpoint (and is still running)."""
+    deadline = time.monotonic() + timeout
+    while not (os.path.isdir(ck) and any(n.startswith("checkpoint-") for n in os.listdir(ck))):
+        assert time.monotonic() < deadline and proc.poll() is None, _tail(log_path)
+        time.sleep(0.05)
+
+
+def wait_for_totals(out, expected: dict, proc, log_path, timeout: float) -> tuple[dict[int, dict], dict | None]:
+    """Poll the child's output until its newest totals equal ``expected`` (or ``timeout`` passes); return every
+    output and the newest totals. The child must stay alive meanwhile."""
+    deadline = time.monotonic() + timeout
+    latest = None
+    while time.monotonic() < deadline:
+        outs = totals_outputs(str(out))
+        if outs:
+            latest = outs[max(outs)]
+            if latest == expected:
+                break
+        assert proc.poll() is None, _tail(log_path)
+        time.sleep(0.2)
+    return totals_outputs(str(out)), latest
+
+
+def _tail(log_path, n: int = 3000) -> str:
+    with open(log_path, encoding="utf-8", errors="replace") as fh:
+        return fh.read()[-n:]
+
+
+def assert_clean_log(log_path) -> None:
+    with open(log_path, encoding="utf-8", errors="replace") as fh:
+        text = fh.read()
+    assert "Traceback" not in text, text[-3000:]

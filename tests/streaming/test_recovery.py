@@ -12,7 +12,13 @@ import textwrap
 import time
 
 import pytest
-from _support import assert_exactly_once, kill_group, totals_outputs
+from _support import (
+    assert_clean_log,
+    assert_exactly_once,
+    kill_group,
+    wait_first_checkpoint,
+    wait_for_totals,
+)
 
 CHILD = textwrap.dedent('''
     import sys
@@ -84,10 +90,7 @@ def test_sigkill_many_times_keeps_exact_totals(tmp_path, executor, interval):
         proc = _spawn(script, inp, out, ck, executor, interval, log)
         try:
             # A new textFileStream ignores files already there: feed once the first run has a checkpoint.
-            deadline = time.monotonic() + 20
-            while not (ck.exists() and any(n.startswith("checkpoint-") for n in os.listdir(ck))):
-                assert time.monotonic() < deadline and proc.poll() is None, (tmp_path / "driver.log").read_text()
-                time.sleep(0.05)
+            wait_first_checkpoint(ck, proc, tmp_path / "driver.log")
             while kills < 6:
                 # Feed while the driver runs, then kill it at a random moment (often mid-batch, mid-write).
                 feeder.feed_for(rng.uniform(1.0, 3.0))
@@ -98,21 +101,10 @@ def test_sigkill_many_times_keeps_exact_totals(tmp_path, executor, interval):
                 proc = _spawn(script, inp, out, ck, executor, interval, log)
             feeder.feed_for(1.0)
             expected = dict(feeder.expected)
-            deadline = time.monotonic() + 25
-            latest = None
-            while time.monotonic() < deadline:
-                outs = totals_outputs(str(out))
-                if outs:
-                    latest = outs[max(outs)]
-                    if latest == expected:
-                        break
-                assert proc.poll() is None, (tmp_path / "driver.log").read_text()[-3000:]
-                time.sleep(0.2)
-            outs = totals_outputs(str(out))
+            outs, latest = wait_for_totals(out, expected, proc, tmp_path / "driver.log", 25)
         finally:
             kill_group(proc)
-    log_text = (tmp_path / "driver.log").read_text()
-    assert "Traceback" not in log_text, log_text[-3000:]
+    assert_clean_log(tmp_path / "driver.log")
     assert_exactly_once(outs, latest, expected)
     assert kills >= 5
 
@@ -148,10 +140,7 @@ def test_sigkill_during_checkpoint_writes_and_output_keeps_exact_totals(tmp_path
     with open(tmp_path / "driver.log", "ab") as log:
         proc = _spawn(script, inp, out, ck, "inprocess", "0.4", log)
         try:
-            deadline = time.monotonic() + 20
-            while not (ck.exists() and any(n.startswith("checkpoint-") for n in os.listdir(ck))):
-                assert time.monotonic() < deadline and proc.poll() is None, (tmp_path / "driver.log").read_text()
-                time.sleep(0.05)
+            wait_first_checkpoint(ck, proc, tmp_path / "driver.log")
             for target in ["checkpoint", "output"] * 3:
                 feeder.feed_for(rng.uniform(0.5, 1.0))
                 folder, prefix = (str(ck), ".") if target == "checkpoint" else (str(out), ".totals-")
@@ -159,21 +148,10 @@ def test_sigkill_during_checkpoint_writes_and_output_keeps_exact_totals(tmp_path
                 proc = _spawn(script, inp, out, ck, "inprocess", "0.4", log)
             feeder.feed_for(1.0)
             expected = dict(feeder.expected)
-            deadline = time.monotonic() + 25
-            latest = None
-            while time.monotonic() < deadline:
-                outs = totals_outputs(str(out))
-                if outs:
-                    latest = outs[max(outs)]
-                    if latest == expected:
-                        break
-                assert proc.poll() is None, (tmp_path / "driver.log").read_text()[-3000:]
-                time.sleep(0.2)
-            outs = totals_outputs(str(out))
+            outs, latest = wait_for_totals(out, expected, proc, tmp_path / "driver.log", 25)
         finally:
             kill_group(proc)
-    log_text = (tmp_path / "driver.log").read_text()
-    assert "Traceback" not in log_text, log_text[-3000:]
+    assert_clean_log(tmp_path / "driver.log")
     assert_exactly_once(outs, latest, expected)
     # Most kills must really land mid-write for the test to mean something.
     assert landed["checkpoint"] >= 2 and landed["output"] >= 2, landed

@@ -33,7 +33,15 @@ from pystream.streaming.wal import (
 )
 from pystream.testing import advance
 
-from _support import assert_exactly_once, conf_values, kill_group, read_bytes, totals_outputs, write_bytes
+from _support import (
+    assert_clean_log,
+    assert_exactly_once,
+    conf_values,
+    kill_group,
+    read_bytes,
+    wait_for_totals,
+    write_bytes,
+)
 
 
 SEG = wal._SEG.size
@@ -557,22 +565,11 @@ def test_sigkill_with_socket_source_and_wal_keeps_exact_totals(tmp_path, executo
             server.close()
             assert server.error is None, server.error
             expected = collections.Counter(w for i in server.acked for w in server.lines[i].split()[1:])
-            deadline = time.monotonic() + 20
-            latest = None
-            while time.monotonic() < deadline:
-                outs = totals_outputs(str(out))
-                if outs:
-                    latest = outs[max(outs)]
-                    if latest == expected:
-                        break
-                assert proc.poll() is None, (tmp_path / "driver.log").read_text()[-3000:]
-                time.sleep(0.2)
-            outs = totals_outputs(str(out))
+            outs, latest = wait_for_totals(out, expected, proc, tmp_path / "driver.log", 20)
         finally:
             server.close()
             kill_group(proc)
-    log_text = (tmp_path / "driver.log").read_text()
-    assert "Traceback" not in log_text, log_text[-3000:]
+    assert_clean_log(tmp_path / "driver.log")
     assert_exactly_once(outs, latest, dict(expected))
     assert server.lost <= server.in_flight_at_kill, server.lost - server.in_flight_at_kill
     assert kills >= 5 and len(server.lost) <= 5 * kills
