@@ -35,6 +35,7 @@ import cloudpickle
 from pystream.errors import StateLostError, TaskFailedError, WorkerLostError
 from pystream.executor import shm
 from pystream.executor.base import Executor
+from pystream.executor.arena import InputArena
 from pystream.executor.wire import Buckets, read_frame, write_records
 
 logger = logging.getLogger(__name__)
@@ -121,6 +122,7 @@ class ProcessExecutor(Executor):
         self._pending_frees: dict[tuple[int, int], list[int]] = {}
         self._stopped = False
         self._incarnations = itertools.count()
+        self._arena = InputArena(self._pid, max_free=2 * self.parallelism + 2)
         stale = shm.remove_stale()
         if stale:
             logger.info("removed %d shared-memory segments left by drivers that died", len(stale))
@@ -179,6 +181,17 @@ class ProcessExecutor(Executor):
                 except OSError:
                     pass
 
+    def _flush_retired(self) -> None:
+        names = self._arena.retired()
+        if not names:
+            return
+        for w in self._workers:
+            if w.process.is_alive():
+                try:
+                    w.conn.send(("forget", names))
+                except OSError:
+                    pass
+
     def has_lost(self, partitions: Sequence[Any]) -> bool:
         for part in partitions:
             if isinstance(part, BlockRef):
@@ -206,6 +219,10 @@ class ProcessExecutor(Executor):
         if isinstance(data, tuple) and data and any(isinstance(d, (list, BlockRef, FrameRef)) for d in data):
             return ("tuple", [self._describe(d, worker, keepalive) for d in data])
         if isinstance(data, list) and len(data) > 64:
+            lease = self._arena.write(data)
+            if lease is not None:
+                keepalive.append(lease)
+                return ("pooled", lease.name, 0, lease.length)
             seg, n = write_records(data, self._pid, "d")
             seg.close()
             owner = _SharedSegment(seg.name)
@@ -252,6 +269,7 @@ class ProcessExecutor(Executor):
             self._early: list = []
             self._heal()  # a worker that died between stages is replaced before anything is sent to it
             self._flush_frees()
+            self._flush_retired()
             tasks = {}
             for split, data in enumerate(inputs):
                 task = _Task(next(self._ids), split, data, split % self.parallelism)
@@ -372,6 +390,7 @@ class ProcessExecutor(Executor):
                 w.conn.close()
             except OSError:
                 pass
+        self._arena.close()
         shm.remove_with_prefix(shm.prefix_for(self._pid))
 
 

@@ -4,6 +4,8 @@ A description is a small tuple sent over the worker's pipe:
 
 * ``("obj", value)``: a small value, pickled with the message;
 * ``("frame", name, offset, length)``: a list of records encoded as a frame inside segment ``name``;
+* ``("pooled", name, offset, length)``: the same inside one of the driver's reused input segments
+  (:mod:`pystream.executor.arena`), whose mapping the worker keeps;
 * ``("block", block_id)``: a partition kept in the receiving worker's memory (no copy at all);
 * ``("list", [desc, ...])`` / ``("tuple", [desc, ...])``: containers of the above (a reduce task's buckets,
   a zip task's partitions).
@@ -15,6 +17,7 @@ from typing import Any
 
 from pystream import frames
 from pystream.executor import shm
+from pystream.executor.arena import estimate_size
 
 #: Lists shorter than this travel inside the pipe message; longer ones as a frame in shared memory.
 INLINE_LIMIT = 256
@@ -51,11 +54,7 @@ def write_records(records: list, driver_pid: int, owner: str) -> tuple[shm.Segme
     """Encode ``records`` straight into a new segment (no intermediate bytes); return it and the frame length."""
     # A frame is never larger than this bound for the types frames store inline; pickled objects may be, so
     # fall back to encode() when encode_into reports an overflow.
-    try:
-        size = 64 + sum(_estimate(r) for r in records[:64]) * max(1, len(records)) // max(1, min(64, len(records)))
-    except Exception:
-        size = 0
-    size = max(size * 2, 4096)
+    size = max(64 + 2 * estimate_size(records), 4096)
     seg = shm.Segment.create(shm.new_name(driver_pid, owner), size)
     try:
         view = seg.buf
@@ -75,26 +74,23 @@ def write_records(records: list, driver_pid: int, owner: str) -> tuple[shm.Segme
         raise
 
 
-def _estimate(record: Any) -> int:
-    if isinstance(record, (str, bytes)):
-        return len(record) * 4 + 16
-    if isinstance(record, tuple):
-        return 8 + sum(_estimate(x) for x in record)
-    return 32
-
-
 def read_frame(name: str, offset: int, length: int) -> list:
     """Decode one frame of a segment into records, then drop the mapping (the records own their memory)."""
     seg = shm.Segment.attach(name)
     try:
-        view = seg.buf
-        try:
-            part = view[offset:offset + length]
-            try:
-                return frames.decode(part)
-            finally:
-                part.release()
-        finally:
-            view.release()
+        return decode_in(seg, offset, length)
     finally:
         seg.close()
+
+
+def decode_in(seg: shm.Segment, offset: int, length: int) -> list:
+    """Decode the frame at ``offset`` of a mapped segment."""
+    view = seg.buf
+    try:
+        part = view[offset:offset + length]
+        try:
+            return frames.decode(part)
+        finally:
+            part.release()
+    finally:
+        view.release()

@@ -19,7 +19,7 @@ from typing import Any
 import cloudpickle
 
 from pystream.executor import shm
-from pystream.executor.wire import INLINE_LIMIT, Buckets, read_frame, write_frames
+from pystream.executor.wire import INLINE_LIMIT, Buckets, decode_in, read_frame, write_frames
 
 
 class Worker:
@@ -31,6 +31,9 @@ class Worker:
         self.functions: dict[bytes, Any] = {}
         self.blocks: dict[int, Any] = {}
         self.next_block = 0
+        # The driver's input segments are reused batch after batch; so is their mapping here (a new mapping
+        # would fault in every page again).
+        self.mapped: dict[str, shm.Segment] = {}
 
     # -- inputs -------------------------------------------------------------------------------------------
     def resolve(self, desc: tuple) -> Any:
@@ -39,6 +42,11 @@ class Worker:
             return desc[1]
         if kind == "frame":
             return read_frame(desc[1], desc[2], desc[3])
+        if kind == "pooled":
+            seg = self.mapped.get(desc[1])
+            if seg is None:
+                seg = self.mapped[desc[1]] = shm.Segment.attach(desc[1])
+            return decode_in(seg, desc[2], desc[3])
         if kind == "block":
             return self.blocks[desc[1]]
         if kind == "list":
@@ -91,6 +99,11 @@ class Worker:
             elif kind == "free":
                 for block_id in msg[1]:
                     self.blocks.pop(block_id, None)
+            elif kind == "forget":
+                for name in msg[1]:
+                    seg = self.mapped.pop(name, None)
+                    if seg is not None:
+                        seg.close()
             elif kind == "export":
                 self.export(msg[1], msg[2])
             elif kind == "stop":
