@@ -270,7 +270,6 @@ def run_config(kind: str, workers: int, w: Workload) -> dict:
         ssc.stop(stopSparkContext=False)
     finally:
         sc.stop()
-    print("DUR", [round(d*1000) for d in durations])
     return {"seconds": sum(durations), "p50": percentile(durations, 0.5), "p99": percentile(durations, 0.99),
             "peak_mb": sampler.peak_kb / 1024, "digests": digests}
 
