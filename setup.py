@@ -50,6 +50,7 @@ extensions = [
     ext("partitioning", ["csrc/ps_partition.c"]),
     ext("aggregation", ["csrc/ps_agg.c"]),
     ext("state"),
+    ext("memory", ["csrc/ps_arena.c"]),
 ]
 
 # Developers may build a subset while another module is mid-edit: PYSTREAM_ONLY=status,hashing

@@ -42,6 +42,8 @@ logger = logging.getLogger(__name__)
 
 MAX_FAILURES_KEY = "spark.task.maxFailures"
 START_METHOD_KEY = "spark.pystream.executor.startMethod"
+#: Freed allocator arenas each worker keeps mapped for the next batch (pystream._core.memory), in MiB.
+ARENA_CACHE_KEY = "spark.pystream.worker.arenaCacheMB"
 
 _live_executors: weakref.WeakSet = weakref.WeakSet()
 
@@ -109,6 +111,9 @@ class ProcessExecutor(Executor):
     def __init__(self, parallelism: int, conf: Any = None) -> None:
         self.parallelism = max(1, int(parallelism))
         self.max_failures = conf.getInt(MAX_FAILURES_KEY, 4) if conf is not None else 4
+        self._arena_cache_mb = conf.getInt(ARENA_CACHE_KEY, 256) if conf is not None else 256
+        if self._arena_cache_mb < 0:
+            raise ValueError(f"{ARENA_CACHE_KEY} must be >= 0, got {self._arena_cache_mb}")
         method = (conf.get(START_METHOD_KEY) if conf is not None else None) or "forkserver"
         if method not in multiprocessing.get_all_start_methods() or method == "fork":
             method = "spawn"
@@ -139,7 +144,7 @@ class ProcessExecutor(Executor):
         from pystream.executor.worker import main
 
         parent, child = self._ctx.Pipe(duplex=True)
-        proc = self._ctx.Process(target=main, args=(child, index, self._pid), name=f"pystream-worker-{index}",
+        proc = self._ctx.Process(target=main, args=(child, index, self._pid, self._arena_cache_mb << 20), name=f"pystream-worker-{index}",
                                  daemon=True)
         with _main_hidden():
             proc.start()

@@ -18,6 +18,7 @@ from typing import Any
 
 import cloudpickle
 
+from pystream._core.memory import install_arena_cache
 from pystream.executor import shm
 from pystream.executor.wire import INLINE_LIMIT, Buckets, decode_in, read_frame, write_frames
 
@@ -153,8 +154,11 @@ def _collect_task_garbage() -> None:
     gc.freeze()
 
 
-def main(conn: Any, index: int, driver_pid: int) -> None:
+def main(conn: Any, index: int, driver_pid: int, arena_cache_bytes: int = 0) -> None:
     """Entry point of a worker process."""
+    # Each batch builds and drops millions of small objects; CPython would unmap the emptied arenas and fault
+    # fresh pages in for the next batch (see csrc/ps_arena.h).
+    install_arena_cache(arena_cache_bytes)
     # Ctrl-C in a terminal reaches the whole process group; the driver decides how workers end.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # Workers allocate millions of records per batch next to large long-lived partitions and state. Left to
