@@ -74,26 +74,197 @@ cdef inline tuple _pair(object rec):
     return (k, v)
 
 
+# Marks "no state" in undo logs: the key was not there before the batch.
+cdef object _MISSING = object()
+
+
+@cython.final
+cdef class KeyedState:
+    """One partition of a keyed state (updateStateByKey, mapWithState), updated in place batch after batch.
+
+    A batch updates the newest version's key -> state dict (and key -> last update ms with a timeout) instead
+    of copying it: copying a million-key state every batch cost more than updating it. The version it started
+    from stays readable: it becomes a view that keeps an undo log (each changed key and its state and time
+    before the change) on top of the newer version (``newer``). A failing batch applies its log at once, so
+    the partition it started from is intact. ``mapped`` holds what a mapWithState function returned in the
+    batch that made this version.
+    """
+
+    cdef dict _states           # key -> state while this is the newest version, else None
+    cdef dict _times            # key -> last update ms (with a timeout), else None
+    cdef readonly bint timed
+    cdef KeyedState newer
+    cdef list undo_keys
+    cdef list undo_states
+    cdef list undo_times
+    cdef public object mapped
+
+    @staticmethod
+    def from_items(object items, object times=None):
+        """A newest version holding the (key, state) pairs of ``items``; ``times`` (a dict) makes it timed,
+        keys missing from it last updated at 0."""
+        cdef KeyedState ks = KeyedState.__new__(KeyedState)
+        cdef dict states = {}
+        cdef tuple rec
+        for item in items:
+            rec = _pair(item)
+            PyDict_SetItem(states, <object>PyTuple_GET_ITEM(rec, 0), <object>PyTuple_GET_ITEM(rec, 1))
+        ks._states = states
+        if times is not None:
+            ks.timed = True
+            ks._times = {k: times.get(k, 0) for k in states}
+        return ks
+
+    cdef dict _version(self, bint times):
+        # The newest version's dict, then each older version's undo log (newest entry first) back to this one.
+        cdef list chain = []
+        cdef KeyedState ks = self
+        cdef dict out
+        cdef list keys, olds
+        cdef object old
+        cdef Py_ssize_t i, j
+        while ks._states is None:
+            chain.append(ks)
+            ks = ks.newer
+        if times and ks._times is None:
+            return None
+        out = PyDict_Copy(ks._times if times else ks._states)
+        for j in range(len(chain) - 1, -1, -1):
+            ks = <KeyedState>chain[j]
+            keys = ks.undo_keys
+            olds = ks.undo_times if times else ks.undo_states
+            for i in range(PyList_GET_SIZE(keys) - 1, -1, -1):
+                old = <object>PyList_GET_ITEM(olds, i)
+                if old is _MISSING:
+                    out.pop(<object>PyList_GET_ITEM(keys, i), None)
+                else:
+                    PyDict_SetItem(out, <object>PyList_GET_ITEM(keys, i), old)
+        return out
+
+    def states(self):
+        """Return a new dict: key -> state of this version."""
+        return self._version(False)
+
+    def times(self):
+        """Return a new dict: key -> last update ms of this version (None without a timeout)."""
+        return self._version(True) if self.timed else None
+
+    def items(self):
+        """Return a new list of this version's (key, state) pairs."""
+        cdef list out = []
+        cdef Py_ssize_t pos = 0
+        cdef PyObject *kp
+        cdef PyObject *vp
+        cdef object pair
+        cdef dict states = self._states if self._states is not None else self._version(False)
+        while PyDict_Next(states, &pos, &kp, &vp):
+            pair = (<object>kp, <object>vp)
+            _untrack_atomic(pair)
+            PyList_Append(out, pair)
+        return out
+
+    @property
+    def is_newest(self):
+        """Whether no later batch has been applied to this version."""
+        return self._states is not None
+
+    def __len__(self):
+        return len(self._states if self._states is not None else self._version(False))
+
+    def __reduce__(self):
+        # A copy elsewhere (a checkpoint, another worker) is a newest version of its own.
+        return _restore_keyed_state, (self.states(), self.times())
+
+    def __repr__(self):
+        return f"KeyedState({len(self)} keys{'' if self._states is not None else ', older version'})"
+
+
+def _restore_keyed_state(dict states, object times):
+    cdef KeyedState ks = KeyedState.__new__(KeyedState)
+    ks._states = states
+    ks._times = times
+    ks.timed = times is not None
+    return ks
+
+
+cdef KeyedState _source(list prev):
+    if PyList_GET_SIZE(prev) == 1 and type(<object>PyList_GET_ITEM(prev, 0)) is KeyedState:
+        return <KeyedState>PyList_GET_ITEM(prev, 0)
+    return None
+
+
+cdef KeyedState _writable(KeyedState src, list prev, bint timed):
+    """The version a batch may update in place: ``src`` if it is the newest, else a new copy."""
+    cdef object times
+    if src is not None and src._states is not None and src.timed == timed:
+        return src
+    if src is not None:
+        times = (src._version(True) or {}) if timed else None
+        return KeyedState.from_items(src._version(False).items(), times)
+    return KeyedState.from_items(prev, {} if timed else None)
+
+
+cdef KeyedState _advance(KeyedState src, KeyedState head, list keys, list olds, list old_times):
+    """After a successful batch: the new newest version, and ``src`` turned into the view of the old one."""
+    cdef KeyedState out
+    if src is not head:
+        return head  # a fresh copy: its source was not touched
+    out = KeyedState.__new__(KeyedState)
+    out._states = head._states
+    out._times = head._times
+    out.timed = head.timed
+    src._states = None
+    src._times = None
+    src.newer = out
+    src.undo_keys = keys
+    src.undo_states = olds
+    src.undo_times = old_times
+    return out
+
+
+cdef void _roll_back(dict states, dict times, list keys, list olds, list old_times) except *:
+    cdef Py_ssize_t i
+    cdef object k, old
+    for i in range(PyList_GET_SIZE(keys) - 1, -1, -1):
+        k = <object>PyList_GET_ITEM(keys, i)
+        old = <object>PyList_GET_ITEM(olds, i)
+        if old is _MISSING:
+            states.pop(k, None)
+        else:
+            PyDict_SetItem(states, k, old)
+        if times is not None:
+            old = <object>PyList_GET_ITEM(old_times, i)
+            if old is _MISSING:
+                times.pop(k, None)
+            else:
+                PyDict_SetItem(times, k, old)
+
+
 def update_state_by_key(list prev, list batch, object update):
     """One partition of updateStateByKey: ``update(new_values, old_state_or_None)`` for every key with state
     (in state order, [] when it got nothing) then every new key (in arrival order); None drops the key.
-    Returns the new state as a list of (key, state) pairs."""
+
+    ``prev`` is the previous partition: ``[KeyedState]``, or (key, state) pairs (an initial state).
+    Returns ``[KeyedState]``: the new version (``prev``'s KeyedState becomes a view of the old one). When
+    ``update`` raises, ``prev`` is left as it was.
+    """
     with _GCPaused():
-        return _update_state_by_key(prev, batch, update)
+        return [_update_state_by_key(prev, batch, update)]
 
 
-cdef list _update_state_by_key(list prev, list batch, object update):
+cdef KeyedState _update_state_by_key(list prev, list batch, object update):
+    cdef KeyedState src = _source(prev)
+    cdef KeyedState head = _writable(src, prev, False)
+    cdef dict states = head._states
     cdef dict grouped = {}
-    cdef list out = []
-    cdef list empty
+    cdef list keys = [], olds = [], dead = []
     cdef PyObject *found
-    cdef Py_ssize_t i, n
+    cdef Py_ssize_t i, n = PyList_GET_SIZE(batch)
     cdef Py_ssize_t pos = 0
     cdef PyObject *kp
     cdef PyObject *vp
-    cdef object k, v, s, r, values, pair
+    cdef object k, v, old, r, values
     cdef tuple rec
-    n = PyList_GET_SIZE(batch)
     for i in range(n):
         rec = _pair(<object>PyList_GET_ITEM(batch, i))
         k = <object>PyTuple_GET_ITEM(rec, 0)
@@ -103,29 +274,40 @@ cdef list _update_state_by_key(list prev, list batch, object update):
             PyDict_SetItem(grouped, k, [v])
         else:
             PyList_Append(<list>found, v)
-    n = PyList_GET_SIZE(prev)
-    for i in range(n):
-        rec = _pair(<object>PyList_GET_ITEM(prev, i))
-        k = <object>PyTuple_GET_ITEM(rec, 0)
-        s = <object>PyTuple_GET_ITEM(rec, 1)
-        found = PyDict_GetItem(grouped, k)
-        if found == NULL:
-            r = update([], s)
-        else:
-            values = <object>found
-            PyDict_DelItem(grouped, k)
-            r = update(values, s)
-        if r is not None:
-            pair = (k, r)
-            _untrack_atomic(pair)
-            PyList_Append(out, pair)
-    while PyDict_Next(grouped, &pos, &kp, &vp):
-        r = update(<object>vp, None)
-        if r is not None:
-            pair = (<object>kp, r)
-            _untrack_atomic(pair)
-            PyList_Append(out, pair)
-    return out
+    try:
+        # Replacing values while iterating is allowed; the set of keys changes only after the loop.
+        while PyDict_Next(states, &pos, &kp, &vp):
+            k = <object>kp
+            old = <object>vp
+            found = PyDict_GetItem(grouped, k)
+            if found == NULL:
+                r = update([], old)
+            else:
+                values = <object>found
+                PyDict_DelItem(grouped, k)
+                r = update(values, old)
+            if r is not old:
+                PyList_Append(keys, k)
+                PyList_Append(olds, old)
+                if r is None:
+                    PyList_Append(dead, k)
+                else:
+                    _untrack_atomic(r)
+                    PyDict_SetItem(states, k, r)
+        pos = 0
+        while PyDict_Next(grouped, &pos, &kp, &vp):
+            r = update(<object>vp, None)
+            if r is not None:
+                _untrack_atomic(r)
+                PyList_Append(keys, <object>kp)
+                PyList_Append(olds, _MISSING)
+                PyDict_SetItem(states, <object>kp, r)
+    except BaseException:
+        _roll_back(states, None, keys, olds, None)
+        raise
+    for k in dead:
+        del states[k]
+    return _advance(src, head, keys, olds, None)
 
 
 @cython.freelist(8)
@@ -187,70 +369,90 @@ cdef class State:
         return f"State({self._value!r})" if self._defined else "State(<not set>)"
 
 
-cdef object _NO_STATE = object()
+def map_with_state(list prev, list batch, object func, long long t, object timeout):
+    """One partition of mapWithState for batch time ``t`` (ms), ``timeout`` ms of idleness or None.
 
-
-def map_with_state(dict prev_states, object prev_times, list batch, object func, long long t, object timeout):
-    """One partition of mapWithState for batch time ``t`` (ms).
-
-    ``prev_states`` maps key -> state; ``prev_times`` maps key -> last update ms (None without a timeout).
-    Calls ``func(key, value, state)`` per record in order, then ``func(key, None, timing-out state)`` for keys
-    idle longer than ``timeout`` ms. The previous maps are not modified (a failing batch leaves them intact).
-    Returns (states, times, mapped).
+    ``prev`` is the previous partition: ``[KeyedState]``, or (key, state) pairs (an initial state). Calls
+    ``func(key, value, state)`` per record in order, then ``func(key, None, timing-out state)`` for keys idle
+    longer than ``timeout``. Returns ``[KeyedState]``: the new version, with ``mapped`` set to the function's
+    results; ``prev``'s KeyedState becomes a view of the old version. When ``func`` raises, ``prev`` is left
+    as it was.
     """
     with _GCPaused():
-        return _map_with_state(prev_states, prev_times, batch, func, t, timeout)
+        return [_map_with_state(prev, batch, func, t, timeout)]
 
 
-cdef tuple _map_with_state(dict prev_states, object prev_times, list batch, object func, long long t,
-                           object timeout):
-    cdef dict states = PyDict_Copy(prev_states)
-    cdef dict times = PyDict_Copy(prev_times) if prev_times is not None else None
-    cdef set touched = set() if timeout is not None else None
+cdef KeyedState _map_with_state(list prev, list batch, object func, long long t, object timeout):
+    cdef bint timed = timeout is not None
+    cdef KeyedState src = _source(prev)
+    cdef KeyedState head = _writable(src, prev, timed)
+    cdef dict states = head._states
+    cdef dict times = head._times
+    # Every change is logged (a key may be logged more than once: undo runs newest first).
+    cdef list keys = [], olds = []
+    cdef list old_times = [] if timed else None
     cdef list mapped = []
+    cdef list expired
     cdef Py_ssize_t i, n = PyList_GET_SIZE(batch)
     cdef PyObject *found
     cdef State state
-    cdef object k, v, r, tt = t
+    cdef object k, v, r, old, tt = t
     cdef tuple rec
     cdef long long threshold
-    for i in range(n):
-        rec = _pair(<object>PyList_GET_ITEM(batch, i))
-        k = <object>PyTuple_GET_ITEM(rec, 0)
-        v = <object>PyTuple_GET_ITEM(rec, 1)
-        found = PyDict_GetItem(states, k)
-        state = State.__new__(State)
-        if found != NULL:
-            state._defined = True
-            state._value = <object>found
-        else:
-            state._value = None
-        r = func(k, v, state)
-        _untrack_atomic(r)
-        PyList_Append(mapped, r)
-        if state._removed:
-            if found != NULL:
-                PyDict_DelItem(states, k)
-                if times is not None and k in times:
-                    del times[k]
-        elif state._updated:
-            _untrack_atomic(state._value)
-            PyDict_SetItem(states, k, state._value)
-            if times is not None:
-                PyDict_SetItem(times, k, tt)
-        elif found != NULL and times is not None:
-            PyDict_SetItem(times, k, tt)
-        if touched is not None:
-            touched.add(k)
-    if timeout is not None:
-        threshold = t - <long long>timeout
-        expired = [key for key, last in times.items() if last < threshold and key not in touched]
-        for key in expired:
+    try:
+        for i in range(n):
+            rec = _pair(<object>PyList_GET_ITEM(batch, i))
+            k = <object>PyTuple_GET_ITEM(rec, 0)
+            v = <object>PyTuple_GET_ITEM(rec, 1)
+            found = PyDict_GetItem(states, k)
             state = State.__new__(State)
-            state._defined = True
-            state._value = states[key]
-            state._timing_out = True
-            PyList_Append(mapped, func(key, None, state))
-            del states[key]
-            del times[key]
-    return states, times, mapped
+            if found != NULL:
+                old = <object>found
+                state._defined = True
+                state._value = old
+            else:
+                old = _MISSING
+                state._value = None
+            r = func(k, v, state)
+            _untrack_atomic(r)
+            PyList_Append(mapped, r)
+            if state._removed:
+                if old is _MISSING:
+                    continue
+                PyList_Append(keys, k)
+                PyList_Append(olds, old)
+                if timed:
+                    PyList_Append(old_times, times[k])
+                    PyDict_DelItem(times, k)
+                PyDict_DelItem(states, k)
+            elif state._updated or (timed and old is not _MISSING):
+                PyList_Append(keys, k)
+                PyList_Append(olds, old)
+                if timed:
+                    PyList_Append(old_times, _MISSING if old is _MISSING else times[k])
+                    PyDict_SetItem(times, k, tt)
+                if state._updated:
+                    _untrack_atomic(state._value)
+                    PyDict_SetItem(states, k, state._value)
+        if timed:
+            # A key touched by this batch was stamped t, which is never below the threshold.
+            threshold = t - <long long>timeout
+            expired = [key for key, last in times.items() if last < threshold]
+            for key in expired:
+                old = states[key]
+                state = State.__new__(State)
+                state._defined = True
+                state._value = old
+                state._timing_out = True
+                PyList_Append(mapped, func(key, None, state))
+                PyList_Append(keys, key)
+                PyList_Append(olds, old)
+                PyList_Append(old_times, times[key])
+                del states[key]
+                del times[key]
+    except BaseException:
+        _roll_back(states, times, keys, olds, old_times)
+        raise
+    out = _advance(src, head, keys, olds, old_times)
+    out.mapped = mapped
+    return out

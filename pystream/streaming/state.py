@@ -1,8 +1,10 @@
 """Keyed state across batches: updateStateByKey, and mapWithState with State and StateSpec (Scala's API).
 
-State lives in RDDs hash-partitioned by key; each batch's data is partitioned the same way and merged into
-the previous state partition by partition, so state never moves between partitions. State RDDs are kept in
-memory (and materialised every batch, so lineage never grows).
+State lives in RDDs hash-partitioned by key, one :class:`~pystream._core.state.KeyedState` per partition; each
+batch's data is partitioned the same way and applied to the previous state partition by partition, in place
+(the previous version stays readable as a view), so state never moves and is never copied. State RDDs are
+kept in memory (and materialised every batch, so lineage never grows). The DStreams users see are views of
+those: the (key, state) pairs, what mapWithState's function returned, and the snapshots.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from pystream._core.state import State, map_with_state, update_state_by_key
+from pystream._core.state import KeyedState, State, map_with_state, update_state_by_key
 from pystream.rdd import RDD, ZippedPartitionsRDD
 from pystream.streaming.dstream import DStream
 from pystream.streaming.time import duration_ms
@@ -99,9 +101,7 @@ class _KeyedStateDStream(DStream):
         return rdd
 
 
-class StateDStream(_KeyedStateDStream):
-    """updateStateByKey: ``update(new_values, old_state_or_None)`` for every key with state or new values."""
-
+class _InternalUpdateState(_KeyedStateDStream):
     def __init__(self, parent: DStream, update: Callable[[list, Any], Any], num_partitions: int,
                  initial: RDD | Iterable[tuple[Any, Any]] | None) -> None:
         super().__init__(parent._ssc, parent._slide_ms, [parent])
@@ -117,6 +117,33 @@ class StateDStream(_KeyedStateDStream):
 
     def _task(self, t: int) -> Callable[..., list]:
         return _UpdateState(self._update)
+
+
+class _StateView(DStream):
+    """A DStream computed from a keyed-state stream's partitions; checkpoint() applies to the state."""
+
+    def __init__(self, internal: _KeyedStateDStream, of: Callable[[KeyedState], list]) -> None:
+        super().__init__(internal._ssc, internal._slide_ms, [internal])
+        self._internal = internal
+        self._of = of
+
+    def _compute(self, t: int) -> RDD | None:
+        rdd = self._internal._get_or_compute(t)
+        return None if rdd is None else rdd.flatMap(self._of)
+
+    def checkpoint(self, interval: float) -> DStream:
+        """Checkpoint the state every ``interval`` seconds (a multiple of the slide); returns this DStream."""
+        self._internal.checkpoint(interval)
+        return self
+
+
+class StateDStream(_StateView):
+    """updateStateByKey: ``update(new_values, old_state_or_None)`` for every key with state or new values;
+    each batch's RDD holds every key's (key, state)."""
+
+    def __init__(self, parent: DStream, update: Callable[[list, Any], Any], num_partitions: int,
+                 initial: RDD | Iterable[tuple[Any, Any]] | None) -> None:
+        super().__init__(_InternalUpdateState(parent, update, num_partitions, initial), _states_of)
 
 
 class _UpdateState:
@@ -163,39 +190,19 @@ class StateSpec:
         return self
 
 
-class _StatePartition:
-    """One partition of mapWithState's state: key -> state, key -> last update ms (only with a timeout), and
-    what the mapping function returned in the batch that made it."""
-
-    __slots__ = ("states", "times", "mapped")
-
-    def __init__(self, states: dict[Any, Any], times: dict[Any, int] | None, mapped: list) -> None:
-        self.states = states
-        self.times = times
-        self.mapped = mapped
-
-
 class _InternalMapWithState(_KeyedStateDStream):
     def __init__(self, parent: DStream, spec: StateSpec) -> None:
         super().__init__(parent._ssc, parent._slide_ms, [parent])
         self._parent = parent
         self._spec = spec
         self._n = spec._num_partitions or self._sc.defaultParallelism
-        initial = _initial_state(parent._ssc, spec._initial, self._n)
-        timed = spec._timeout_ms is not None
-        self._initial = None if initial is None else initial.mapPartitions(
-            lambda it: _to_state_partition(it, timed))
+        self._initial = _initial_state(parent._ssc, spec._initial, self._n)
         self._persisted = True
         self._must_checkpoint = True
         self._ssc._graph.add_stateful_stream(self)
 
     def _task(self, t: int) -> Callable[..., list]:
         return _MapWithState(self._spec._func, t, self._spec._timeout_ms)
-
-
-def _to_state_partition(it: Iterable[tuple[Any, Any]], timed: bool) -> list:
-    states = dict(it)
-    return [_StatePartition(states, dict.fromkeys(states, 0) if timed else None, [])]
 
 
 class _MapWithState:
@@ -205,44 +212,23 @@ class _MapWithState:
         self.func, self.t, self.timeout = func, t, timeout
 
     def __call__(self, split: int, prev: list, batch: list) -> list:
-        if prev:
-            states, times = prev[0].states, prev[0].times
-        else:
-            states, times = {}, ({} if self.timeout is not None else None)
-        states, times, mapped = map_with_state(states, times, batch, self.func, self.t, self.timeout)
-        return [_StatePartition(states, times, mapped)]
+        return map_with_state(prev, batch, self.func, self.t, self.timeout)
 
 
-class MapWithStateDStream(DStream):
+class MapWithStateDStream(_StateView):
     """What the mapping function returned for each record of each batch; ``stateSnapshots()`` gives the state."""
 
     def __init__(self, parent: DStream, spec: StateSpec) -> None:
-        internal = _InternalMapWithState(parent, spec)
-        super().__init__(parent._ssc, parent._slide_ms, [internal])
-        self._internal = internal
-
-    def _compute(self, t: int) -> RDD | None:
-        rdd = self._internal._get_or_compute(t)
-        return None if rdd is None else rdd.flatMap(_mapped_of)
+        super().__init__(_InternalMapWithState(parent, spec), _mapped_of)
 
     def stateSnapshots(self) -> DStream:
         """Return a pair DStream of every key's state after each batch."""
-        return _SnapshotDStream(self._internal)
+        return _StateView(self._internal, _states_of)
 
 
-def _mapped_of(part: _StatePartition) -> list:
+def _mapped_of(part: KeyedState) -> list:
     return part.mapped
 
 
-def _states_of(part: _StatePartition) -> list:
-    return list(part.states.items())
-
-
-class _SnapshotDStream(DStream):
-    def __init__(self, internal: _InternalMapWithState) -> None:
-        super().__init__(internal._ssc, internal._slide_ms, [internal])
-        self._internal = internal
-
-    def _compute(self, t: int) -> RDD | None:
-        rdd = self._internal._get_or_compute(t)
-        return None if rdd is None else rdd.flatMap(_states_of)
+def _states_of(part: KeyedState) -> list:
+    return part.items()

@@ -166,7 +166,7 @@ def test_state_partitions_stay_on_their_worker(psc):
         for _ in range(3):
             advance(ssc, 1)
             t = ssc._scheduler.last_completed_ms
-            parts = state._generated[t]._cached
+            parts = state._internal._generated[t]._cached  # the state partitions behind the view
             assert [p.worker for p in parts] == [0, 1, 0, 1]
     finally:
         ssc.stop(False)

@@ -18,6 +18,33 @@ def test_update_state_by_key(sc):
                    [("a", 4), ("b", 2), ("c", 5)]]
 
 
+def test_earlier_state_rdds_still_read_their_own_batch(sc):
+    # State is updated in place; an RDD of an earlier batch, read after later batches ran, still gives the
+    # state of its own batch (as Spark's immutable state RDDs do).
+    kept = []
+    ssc = manual_context(sc)
+    ssc.remember(60)
+    inputs = [[("a", 1), ("b", 2)], [("a", 3), ("c", 1)], [("b", 5)]]
+    state = ssc.queueStream(inputs).updateStateByKey(running_sum)
+    snaps = ssc.queueStream(inputs).mapWithState(StateSpec.function(counting)).stateSnapshots()
+    state.foreachRDD(lambda rdd: kept.append(rdd))
+    snaps.foreachRDD(lambda rdd: kept.append(rdd))
+    ssc.start()
+    try:
+        advance(ssc, 3)
+        got = [sorted(rdd.collect()) for rdd in kept]
+    finally:
+        ssc.stop(False)
+    assert got[0::2] == [[("a", 1), ("b", 2)], [("a", 4), ("b", 2), ("c", 1)], [("a", 4), ("b", 7), ("c", 1)]]
+    assert got[1::2] == [[("a", 1), ("b", 2)], [("a", 4), ("b", 2), ("c", 1)], [("a", 4), ("b", 7), ("c", 1)]]
+
+
+def test_a_window_over_state_sees_each_batch_version(sc):
+    inputs = [[("a", 1)], [("a", 2)], [("a", 4)]]
+    out = run_stream(sc, inputs, lambda s: s.updateStateByKey(running_sum).window(1.0, 0.5), sort=True)
+    assert out == [[("a", 1)], [("a", 1), ("a", 3)], [("a", 3), ("a", 7)]]
+
+
 def test_update_state_none_removes_key_and_sees_all_keys(sc):
     calls = []
 

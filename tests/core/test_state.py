@@ -1,0 +1,155 @@
+"""The keyed-state kernels: in-place updates, readable older versions, roll-back on errors."""
+
+import pickle
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pystream._core.state import KeyedState, map_with_state, update_state_by_key
+
+
+def count_sum(values, state):
+    c, s = state if state is not None else (0, 0)
+    return (c + len(values), s + sum(values))
+
+
+def reference_update(state: dict, batch, update) -> dict:
+    grouped: dict = {}
+    for k, v in batch:
+        grouped.setdefault(k, []).append(v)
+    out = {}
+    for k, s in state.items():
+        r = update(grouped.pop(k, []), s)
+        if r is not None:
+            out[k] = r
+    for k, vs in grouped.items():
+        r = update(vs, None)
+        if r is not None:
+            out[k] = r
+    return out
+
+
+def test_every_version_stays_readable_after_later_batches():
+    batches = [[("a", 1), ("b", 2)], [("a", 3), ("c", 4)], [("b", 5)], []]
+    versions, expected, prev, model = [], [], [], {}
+    for batch in batches:
+        prev = update_state_by_key(prev, batch, count_sum)
+        model = reference_update(model, batch, count_sum)
+        versions.append(prev[0])
+        expected.append(model)
+    assert [v.is_newest for v in versions] == [False, False, False, True]
+    assert [v.states() for v in versions] == expected
+    assert [dict(v.items()) for v in versions] == expected
+    assert [len(v) for v in versions] == [len(e) for e in expected]
+    # A copy of an older version (a checkpoint, another worker) is a newest version with the same state.
+    copy = pickle.loads(pickle.dumps(versions[1]))
+    assert copy.is_newest and copy.states() == expected[1]
+    # Building on an older version copies it and leaves every version as it was.
+    again = update_state_by_key([versions[0]], [("z", 9)], count_sum)[0]
+    assert again.states() == reference_update(expected[0], [("z", 9)], count_sum)
+    assert [v.states() for v in versions] == expected
+
+
+def test_none_removes_a_key_and_initial_pairs_seed_the_state():
+    def drop_b(values, state):
+        return None if values == ["drop"] else (state or 0) + sum(values)
+
+    first = update_state_by_key([("a", 10), ("b", 20)], [("a", 1), ("b", "drop")], drop_b)[0]
+    assert first.states() == {"a": 11}
+
+
+def test_an_error_leaves_the_previous_version_intact():
+    prev = update_state_by_key([], [(k, 1) for k in range(100)], count_sum)
+    before = prev[0].states()
+
+    def failing(values, state):
+        if state is not None and state[0] == 1 and values == [7]:
+            raise RuntimeError("boom")
+        return count_sum(values, state)
+
+    batch = [(k, 1) for k in range(50)] + [(60, 7)] + [(k, 1) for k in range(200, 210)]
+    with pytest.raises(RuntimeError, match="boom"):
+        update_state_by_key(prev, batch, failing)
+    assert prev[0].is_newest and prev[0].states() == before
+    after = update_state_by_key(prev, batch, count_sum)[0]
+    assert after.states() == reference_update(before, batch, count_sum)
+
+
+def test_map_with_state_error_rolls_back_updates_removals_and_new_keys():
+    def fn(key, value, state):
+        if value == "boom":
+            raise RuntimeError("boom")
+        if value == "rm":
+            state.remove()
+        else:
+            state.update((state.getOption() or 0) + value)
+        return key
+
+    prev = map_with_state([], [("a", 1), ("b", 2), ("c", 3)], fn, 1000, 5000)
+    before, before_times = prev[0].states(), prev[0].times()
+    with pytest.raises(RuntimeError):
+        map_with_state(prev, [("a", 5), ("b", "rm"), ("d", 4), ("b", 6), ("x", "boom")], fn, 2000, 5000)
+    assert prev[0].is_newest
+    assert prev[0].states() == before and prev[0].times() == before_times
+
+
+# -- a model of mapWithState, checked against every version --------------------------------------------------
+OPS = st.sampled_from(["add", "rm", "keep"])
+
+
+def model_map_with_state(states: dict, times: dict, batch, t, timeout):
+    states, times = dict(states), dict(times)
+    mapped = []
+    for k, op in batch:
+        has = k in states
+        if op == "add":
+            states[k] = states.get(k, 0) + 1
+            times[k] = t
+        elif op == "rm" and has:
+            del states[k]
+            del times[k]
+        elif has:
+            times[k] = t
+        mapped.append((k, states.get(k)))
+    for k in [k for k, last in times.items() if last < t - timeout]:
+        mapped.append((k, "timeout"))
+        del states[k]
+        del times[k]
+    return states, times, mapped
+
+
+def mapping(key, op, state):
+    if state.isTimingOut():
+        return (key, "timeout")
+    if op == "add":
+        state.update((state.getOption() or 0) + 1)
+    elif op == "rm" and state.exists():
+        state.remove()
+    return (key, state.getOption())
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.lists(st.tuples(st.integers(0, 8), OPS), max_size=12), min_size=1, max_size=6))
+def test_map_with_state_versions_match_a_model(batches):
+    timeout = 2500
+    prev: list = []
+    versions, expected = [], []
+    states: dict = {}
+    times: dict = {}
+    for i, batch in enumerate(batches):
+        t = 1000 * (i + 1)
+        prev = map_with_state(prev, list(batch), mapping, t, timeout)
+        states, times, mapped = model_map_with_state(states, times, batch, t, timeout)
+        assert prev[0].mapped == mapped
+        versions.append(prev[0])
+        expected.append((states, times))
+    assert [(v.states(), v.times()) for v in versions] == expected
+
+
+def test_keyed_state_from_items_and_repr():
+    ks = KeyedState.from_items([("a", 1), ("b", 2)], {"a": 5})
+    assert ks.timed and ks.times() == {"a": 5, "b": 0}
+    assert "2 keys" in repr(ks)
+    with pytest.raises(TypeError):
+        KeyedState.from_items([1, 2])
