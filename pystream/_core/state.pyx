@@ -79,6 +79,16 @@ cdef object _MISSING = object()
 
 
 @cython.final
+@cython.no_gc
+cdef class _Slot:
+    """updateStateByKey's value for a key: its state, and the batch's values gathered next to it, so the pass
+    over every key needs no second table. Never reachable from user code, so never part of a cycle."""
+
+    cdef object state
+    cdef list pending
+
+
+@cython.final
 cdef class KeyedState:
     """One partition of a keyed state (updateStateByKey, mapWithState), updated in place batch after batch.
 
@@ -90,7 +100,8 @@ cdef class KeyedState:
     batch that made this version.
     """
 
-    cdef dict _states           # key -> state while this is the newest version, else None
+    cdef dict _states           # key -> state (key -> _Slot when slotted) while newest, else None
+    cdef bint _slotted
     cdef dict _times            # key -> last update ms (with a timeout), else None
     cdef readonly bint timed
     cdef KeyedState newer
@@ -129,6 +140,9 @@ cdef class KeyedState:
         if times and ks._times is None:
             return None
         out = PyDict_Copy(ks._times if times else ks._states)
+        if ks._slotted and not times:
+            for k, slot in out.items():
+                out[k] = (<_Slot>slot).state
         for j in range(len(chain) - 1, -1, -1):
             ks = <KeyedState>chain[j]
             keys = ks.undo_keys
@@ -156,9 +170,10 @@ cdef class KeyedState:
         cdef PyObject *kp
         cdef PyObject *vp
         cdef object pair
+        cdef bint slotted = self._states is not None and self._slotted
         cdef dict states = self._states if self._states is not None else self._version(False)
         while PyDict_Next(states, &pos, &kp, &vp):
-            pair = (<object>kp, <object>vp)
+            pair = (<object>kp, (<_Slot>vp).state if slotted else <object>vp)
             _untrack_atomic(pair)
             PyList_Append(out, pair)
         return out
@@ -193,15 +208,23 @@ cdef KeyedState _source(list prev):
     return None
 
 
-cdef KeyedState _writable(KeyedState src, list prev, bint timed):
-    """The version a batch may update in place: ``src`` if it is the newest, else a new copy."""
-    cdef object times
-    if src is not None and src._states is not None and src.timed == timed:
+cdef KeyedState _writable(KeyedState src, list prev, bint timed, bint slotted):
+    """The version a batch may update in place: ``src`` if it is the newest (of the right kind), else a copy."""
+    cdef KeyedState ks
+    cdef _Slot slot
+    if src is not None and src._states is not None and src.timed == timed and src._slotted == slotted:
         return src
     if src is not None:
-        times = (src._version(True) or {}) if timed else None
-        return KeyedState.from_items(src._version(False).items(), times)
-    return KeyedState.from_items(prev, {} if timed else None)
+        ks = KeyedState.from_items(src._version(False).items(), (src._version(True) or {}) if timed else None)
+    else:
+        ks = KeyedState.from_items(prev, {} if timed else None)
+    if slotted:
+        for k, v in ks._states.items():
+            slot = _Slot.__new__(_Slot)
+            slot.state = v
+            ks._states[k] = slot
+        ks._slotted = True
+    return ks
 
 
 cdef KeyedState _advance(KeyedState src, KeyedState head, list keys, list olds, list old_times):
@@ -213,6 +236,7 @@ cdef KeyedState _advance(KeyedState src, KeyedState head, list keys, list olds, 
     out._states = head._states
     out._times = head._times
     out.timed = head.timed
+    out._slotted = head._slotted
     src._states = None
     src._times = None
     src.newer = out
@@ -254,59 +278,77 @@ def update_state_by_key(list prev, list batch, object update):
 
 cdef KeyedState _update_state_by_key(list prev, list batch, object update):
     cdef KeyedState src = _source(prev)
-    cdef KeyedState head = _writable(src, prev, False)
-    cdef dict states = head._states
-    cdef dict grouped = {}
+    cdef KeyedState head = _writable(src, prev, False, True)
+    cdef dict slots = head._states
+    cdef dict fresh = {}
     cdef list keys = [], olds = [], dead = []
     cdef PyObject *found
     cdef Py_ssize_t i, n = PyList_GET_SIZE(batch)
     cdef Py_ssize_t pos = 0
     cdef PyObject *kp
     cdef PyObject *vp
+    cdef _Slot slot
     cdef object k, v, old, r, values
     cdef tuple rec
-    for i in range(n):
-        rec = _pair(<object>PyList_GET_ITEM(batch, i))
-        k = <object>PyTuple_GET_ITEM(rec, 0)
-        v = <object>PyTuple_GET_ITEM(rec, 1)
-        found = PyDict_GetItem(grouped, k)
-        if found == NULL:
-            PyDict_SetItem(grouped, k, [v])
-        else:
-            PyList_Append(<list>found, v)
     try:
-        # Replacing values while iterating is allowed; the set of keys changes only after the loop.
-        while PyDict_Next(states, &pos, &kp, &vp):
-            k = <object>kp
-            old = <object>vp
-            found = PyDict_GetItem(grouped, k)
+        for i in range(n):
+            rec = _pair(<object>PyList_GET_ITEM(batch, i))
+            k = <object>PyTuple_GET_ITEM(rec, 0)
+            v = <object>PyTuple_GET_ITEM(rec, 1)
+            found = PyDict_GetItem(slots, k)
             if found == NULL:
-                r = update([], old)
+                found = PyDict_GetItem(fresh, k)
+                if found == NULL:
+                    slot = _Slot.__new__(_Slot)
+                    slot.state = _MISSING
+                    slot.pending = [v]
+                    PyDict_SetItem(fresh, k, slot)
+                    continue
+            slot = <_Slot>found
+            if slot.pending is None:
+                slot.pending = [v]
             else:
-                values = <object>found
-                PyDict_DelItem(grouped, k)
-                r = update(values, old)
+                PyList_Append(slot.pending, v)
+        while PyDict_Next(slots, &pos, &kp, &vp):
+            slot = <_Slot>vp
+            old = slot.state
+            values = slot.pending
+            if values is None:
+                values = []
+            else:
+                slot.pending = None
+            r = update(values, old)
             if r is not old:
-                PyList_Append(keys, k)
+                PyList_Append(keys, <object>kp)
                 PyList_Append(olds, old)
                 if r is None:
-                    PyList_Append(dead, k)
+                    PyList_Append(dead, <object>kp)
                 else:
                     _untrack_atomic(r)
-                    PyDict_SetItem(states, k, r)
+                    slot.state = r
         pos = 0
-        while PyDict_Next(grouped, &pos, &kp, &vp):
-            r = update(<object>vp, None)
+        while PyDict_Next(fresh, &pos, &kp, &vp):
+            slot = <_Slot>vp
+            values, slot.pending = slot.pending, None
+            r = update(values, None)
             if r is not None:
                 _untrack_atomic(r)
-                PyList_Append(keys, <object>kp)
-                PyList_Append(olds, _MISSING)
-                PyDict_SetItem(states, <object>kp, r)
+                slot.state = r
     except BaseException:
-        _roll_back(states, None, keys, olds, None)
+        for i in range(PyList_GET_SIZE(keys) - 1, -1, -1):
+            (<_Slot>slots[<object>PyList_GET_ITEM(keys, i)]).state = <object>PyList_GET_ITEM(olds, i)
+        pos = 0
+        while PyDict_Next(slots, &pos, &kp, &vp):
+            (<_Slot>vp).pending = None
         raise
     for k in dead:
-        del states[k]
+        del slots[k]
+    pos = 0
+    while PyDict_Next(fresh, &pos, &kp, &vp):
+        if (<_Slot>vp).state is not _MISSING:
+            PyDict_SetItem(slots, <object>kp, <object>vp)
+            PyList_Append(keys, <object>kp)
+            PyList_Append(olds, _MISSING)
     return _advance(src, head, keys, olds, None)
 
 
@@ -385,7 +427,7 @@ def map_with_state(list prev, list batch, object func, long long t, object timeo
 cdef KeyedState _map_with_state(list prev, list batch, object func, long long t, object timeout):
     cdef bint timed = timeout is not None
     cdef KeyedState src = _source(prev)
-    cdef KeyedState head = _writable(src, prev, timed)
+    cdef KeyedState head = _writable(src, prev, timed, False)
     cdef dict states = head._states
     cdef dict times = head._times
     # Every change is logged (a key may be logged more than once: undo runs newest first).

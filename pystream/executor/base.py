@@ -44,6 +44,10 @@ class Executor(abc.ABC):
         """Whether any of these partition handles was lost (its worker died). Never, in-process."""
         return False
 
+    def release(self) -> None:  # noqa: B027 - optional hook
+        """Free, now, what partition handles dropped since the last call released (an executor may otherwise
+        defer it to its next tasks). The streaming scheduler calls this when a batch is done."""
+
     def stop(self) -> None:  # noqa: B027 - optional hook
         """Release workers and memory. Idempotent."""
 

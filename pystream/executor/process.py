@@ -197,6 +197,14 @@ class ProcessExecutor(Executor):
                 except OSError:
                     pass
 
+    def release(self) -> None:
+        # Workers then free the previous batch's partitions (state versions, cached blocks) while the driver
+        # waits for the next batch, not at the start of it.
+        with self._lock:
+            if not self._stopped:
+                self._flush_frees()
+                self._flush_retired()
+
     def has_lost(self, partitions: Sequence[Any]) -> bool:
         for part in partitions:
             if isinstance(part, BlockRef):

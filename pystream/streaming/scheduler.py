@@ -171,6 +171,7 @@ class JobScheduler:
         bus.post("onBatchCompleted", StreamingListenerBatchCompleted(info))
         try:
             self._graph.clear_metadata(t)
+            self._ssc.sparkContext.executor.release()
         except Exception:  # pragma: no cover - defensive: clearing must never kill the job thread
             logger.exception("Error clearing metadata of batch %d ms", t)
         writer = self._ssc._checkpoint_writer
