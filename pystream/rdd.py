@@ -869,9 +869,41 @@ class ZippedPartitionsRDD(RDD):
         self._rdds = rdds
         self._func = func
 
+    def _pipeline(self) -> tuple[RDD, PipelineFn | None]:
+        # Unless kept (state), the combining function runs inside the next stage's tasks, as a narrow step:
+        # a join followed by map() and reduceByKey() is one task per partition, not two.
+        if self._persisted or self._cached is not None or self._lineage_cut or self._on_lost is not None:
+            return self, None
+        return _ZipInputs(self), _ZipThen(self._func)
+
+    def _inputs(self) -> list[tuple]:
+        return list(zip(*(r._compute() for r in self._rdds)))
+
     def _do_compute(self) -> list[list]:
-        inputs = list(zip(*(r._compute() for r in self._rdds)))
-        return self.ctx.executor.run_tasks(_ZipTask(self._func), inputs, stage="zip", keep=True)
+        return self.ctx.executor.run_tasks(_ZipTask(self._func), self._inputs(), stage="zip", keep=True)
+
+
+class _ZipInputs(RDD):
+    """The parents' partitions side by side (one tuple per partition): the source of a fused zip step."""
+
+    def __init__(self, zipped: ZippedPartitionsRDD) -> None:
+        super().__init__(zipped.ctx, zipped.getNumPartitions())
+        self._zipped = zipped
+
+    def _do_compute(self) -> list[tuple]:
+        return self._zipped._inputs()
+
+
+class _ZipThen:
+    """A zip function as a pipeline step: its input is the one tuple of partitions."""
+
+    __slots__ = ("func",)
+
+    def __init__(self, func: Callable[..., Iterable[Any]]) -> None:
+        self.func = func
+
+    def __call__(self, split: int, parts: Iterator[Any]) -> Iterable[Any]:
+        return self.func(split, *parts)
 
 
 class _ZipTask:

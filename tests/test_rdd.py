@@ -406,6 +406,30 @@ def test_join_examples(sc):
     assert (3, ("d", None)) in full and ("y", (None, "F")) in full
 
 
+def test_join_runs_inside_the_next_stage_unless_kept(sc, monkeypatch):
+    stages = []
+    run = sc.executor.run_tasks
+
+    def recording(fn, inputs, *, stage="", keep=False):
+        stages.append(stage)
+        return run(fn, inputs, stage=stage, keep=keep)
+
+    monkeypatch.setattr(sc.executor, "run_tasks", recording)
+    left, right = sc.parallelize(LEFT, 2), sc.parallelize(RIGHT, 2)
+    joined = left.join(right)
+    counts = joined.map(lambda kv: (kv[0], 1)).reduceByKey(operator.add)
+    expected = Counter(k for k, _ in joined.collect())
+    assert "zip" not in stages  # the join ran inside the collect's tasks
+    assert dict(counts.collect()) == dict(expected)
+    assert "zip" not in stages  # ... and inside the map side of the reduceByKey
+    joined.cache()
+    assert dict(counts.collect()) == dict(expected)
+    assert "zip" in stages  # a kept join is computed (once) as its own stage
+    stages.clear()
+    assert dict(counts.collect()) == dict(expected)
+    assert "zip" not in stages
+
+
 def test_cogroup_and_group_with(sc):
     left, right = sc.parallelize(LEFT, 2), sc.parallelize(RIGHT, 3)
     lg, rg = grouped(LEFT), grouped(RIGHT)
