@@ -9,7 +9,7 @@ from cpython.list cimport PyList_New, PyList_SET_ITEM, PyList_GET_ITEM, PyList_G
 from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
 from cpython.ref cimport Py_INCREF, Py_DECREF, PyObject
 from libc.stdint cimport uint32_t, uint64_t, int64_t
-from libc.stdlib cimport malloc, calloc, free
+from libc.stdlib cimport malloc, calloc, realloc, free
 
 from pystream._core.hashing cimport fast_key_hash
 from pystream._core.ps_common cimport ps_status, PS_OK
@@ -76,27 +76,6 @@ cdef extern from *:
     void ps_prefetch_record(PyObject *ahead, PyObject *nearer)
 
 
-cdef int _hash_keys_and_ref(list recs, uint64_t *hashes) except -1:
-    # Takes the new references the output lists will own while each record is still in cache, so the scatter
-    # pass moves pointers without touching the records again.
-    cdef Py_ssize_t i = 0, j, n = PyList_GET_SIZE(recs)
-    cdef PyObject *item
-    try:
-        while i < n:
-            item = PyList_GET_ITEM(recs, i)
-            if i + 16 < n:
-                ps_prefetch_record(PyList_GET_ITEM(recs, i + 16), PyList_GET_ITEM(recs, i + 8))
-            if not ps_ascii_pair_hash(item, &hashes[i]):
-                hashes[i] = fast_key_hash(_record_key(<object>item, i))
-            Py_INCREF(<object>item)
-            i += 1
-    except BaseException:
-        for j in range(i):
-            Py_DECREF(<object>PyList_GET_ITEM(recs, j))
-        raise
-    return 0
-
-
 cdef list _scatter(list recs, const uint32_t *ids, const int64_t *counts, uint32_t nparts, bint owned):
     """Fill exact-size lists; ``owned`` means the caller already holds a reference per record for them."""
     cdef Py_ssize_t i, n = PyList_GET_SIZE(recs)
@@ -139,6 +118,66 @@ cdef list _scatter(list recs, const uint32_t *ids, const int64_t *counts, uint32
     return parts
 
 
+# Partition ids of the last batch, kept for the next call: a fresh multi-megabyte buffer per call costs a
+# kernel page fault per 4 KiB, a quarter of the whole partitioning of a million records.
+cdef uint32_t *_scratch = NULL
+cdef size_t _scratch_cap = 0
+cdef bint _scratch_busy = False
+
+
+cdef uint32_t *_take_scratch(size_t n) except NULL:
+    global _scratch, _scratch_cap, _scratch_busy
+    cdef uint32_t *grown
+    if _scratch_busy:  # a key's hashing ran Python code that partitions too: use a buffer of its own
+        grown = <uint32_t *>malloc((n + 1) * sizeof(uint32_t))
+        if grown == NULL:
+            raise MemoryError()
+        return grown
+    if n + 1 > _scratch_cap:
+        grown = <uint32_t *>realloc(_scratch, (n + 1) * sizeof(uint32_t))
+        if grown == NULL:
+            raise MemoryError()
+        _scratch, _scratch_cap = grown, n + 1
+    _scratch_busy = True
+    return _scratch
+
+
+cdef void _give_scratch(uint32_t *ids) noexcept:
+    global _scratch_busy
+    if ids == _scratch:
+        _scratch_busy = False
+    else:
+        free(ids)
+
+
+cdef int _assign_and_ref(list recs, uint32_t nparts, uint32_t *ids, int64_t *counts) except -1:
+    # One pass: each record's key hash, its partition, and the reference its output list will own, taken
+    # while the record is in cache, so the scatter pass moves pointers without touching records again.
+    cdef Py_ssize_t i = 0, j, n = PyList_GET_SIZE(recs)
+    cdef PyObject *item
+    cdef uint64_t h
+    cdef uint32_t p
+    cdef bint pow2 = (nparts & (nparts - 1)) == 0
+    cdef uint64_t mask = nparts - 1
+    try:
+        while i < n:
+            item = PyList_GET_ITEM(recs, i)
+            if i + 16 < n:
+                ps_prefetch_record(PyList_GET_ITEM(recs, i + 16), PyList_GET_ITEM(recs, i + 8))
+            if not ps_ascii_pair_hash(item, &h):
+                h = fast_key_hash(_record_key(<object>item, i))
+            p = <uint32_t>(h & mask) if pow2 else <uint32_t>(h % nparts)
+            ids[i] = p
+            counts[p] += 1
+            Py_INCREF(<object>item)
+            i += 1
+    except BaseException:
+        for j in range(i):
+            Py_DECREF(<object>PyList_GET_ITEM(recs, j))
+        raise
+    return 0
+
+
 def partition(records, long num_partitions) -> list:
     """Split (key, value) records into ``num_partitions`` lists by ``portable_hash(key) % num_partitions``.
 
@@ -150,25 +189,17 @@ def partition(records, long num_partitions) -> list:
     cdef list recs = _as_list(records)
     cdef Py_ssize_t n = PyList_GET_SIZE(recs)
     cdef uint32_t nparts = <uint32_t>num_partitions
-    cdef uint64_t *hashes = <uint64_t *>malloc((n + 1) * sizeof(uint64_t))
-    cdef uint32_t *ids = <uint32_t *>malloc((n + 1) * sizeof(uint32_t))
     cdef int64_t *counts = <int64_t *>calloc(nparts, sizeof(int64_t))
-    cdef ps_status st
-    cdef Py_ssize_t i
+    if counts == NULL:
+        raise MemoryError()
+    cdef uint32_t *ids = NULL
     try:
-        if hashes == NULL or ids == NULL or counts == NULL:
-            raise MemoryError()
-        _hash_keys_and_ref(recs, hashes)
-        with nogil:
-            st = ps_partition_assign(hashes, <size_t>n, nparts, ids, counts)
-        if st != PS_OK:
-            for i in range(n):
-                Py_DECREF(<object>PyList_GET_ITEM(recs, i))
-            check_status(st)
+        ids = _take_scratch(<size_t>n)
+        _assign_and_ref(recs, nparts, ids, counts)
         return _scatter(recs, ids, counts, nparts, True)
     finally:
-        free(hashes)
-        free(ids)
+        if ids != NULL:
+            _give_scratch(ids)
         free(counts)
 
 
