@@ -9,8 +9,8 @@ previous one is done: the figure is processing throughput. Results are checked a
 (an order-independent digest of every batch's output, or of the final state).
 
 Printed per configuration: records/s, the ratio to the reference measured in this run, p50/p99 batch processing
-time, the peak resident memory of the whole process tree (driver + workers), and that peak divided by the
-in-memory size of one batch window of input plus the state.
+time, the peak memory of the whole process tree (driver + workers, summed proportional set sizes, so shared
+memory counts once), and that peak divided by the in-memory size of one batch window of input plus the state.
 """
 
 from __future__ import annotations
@@ -37,19 +37,23 @@ from pystream.testing import advance, manual_context  # noqa: E402
 CONFIGS = [("inprocess", 1), ("process", 1), ("process", 2)]
 
 
-def rss_kb(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as fh:
-            for line in fh:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except FileNotFoundError:
-        pass
+def pss_kb(pid: int) -> int:
+    """Proportional set size: a page shared by n processes counts 1/n in each, so the sum over the driver and
+    its workers is the tree's physical memory (their shared-memory segments and libraries counted once;
+    summed RSS would count a segment once per process that maps it). VmRSS where smaps_rollup is missing."""
+    for path, field in ((f"/proc/{pid}/smaps_rollup", "Pss:"), (f"/proc/{pid}/status", "VmRSS:")):
+        try:
+            with open(path) as fh:
+                for line in fh:
+                    if line.startswith(field):
+                        return int(line.split()[1])
+        except (FileNotFoundError, ProcessLookupError):
+            continue
     return 0
 
 
 class MemorySampler(threading.Thread):
-    """Peak of the summed RSS of the driver and the given worker processes."""
+    """Peak of the summed PSS of the driver and the given worker processes."""
 
     def __init__(self, pids: Callable[[], list[int]]) -> None:
         super().__init__(daemon=True)
@@ -59,7 +63,7 @@ class MemorySampler(threading.Thread):
 
     def run(self) -> None:
         while not self.stop_event.wait(0.02):
-            total = rss_kb(os.getpid()) + sum(rss_kb(p) for p in self.pids())
+            total = pss_kb(os.getpid()) + sum(pss_kb(p) for p in self.pids())
             self.peak_kb = max(self.peak_kb, total)
 
 
