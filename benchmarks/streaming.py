@@ -9,8 +9,8 @@ previous one is done: the figure is processing throughput. Results are checked a
 (an order-independent digest of every batch's output, or of the final state).
 
 Printed per configuration: records/s, the ratio to the reference measured in this run, p50/p99 batch processing
-time, the peak memory of the whole process tree (driver + workers, summed proportional set sizes, so shared
-memory counts once), and that peak divided by the in-memory size of one batch window of input plus the state.
+time, the peak memory of the whole process tree (driver + workers, shared-memory segments counted once), and
+that peak divided by the in-memory size of one batch window of input plus the state.
 """
 
 from __future__ import annotations
@@ -37,23 +37,41 @@ from pystream.testing import advance, manual_context  # noqa: E402
 CONFIGS = [("inprocess", 1), ("process", 1), ("process", 2)]
 
 
-def pss_kb(pid: int) -> int:
-    """Proportional set size: a page shared by n processes counts 1/n in each, so the sum over the driver and
-    its workers is the tree's physical memory (their shared-memory segments and libraries counted once;
-    summed RSS would count a segment once per process that maps it). VmRSS where smaps_rollup is missing."""
-    for path, field in ((f"/proc/{pid}/smaps_rollup", "Pss:"), (f"/proc/{pid}/status", "VmRSS:")):
+def private_kb(pid: int) -> int:
+    """Resident memory of a process apart from shared memory: RssAnon + RssFile (VmRSS if those are missing)."""
+    fields: dict[str, int] = {}
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith(("RssAnon:", "RssFile:", "VmRSS:")):
+                    fields[line.split(":")[0]] = int(line.split()[1])
+    except (FileNotFoundError, ProcessLookupError):
+        return 0
+    if "RssAnon" in fields:
+        return fields["RssAnon"] + fields.get("RssFile", 0)
+    return fields.get("VmRSS", 0)
+
+
+def shm_kb(driver_pid: int) -> int:
+    """Memory held by the driver's shared-memory segments (each counted once, however many processes map it)."""
+    total = 0
+    prefix = f"ps_{driver_pid}_"
+    try:
+        names = [n for n in os.listdir("/dev/shm") if n.startswith(prefix)]
+    except FileNotFoundError:
+        return 0
+    for n in names:
         try:
-            with open(path) as fh:
-                for line in fh:
-                    if line.startswith(field):
-                        return int(line.split()[1])
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-    return 0
+            total += os.stat(os.path.join("/dev/shm", n)).st_blocks * 512
+        except FileNotFoundError:
+            pass
+    return total // 1024
 
 
 class MemorySampler(threading.Thread):
-    """Peak of the summed PSS of the driver and the given worker processes."""
+    """Peak memory of the process tree: every process's own resident memory plus the shared-memory segments
+    once. (Summed VmRSS would count a segment once per process that maps it; /proc/<pid>/smaps_rollup would
+    count it once too, but reading it every 20 ms takes the processes' memory-map lock and slows them down.)"""
 
     def __init__(self, pids: Callable[[], list[int]]) -> None:
         super().__init__(daemon=True)
@@ -62,8 +80,9 @@ class MemorySampler(threading.Thread):
         self.stop_event = threading.Event()
 
     def run(self) -> None:
+        me = os.getpid()
         while not self.stop_event.wait(0.02):
-            total = pss_kb(os.getpid()) + sum(pss_kb(p) for p in self.pids())
+            total = private_kb(me) + sum(private_kb(p) for p in self.pids()) + shm_kb(me)
             self.peak_kb = max(self.peak_kb, total)
 
 

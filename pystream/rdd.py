@@ -335,31 +335,31 @@ class RDD:
 
     def cogroup(self, other: RDD, numPartitions: int | None = None) -> RDD:
         """Return (k, (ResultIterable of self's values, ResultIterable of other's values)) for every key."""
-        return self.groupWith(other) if numPartitions is None else _cogroup([self, other], numPartitions)
+        return self.groupWith(other) if numPartitions is None else joins.cogroup([self, other], numPartitions)
 
     def groupWith(self, other: RDD, *others: RDD) -> RDD:
         """cogroup with several RDDs: (k, (values of self, values of other, ...))."""
-        return _cogroup([self, other, *others], None)
+        return joins.cogroup([self, other, *others], None)
 
     def join(self, other: RDD, numPartitions: int | None = None) -> RDD:
         """Inner join: (k, (v, w)) for every pair of values of a key present in both."""
-        return _join(self, other, numPartitions, "inner")
+        return joins.join(self, other, numPartitions, "inner")
 
     def leftOuterJoin(self, other: RDD, numPartitions: int | None = None) -> RDD:
         """Left outer join: (k, (v, w)), or (k, (v, None)) for keys missing from ``other``."""
-        return _join(self, other, numPartitions, "left")
+        return joins.join(self, other, numPartitions, "left")
 
     def rightOuterJoin(self, other: RDD, numPartitions: int | None = None) -> RDD:
         """Right outer join: (k, (v, w)), or (k, (None, w)) for keys missing from this RDD."""
-        return _join(self, other, numPartitions, "right")
+        return joins.join(self, other, numPartitions, "right")
 
     def fullOuterJoin(self, other: RDD, numPartitions: int | None = None) -> RDD:
         """Full outer join: (k, (v, w)) with None for the side a key is missing from."""
-        return _join(self, other, numPartitions, "full")
+        return joins.join(self, other, numPartitions, "full")
 
     def subtractByKey(self, other: RDD, numPartitions: int | None = None) -> RDD:
         """Return the pairs of this RDD whose key is not in ``other``."""
-        return _cogroup([self, other], numPartitions).filter(lambda kv: kv[1][0] and not kv[1][1]) \
+        return joins.cogroup([self, other], numPartitions).filter(lambda kv: kv[1][0] and not kv[1][1]) \
             .flatMapValues(operator.itemgetter(0))
 
     def union(self, other: RDD) -> RDD:
@@ -626,85 +626,6 @@ def _group_extend(a: ResultIterable, b: ResultIterable) -> ResultIterable:
     return a
 
 
-def _copartitioned(rdds: list[RDD], numPartitions: int | None) -> list[RDD]:
-    n = numPartitions or max(r.getNumPartitions() for r in rdds) or rdds[0].ctx.defaultParallelism
-    return [r.partitionBy(n) for r in rdds]
-
-
-def _cogroup(rdds: list[RDD], numPartitions: int | None) -> RDD:
-    """(k, (values of rdds[0], values of rdds[1], ...)): every side hash-partitioned alike, then grouped
-    partition by partition (no per-record combiner calls)."""
-    parts = _copartitioned(rdds, numPartitions)
-    return ZippedPartitionsRDD(rdds[0].ctx, parts, _CogroupPartition(len(rdds)))
-
-
-def _join(left: RDD, right: RDD, numPartitions: int | None, kind: str) -> RDD:
-    """A hash join per partition: the right side's values by key in a dict, the left side streamed past it."""
-    parts = _copartitioned([left, right], numPartitions)
-    return ZippedPartitionsRDD(left.ctx, parts, _JoinPartition(kind))
-
-
-class _CogroupPartition:
-    __slots__ = ("sides",)
-
-    def __init__(self, sides: int) -> None:
-        self.sides = sides
-
-    def __call__(self, split: int, *parts: list) -> list:
-        groups: dict[Any, tuple] = {}
-        n = self.sides
-        for i, part in enumerate(parts):
-            for k, v in part:
-                g = groups.get(k)
-                if g is None:
-                    g = groups[k] = tuple(ResultIterable() for _ in range(n))
-                g[i].append(v)
-        return list(groups.items())
-
-
-class _JoinPartition:
-    __slots__ = ("kind",)
-
-    def __init__(self, kind: str) -> None:
-        self.kind = kind
-
-    def __call__(self, split: int, left: list, right: list) -> list:
-        by_key: dict[Any, list] = {}
-        for k, w in right:
-            ws = by_key.get(k)
-            if ws is None:
-                by_key[k] = [w]
-            else:
-                ws.append(w)
-        out: list = []
-        append = out.append
-        keep_left = self.kind in ("left", "full")
-        if self.kind in ("inner", "left"):
-            for k, v in left:
-                ws = by_key.get(k)
-                if ws is not None:
-                    for w in ws:
-                        append((k, (v, w)))
-                elif keep_left:
-                    append((k, (v, None)))
-            return out
-        # right and full outer joins also need the right keys no left record matched.
-        matched = set()
-        for k, v in left:
-            ws = by_key.get(k)
-            if ws is not None:
-                matched.add(k)
-                for w in ws:
-                    append((k, (v, w)))
-            elif keep_left:
-                append((k, (v, None)))
-        for k, ws in by_key.items():
-            if k not in matched:
-                for w in ws:
-                    append((k, (None, w)))
-        return out
-
-
 # -- concrete RDDs ----------------------------------------------------------------------------------------
 class ParallelCollectionRDD(RDD):
     """Partitions given as lists (from parallelize, or a batch's received blocks)."""
@@ -915,3 +836,6 @@ class _ZipTask:
     def __call__(self, split: int, parts: tuple[list, ...]) -> list:
         out = self.func(split, *parts)
         return out if isinstance(out, list) else list(out)
+
+
+from pystream import joins  # noqa: E402 - joins build on the RDD classes above

@@ -430,6 +430,42 @@ def test_join_runs_inside_the_next_stage_unless_kept(sc, monkeypatch):
     assert "zip" not in stages
 
 
+@pytest.mark.parametrize("how", ["join", "leftOuterJoin"])
+def test_join_with_a_small_kept_side_broadcasts_it(sc, monkeypatch, how):
+    stages = []
+    run = sc.executor.run_tasks
+
+    def recording(fn, inputs, *, stage="", keep=False):
+        stages.append(stage)
+        return run(fn, inputs, stage=stage, keep=keep)
+
+    left = sc.parallelize(LEFT * 50, 3)
+    right = sc.parallelize(RIGHT, 2).cache()
+    shuffled = sorted(getattr(left, how)(right).collect(), key=repr)  # right is computed (and kept) here
+    monkeypatch.setattr(sc.executor, "run_tasks", recording)
+    broadcast = getattr(left, how)(right)
+    assert sorted(broadcast.collect(), key=repr) == shuffled
+    assert "shuffle-map" not in stages  # neither side was shuffled
+    # Explicit partitions, a right side that is not kept, or outer joins on the right keep the shuffle.
+    stages.clear()
+    assert sorted(getattr(left, how)(right, 4).collect(), key=repr) == shuffled
+    assert "shuffle-map" in stages
+
+
+def test_broadcast_join_only_below_its_size_limit(sc, monkeypatch):
+    from pystream import joins
+
+    right = sc.parallelize([(i % 10, i) for i in range(200)], 2).cache()
+    right.count()
+    left = sc.parallelize([(k, str(k)) for k in range(12)], 2)
+    monkeypatch.setattr(joins, "BROADCAST_MAX_RECORDS", 100)
+    assert isinstance(left.join(right), RDD) and not isinstance(left.join(right), joins._BroadcastJoinRDD)
+    monkeypatch.setattr(joins, "BROADCAST_MAX_RECORDS", 200)
+    joined = left.join(right)
+    assert isinstance(joined, joins._BroadcastJoinRDD)
+    assert sorted(joined.collect()) == sorted((i % 10, (str(i % 10), i)) for i in range(200))
+
+
 def test_cogroup_and_group_with(sc):
     left, right = sc.parallelize(LEFT, 2), sc.parallelize(RIGHT, 3)
     lg, rg = grouped(LEFT), grouped(RIGHT)
