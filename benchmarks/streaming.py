@@ -3,10 +3,11 @@
     python benchmarks/streaming.py [--scale 1.0] [--only W1,W3]
 
 Each workload's batches are generated one at a time from a seed (benchmarks/workloads.py). The plain-Python
-single-process reference and every pystream configuration process the same batches; only processing is timed
-(generating a batch is not). pystream runs a StreamingContext on a manual clock, so each batch starts when the
-previous one is done: the figure is processing throughput. Results are checked against the reference exactly
-(an order-independent digest of every batch's output, or of the final state).
+single-process reference and every pystream configuration process the same batches, each configuration in a
+fresh process; only processing is timed (generating a batch is not). pystream runs a StreamingContext on a
+manual clock, so each batch starts when the previous one is done: the figure is processing throughput, every
+batch counted (the first one included). Results are checked against the reference exactly (an
+order-independent digest of every batch's output, or of the final state).
 
 Printed per configuration: records/s, the ratio to the reference measured in this run, p50/p99 batch processing
 time, the peak memory of the whole process tree (driver + workers, shared-memory segments counted once), and
@@ -20,6 +21,7 @@ import json
 import operator
 import os
 import sys
+import subprocess
 import threading
 import time
 from collections import Counter
@@ -297,14 +299,45 @@ def run_config(kind: str, workers: int, w: Workload) -> dict:
             "peak_mb": sampler.peak_kb / 1024, "digests": digests}
 
 
-def bench(w: Workload) -> list[dict]:
-    ref_s, ref_digests, data = w.reference()
+WORKLOADS: dict[str, Callable[[float], Workload]] = {
+    "W1": WordCount,
+    "W2": WindowedWordCount,
+    "W3u": lambda s: Stateful(s, "updateStateByKey"),
+    "W3m": lambda s: Stateful(s, "mapWithState"),
+    "W4": Yahoo,
+}
+
+
+def run_one(key: str, scale: float, config: str) -> dict:
+    """One configuration of one workload, in this process: "reference" or "<executor>:<workers>"."""
+    w = WORKLOADS[key](scale)
+    if config == "reference":
+        seconds, digests, data = w.reference()
+        return {"seconds": seconds, "digests": digests, "data_bytes": data}
+    kind, workers = config.split(":")
+    return run_config(kind, int(workers), w)
+
+
+def in_subprocess(key: str, scale: float, config: str) -> dict:
+    # Each configuration runs in a fresh interpreter: what one left in the heap (and the reference's data)
+    # must not slow or weigh on the next.
+    cmd = [sys.executable, os.path.abspath(__file__), "--run", key, "--scale", str(scale), "--config", config]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{key} {config} failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def bench(key: str, scale: float) -> list[dict]:
+    w = WORKLOADS[key](scale)
+    ref = in_subprocess(key, scale, "reference")
+    ref_s, data = ref["seconds"], ref["data_bytes"]
     records = w.batches * w.records_per_batch
     rows = [{"workload": w.name, "config": "plain Python (1 process)", "records_per_s": records / ref_s,
              "ratio": 1.0, "p50": None, "p99": None, "peak_mb": None, "data_mb": data / 2**20}]
     for kind, workers in CONFIGS:
-        r = run_config(kind, workers, w)
-        if r["digests"] != ref_digests:
+        r = in_subprocess(key, scale, f"{kind}:{workers}")
+        if r["digests"] != ref["digests"]:
             raise AssertionError(f"{w.name} on {kind}/{workers}: results differ from the reference")
         rows.append({"workload": w.name, "config": f"{kind}, {workers} worker{'s' * (workers > 1)}",
                      "records_per_s": records / r["seconds"], "ratio": ref_s / r["seconds"], "p50": r["p50"],
@@ -316,22 +349,18 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--scale", type=float, default=1.0, help="fraction of the specified batch sizes")
     p.add_argument("--only", default="W1,W2,W3,W4")
+    p.add_argument("--run", help=argparse.SUPPRESS)  # one workload key, in this process (used internally)
+    p.add_argument("--config", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.run:
+        print(json.dumps(run_one(args.run, args.scale, args.config)))
+        return []
     only = set(args.only.upper().split(","))
-    s = args.scale
-    workloads: list[Workload] = []
-    if "W1" in only:
-        workloads.append(WordCount(s))
-    if "W2" in only:
-        workloads.append(WindowedWordCount(s))
-    if "W3" in only:
-        workloads += [Stateful(s, "updateStateByKey"), Stateful(s, "mapWithState")]
-    if "W4" in only:
-        workloads.append(Yahoo(s))
+    keys = [k for k in WORKLOADS if k in only or k[:2] in only]
     print_header()
     rows: list[dict] = []
-    for w in workloads:
-        for row in bench(w):
+    for key in keys:
+        for row in bench(key, args.scale):
             print_row(row)
             rows.append(row)
     return rows
