@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from pystream._core.hashing import portable_hash
+from pystream._core.partitioning import partition
 from pystream.errors import IllegalStateError, StateLostError
 from pystream.executor.wire import Buckets
 from pystream.shuffle import (
@@ -698,6 +699,11 @@ class ShuffledRDD(RDD):
                 task = CountingMapSideTask(fn, counting, n, self._partition_func)
         else:
             src, fn = self._prev._pipeline()
+            if (fn is None and self._aggregator is None and type(self) is ShuffledRDD
+                    and self._partition_func is portable_hash and isinstance(src, ParallelCollectionRDD)):
+                parts = src._compute()
+                if all(type(p) is list for p in parts):
+                    return _split_on_driver(parts, n)
             task = self._map_task(fn, n)
         maps = executor.run_tasks(task, src._compute(), stage="shuffle-map")
         buckets = [Buckets(m[j] for m in maps) for j in range(n)]
@@ -714,6 +720,16 @@ class ShuffledRDD(RDD):
         if not isinstance(prev, PipelinedRDD) or prev._persisted or prev._cached is not None:
             return None
         return pair_constant(getattr(prev, "_map_func", None))
+
+
+def _split_on_driver(parts: list[list], n: int) -> list[list]:
+    """partitionBy of records the driver holds anyway (a parallelized collection, a batch's received blocks):
+    split them here, in one C pass, instead of shipping them to map tasks that split them and ship them again.
+    Partition j holds input partition 0's records for j, then partition 1's, ... as the reduce side would."""
+    buckets = [partition(p, n) for p in parts]
+    if len(buckets) == 1:
+        return buckets[0]
+    return [list(itertools.chain.from_iterable(b[j] for b in buckets)) for j in range(n)]
 
 
 class UnionRDD(RDD):

@@ -445,11 +445,14 @@ def test_join_with_a_small_kept_side_broadcasts_it(sc, monkeypatch, how):
     monkeypatch.setattr(sc.executor, "run_tasks", recording)
     broadcast = getattr(left, how)(right)
     assert sorted(broadcast.collect(), key=repr) == shuffled
-    assert "shuffle-map" not in stages  # neither side was shuffled
-    # Explicit partitions, a right side that is not kept, or outer joins on the right keep the shuffle.
-    stages.clear()
-    assert sorted(getattr(left, how)(right, 4).collect(), key=repr) == shuffled
-    assert "shuffle-map" in stages
+    assert isinstance(broadcast, __import__("pystream").joins._BroadcastJoinRDD)
+    assert "shuffle-map" not in stages and "shuffle-reduce" not in stages  # neither side was shuffled
+    # With a partition count asked for, both sides are hash-partitioned as usual.
+    from pystream import joins
+
+    explicit = getattr(left, how)(right, 4)
+    assert not isinstance(explicit, joins._BroadcastJoinRDD)
+    assert sorted(explicit.collect(), key=repr) == shuffled
 
 
 def test_broadcast_join_only_below_its_size_limit(sc, monkeypatch):
@@ -597,6 +600,25 @@ def test_partition_by(sc):
         assert sorted(kv for p in parts for kv in p) == sorted((k, str(k)) for k in range(-20, 20))
     # Duplicates are kept: partitionBy does not combine.
     assert sorted(sc.parallelize([(1, 1), (1, 1)], 2).partitionBy(2).collect()) == [(1, 1), (1, 1)]
+
+
+def test_partition_by_of_driver_data_splits_before_shipping(sc, monkeypatch):
+    # Records the driver holds (parallelize, received blocks) are split on the driver: no map stage, and the
+    # very partitions (same order) that map tasks would make.
+    data = [(f"k{i % 37}", i) for i in range(5_000)]
+    via_workers = sc.parallelize(data, 3).map(lambda kv: kv).partitionBy(4).glom().collect()
+    stages = []
+    run = sc.executor.run_tasks
+
+    def recording(fn, inputs, *, stage="", keep=False):
+        stages.append(stage)
+        return run(fn, inputs, stage=stage, keep=keep)
+
+    monkeypatch.setattr(sc.executor, "run_tasks", recording)
+    assert sc.parallelize(data, 3).partitionBy(4).glom().collect() == via_workers
+    assert "shuffle-map" not in stages
+    with pytest.raises(TypeError):
+        sc.parallelize([1, 2, 3], 2).partitionBy(2).collect()
 
 
 # -- actions ----------------------------------------------------------------------------------------------
