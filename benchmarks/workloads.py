@@ -12,8 +12,6 @@ import random
 from collections import Counter
 from collections.abc import Iterable
 
-import numpy as np
-
 from pystream import portable_hash
 from pystream.streaming.sources.generator import ZipfLines
 
@@ -47,6 +45,10 @@ def wordcount(lines: list[str]) -> Counter:
 # -- W3 ------------------------------------------------------------------------------------------------------
 def event_batch(i: int, batch: int, keys: int, seed: int = 7) -> list[tuple[int, float]]:
     """(int key, float value) events over ``keys`` keys (batch i)."""
+    # Imported here: workers unpickling the benchmark's digest function import this module, and must not
+    # pay numpy's import inside the timed batches.
+    import numpy as np
+
     rng = np.random.default_rng([seed, i])
     k = rng.integers(0, keys, batch).tolist()
     v = np.round(rng.random(batch) * 100, 3).tolist()
