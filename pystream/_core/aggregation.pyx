@@ -18,17 +18,8 @@ from pystream._core.status cimport check_status
 import operator
 import types
 
-# numpy only serves the array entry points below: imported on their first call, so processes that never use
-# them (workers, most drivers) neither pay its import time nor its memory.
-cdef object _np_module = None
-
-
-cdef object _np():
-    global _np_module
-    if _np_module is None:
-        import numpy
-        _np_module = numpy
-    return _np_module
+# numpy only serves the array entry points, which import it when first called: processes that never use them
+# (workers, most drivers) neither pay its import time nor its memory.
 
 from pystream.errors import IllegalStateError
 
@@ -989,7 +980,7 @@ _F64 = "float64"
 
 
 cdef object _column(x, str name, dtype):
-    np = _np()
+    import numpy as np
     if not isinstance(x, np.ndarray):
         raise TypeError(f"{name} must be a numpy.ndarray of {dtype}, got {type(x).__name__}")
     if x.dtype != dtype:
@@ -1010,7 +1001,7 @@ cdef tuple _columns(keys, values, vdtype):
 def sum_by_key_i64(keys, values):
     """(unique_keys, sums) for int64 keys and values, keys in first-occurrence order.  Sums are
     exact: int64 when every sum fits, otherwise an object array of Python ints."""
-    np = _np()
+    import numpy as np
     k, v = _columns(keys, values, _I64)
     cdef const int64_t[::1] kv = k
     cdef const int64_t[::1] vv = v
@@ -1053,7 +1044,7 @@ def sum_by_key_i64(keys, values):
 def sum_by_key_f64(keys, values):
     """(unique_keys, sums) for int64 keys and float64 values, keys in first-occurrence order; each
     sum adds left to right from the key's first value, as Python's reduce would."""
-    np = _np()
+    import numpy as np
     k, v = _columns(keys, values, _F64)
     cdef const int64_t[::1] kv = k
     cdef const double[::1] vv = v

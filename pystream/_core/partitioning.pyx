@@ -16,17 +16,8 @@ from pystream._core.ps_common cimport ps_status, PS_OK
 from pystream._core.ps_partition cimport ps_partition_assign, ps_partition_count
 from pystream._core.status cimport check_status
 
-# numpy only serves the array entry points below: imported on their first call, so processes that never use
-# them (workers, most drivers) neither pay its import time nor its memory.
-cdef object _np_module = None
-
-
-cdef object _np():
-    global _np_module
-    if _np_module is None:
-        import numpy
-        _np_module = numpy
-    return _np_module
+# numpy only serves the array entry points, which import it when first called: processes that never use them
+# (workers, most drivers) neither pay its import time nor its memory.
 
 cdef extern from "Python.h":
     ctypedef struct PyListObject:
@@ -215,7 +206,7 @@ def partition(records, long num_partitions) -> list:
 
 def partition_ids(records, long num_partitions):
     """Return a uint32 numpy array with the partition of each (key, value) record (same rule as ``partition``)."""
-    np = _np()
+    import numpy as np
     _check_n(num_partitions)
     cdef list recs = _as_list(records)
     cdef Py_ssize_t n = PyList_GET_SIZE(recs)
@@ -241,7 +232,7 @@ def partition_ids(records, long num_partitions):
 def scatter(records, ids, long num_partitions) -> list:
     """Split ``records`` into ``num_partitions`` lists given each record's partition id (any int sequence or
     array, e.g. from a custom partition function). Raises ValueError naming the first id out of range."""
-    np = _np()
+    import numpy as np
     _check_n(num_partitions)
     cdef list recs = _as_list(records)
     cdef Py_ssize_t n = PyList_GET_SIZE(recs)
