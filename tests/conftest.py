@@ -56,3 +56,17 @@ def ssc(sc):
     context = manual_context(sc, 0.5)
     yield context
     context.stop(stopSparkContext=False)
+
+
+@pytest.fixture
+def stages(sc, monkeypatch):
+    """The stage of every task the executor runs from here on (the executor itself still runs them)."""
+    seen: list[str] = []
+    run = sc.executor.run_tasks
+
+    def recording(fn, inputs, *, stage="", keep=False):
+        seen.append(stage)
+        return run(fn, inputs, stage=stage, keep=keep)
+
+    monkeypatch.setattr(sc.executor, "run_tasks", recording)
+    return seen

@@ -85,6 +85,8 @@ class Recorder:
         return self.fn(x)
 
 
+
+
 # -- basics -----------------------------------------------------------------------------------------------
 def test_parallelize_collect_and_partitioning(sc):
     data = list(range(17))
@@ -406,15 +408,7 @@ def test_join_examples(sc):
     assert (3, ("d", None)) in full and ("y", (None, "F")) in full
 
 
-def test_join_runs_inside_the_next_stage_unless_kept(sc, monkeypatch):
-    stages = []
-    run = sc.executor.run_tasks
-
-    def recording(fn, inputs, *, stage="", keep=False):
-        stages.append(stage)
-        return run(fn, inputs, stage=stage, keep=keep)
-
-    monkeypatch.setattr(sc.executor, "run_tasks", recording)
+def test_join_runs_inside_the_next_stage_unless_kept(sc, stages):
     left, right = sc.parallelize(LEFT, 2), sc.parallelize(RIGHT, 2)
     joined = left.join(right)
     counts = joined.map(lambda kv: (kv[0], 1)).reduceByKey(operator.add)
@@ -431,18 +425,11 @@ def test_join_runs_inside_the_next_stage_unless_kept(sc, monkeypatch):
 
 
 @pytest.mark.parametrize("how", ["join", "leftOuterJoin"])
-def test_join_with_a_small_kept_side_broadcasts_it(sc, monkeypatch, how):
-    stages = []
-    run = sc.executor.run_tasks
-
-    def recording(fn, inputs, *, stage="", keep=False):
-        stages.append(stage)
-        return run(fn, inputs, stage=stage, keep=keep)
-
+def test_join_with_a_small_kept_side_broadcasts_it(sc, stages, how):
     left = sc.parallelize(LEFT * 50, 3)
     right = sc.parallelize(RIGHT, 2).cache()
     shuffled = sorted(getattr(left, how)(right).collect(), key=repr)  # right is computed (and kept) here
-    monkeypatch.setattr(sc.executor, "run_tasks", recording)
+    stages.clear()
     broadcast = getattr(left, how)(right)
     assert sorted(broadcast.collect(), key=repr) == shuffled
     assert isinstance(broadcast, __import__("pystream").joins._BroadcastJoinRDD)
@@ -602,19 +589,13 @@ def test_partition_by(sc):
     assert sorted(sc.parallelize([(1, 1), (1, 1)], 2).partitionBy(2).collect()) == [(1, 1), (1, 1)]
 
 
-def test_partition_by_of_driver_data_splits_before_shipping(sc, monkeypatch):
+def test_partition_by_of_driver_data_splits_before_shipping(sc, stages):
     # Records the driver holds (parallelize, received blocks) are split on the driver: no map stage, and the
     # very partitions (same order) that map tasks would make.
     data = [(f"k{i % 37}", i) for i in range(5_000)]
     via_workers = sc.parallelize(data, 3).map(lambda kv: kv).partitionBy(4).glom().collect()
-    stages = []
-    run = sc.executor.run_tasks
-
-    def recording(fn, inputs, *, stage="", keep=False):
-        stages.append(stage)
-        return run(fn, inputs, stage=stage, keep=keep)
-
-    monkeypatch.setattr(sc.executor, "run_tasks", recording)
+    assert "shuffle-map" in stages
+    stages.clear()
     assert sc.parallelize(data, 3).partitionBy(4).glom().collect() == via_workers
     assert "shuffle-map" not in stages
     with pytest.raises(TypeError):

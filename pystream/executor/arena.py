@@ -16,11 +16,10 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
-from typing import Any
 
-from pystream import frames
 from pystream.errors import FrameOverflowError
 from pystream.executor import shm
+from pystream.executor.wire import encode_into_segment, estimate_size
 
 logger = logging.getLogger(__name__)
 
@@ -58,11 +57,7 @@ class InputArena:
             return None
         seg = self._take(need)
         try:
-            view = seg.buf
-            try:
-                n = frames.encode_into(records, view)
-            finally:
-                view.release()
+            n = encode_into_segment(records, seg)
         except FrameOverflowError:
             self._release(seg)
             return None
@@ -108,26 +103,3 @@ class InputArena:
         for seg in free:
             seg.close()
             seg.unlink()
-
-
-def estimate_size(records: list) -> int:
-    """An estimate of the frame size of ``records``, from a sample of them (strings counted by their encoding)."""
-    n = len(records)
-    if n == 0:
-        return 0
-    sample = records[:64]
-    try:
-        total = sum(_estimate(r) for r in sample)
-    except Exception:  # an odd object: let the encoder find out what it costs
-        return 0
-    return total * n // len(sample)
-
-
-def _estimate(record: Any) -> int:
-    if isinstance(record, str):
-        return len(record) + 16 if record.isascii() else len(record) * 4 + 16
-    if isinstance(record, bytes):
-        return len(record) + 16
-    if isinstance(record, tuple):
-        return 8 + sum(_estimate(x) for x in record)
-    return 32

@@ -17,7 +17,6 @@ from typing import Any
 
 from pystream import frames
 from pystream.executor import shm
-from pystream.executor.arena import estimate_size
 
 #: Lists shorter than this travel inside the pipe message; longer ones as a frame in shared memory.
 INLINE_LIMIT = 256
@@ -57,12 +56,7 @@ def write_records(records: list, driver_pid: int, owner: str) -> tuple[shm.Segme
     size = max(64 + 2 * estimate_size(records), 4096)
     seg = shm.Segment.create(shm.new_name(driver_pid, owner), size)
     try:
-        view = seg.buf
-        try:
-            n = frames.encode_into(records, view)
-        finally:
-            view.release()
-        return seg, n
+        return seg, encode_into_segment(records, seg)
     except ValueError:
         seg.close()
         seg.unlink()
@@ -72,6 +66,39 @@ def write_records(records: list, driver_pid: int, owner: str) -> tuple[shm.Segme
         seg.close()
         seg.unlink()
         raise
+
+
+def encode_into_segment(records: list, seg: shm.Segment) -> int:
+    """Encode ``records`` as one frame at the start of ``seg``; return its length. FrameOverflowError (a
+    ValueError) when it does not fit."""
+    view = seg.buf
+    try:
+        return frames.encode_into(records, view)
+    finally:
+        view.release()
+
+
+def estimate_size(records: list) -> int:
+    """An estimate of the frame size of ``records``, from a sample of them (strings counted by their encoding)."""
+    n = len(records)
+    if n == 0:
+        return 0
+    sample = records[:64]
+    try:
+        total = sum(_estimate(r) for r in sample)
+    except Exception:  # an odd object: let the encoder find out what it costs
+        return 0
+    return total * n // len(sample)
+
+
+def _estimate(record: Any) -> int:
+    if isinstance(record, str):
+        return len(record) + 16 if record.isascii() else len(record) * 4 + 16
+    if isinstance(record, bytes):
+        return len(record) + 16
+    if isinstance(record, tuple):
+        return 8 + sum(_estimate(x) for x in record)
+    return 32
 
 
 def read_frame(name: str, offset: int, length: int) -> list:
