@@ -13,15 +13,12 @@ bytes, and every segment is unlinked by :meth:`InputArena.close` (the executor's
 
 from __future__ import annotations
 
-import logging
 import threading
 import weakref
 
 from pystream.errors import FrameOverflowError
 from pystream.executor import shm
 from pystream.executor.wire import encode_into_segment, estimate_size
-
-logger = logging.getLogger(__name__)
 
 #: Segments are created at least this large (and in powers of two) so that batches of varying size reuse them.
 MIN_SEGMENT = 1 << 20

@@ -144,8 +144,8 @@ class ProcessExecutor(Executor):
         from pystream.executor.worker import main
 
         parent, child = self._ctx.Pipe(duplex=True)
-        proc = self._ctx.Process(target=main, args=(child, index, self._pid, self._arena_cache_mb << 20), name=f"pystream-worker-{index}",
-                                 daemon=True)
+        proc = self._ctx.Process(target=main, args=(child, index, self._pid, self._arena_cache_mb << 20),
+                                 name=f"pystream-worker-{index}", daemon=True)
         with _main_hidden():
             proc.start()
         child.close()
@@ -186,7 +186,9 @@ class ProcessExecutor(Executor):
                 except OSError:
                     pass
 
-    def _flush_retired(self) -> None:
+    def _flush_released(self) -> None:
+        """Tell workers what the driver released: partitions to free, input segments to unmap."""
+        self._flush_frees()
         names = self._arena.retired()
         if not names:
             return
@@ -202,8 +204,7 @@ class ProcessExecutor(Executor):
         # waits for the next batch, not at the start of it.
         with self._lock:
             if not self._stopped:
-                self._flush_frees()
-                self._flush_retired()
+                self._flush_released()
 
     def has_lost(self, partitions: Sequence[Any]) -> bool:
         for part in partitions:
@@ -281,8 +282,7 @@ class ProcessExecutor(Executor):
         with self._lock:
             self._early: list = []
             self._heal()  # a worker that died between stages is replaced before anything is sent to it
-            self._flush_frees()
-            self._flush_retired()
+            self._flush_released()
             tasks = {}
             for split, data in enumerate(inputs):
                 task = _Task(next(self._ids), split, data, split % self.parallelism)
