@@ -251,7 +251,7 @@ class _GraphUnpickler(pickle.Unpickler):
 
 
 def _restored_rdd(sc: Any, parts: list[list]) -> Any:
-    from pystream.rdd import ParallelCollectionRDD
+    from pystream.lineage import ParallelCollectionRDD
 
     rdd = ParallelCollectionRDD(sc, parts)
     rdd._persisted = True

@@ -244,7 +244,7 @@ class SparkContext:
 
         Elements keep their order; partition i holds the i-th contiguous slice, as in Spark.
         """
-        from pystream.rdd import ParallelCollectionRDD
+        from pystream.lineage import ParallelCollectionRDD
 
         self._check_alive()
         data = c if isinstance(c, list) else list(c)
@@ -257,7 +257,7 @@ class SparkContext:
 
     def emptyRDD(self):
         """Return an RDD with no partitions and no elements."""
-        from pystream.rdd import ParallelCollectionRDD
+        from pystream.lineage import ParallelCollectionRDD
 
         self._check_alive()
         return ParallelCollectionRDD(self, [])
@@ -283,7 +283,7 @@ class SparkContext:
 
     def union(self, rdds):
         """Return the union of a list of RDDs (partitions of each, in order)."""
-        from pystream.rdd import UnionRDD
+        from pystream.lineage import UnionRDD
 
         self._check_alive()
         rdds = list(rdds)

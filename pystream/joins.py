@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from pystream.rdd import RDD, PipelinedRDD, ResultIterable, ZippedPartitionsRDD
+from pystream.lineage import PipelinedRDD, ZippedPartitionsRDD
+from pystream.rdd import RDD, ResultIterable
 
 #: A kept right side of an inner or left outer join with at most this many records is broadcast.
 BROADCAST_MAX_RECORDS = 100_000

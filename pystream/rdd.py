@@ -3,7 +3,8 @@
 Narrow transformations (map, filter, flatMap, mapPartitions, ...) fuse into one function per partition
 (pyspark's PipelinedRDD), so a chain of them is a single pass over each partition. Key-based operations
 shuffle through :mod:`pystream.shuffle`, combining map-side with the C aggregation table. Every task runs on
-the context's executor.
+the context's executor. The RDD each transformation returns (PipelinedRDD, ShuffledRDD, ...) is defined in
+:mod:`pystream.lineage`; joins and cogroup are in :mod:`pystream.joins`.
 """
 
 from __future__ import annotations
@@ -17,24 +18,8 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from pystream._core.hashing import portable_hash
-from pystream._core.partitioning import partition
 from pystream.errors import IllegalStateError, StateLostError
-from pystream.executor.wire import Buckets
-from pystream.shuffle import (
-    Aggregator,
-    ApplyTask,
-    ConcatTask,
-    CountingMapSideTask,
-    MapSideTask,
-    OffsetTask,
-    PipelineFn,
-    ReduceSideTask,
-    RoundRobinTask,
-    is_add,
-    is_plain_split,
-    pair_constant,
-    run_pipeline,
-)
+from pystream.shuffle import Aggregator, ApplyTask, OffsetTask, PipelineFn
 
 if TYPE_CHECKING:
     from pystream.context import SparkContext
@@ -67,19 +52,6 @@ for _name, _args in {
     "MEMORY_ONLY_2": (False, True), "MEMORY_AND_DISK_2": (True, True), "OFF_HEAP": (True, True, True),
 }.items():
     setattr(StorageLevel, _name, StorageLevel(*_args))
-
-
-class _Compose:
-    """inner then outer, as one partition function (picklable, unlike a nested closure over self)."""
-
-    __slots__ = ("outer", "inner")
-
-    def __init__(self, outer: PipelineFn, inner: PipelineFn) -> None:
-        self.outer = outer
-        self.inner = inner
-
-    def __call__(self, split: int, iterator: Iterator[Any]) -> Iterable[Any]:
-        return self.outer(split, iter(self.inner(split, iterator)))
 
 
 def _default_partitions(rdd: RDD, numPartitions: int | None) -> int:
@@ -209,7 +181,7 @@ class RDD:
     def mapPartitionsWithIndex(self, f: Callable[[int, Iterator[Any]], Iterable[Any]],
                                preservesPartitioning: bool = False) -> RDD:
         """Return a new RDD by applying ``f(index, iterator)`` to each partition."""
-        return PipelinedRDD(self, f)
+        return lineage.PipelinedRDD(self, f)
 
     def mapPartitions(self, f: Callable[[Iterator[Any]], Iterable[Any]], preservesPartitioning: bool = False) -> RDD:
         """Return a new RDD by applying ``f(iterator)`` to each partition."""
@@ -265,7 +237,7 @@ class RDD:
     # -- wide transformations -----------------------------------------------------------------------------
     def partitionBy(self, numPartitions: int | None, partitionFunc: Callable[[Any], int] = portable_hash) -> RDD:
         """Return a pair RDD with each (k, v) in partition ``partitionFunc(k) % numPartitions``."""
-        return ShuffledRDD(self, _default_partitions(self, numPartitions), None, partitionFunc)
+        return lineage.ShuffledRDD(self, _default_partitions(self, numPartitions), None, partitionFunc)
 
     def combineByKey(self, createCombiner: Callable[[Any], Any], mergeValue: Callable[[Any, Any], Any],
                      mergeCombiners: Callable[[Any, Any], Any], numPartitions: int | None = None,
@@ -273,14 +245,14 @@ class RDD:
         """Return (k, combined) pairs: ``createCombiner`` starts a key's combiner, ``mergeValue`` adds a value,
         ``mergeCombiners`` merges combiners from different partitions."""
         agg = Aggregator(createCombiner, mergeValue, mergeCombiners)
-        return ShuffledRDD(self, _default_partitions(self, numPartitions), agg, partitionFunc)
+        return lineage.ShuffledRDD(self, _default_partitions(self, numPartitions), agg, partitionFunc)
 
     def reduceByKey(self, func: Callable[[Any, Any], Any], numPartitions: int | None = None,
                     partitionFunc: Callable[[Any], int] = portable_hash) -> RDD:
         """Merge the values of each key with the associative, commutative ``func``; combines map-side first.
         Built-in reducers (``operator.add``, ``lambda a, b: a + b``, ``min``, ``max``) run in C."""
         agg = Aggregator.from_reducer(func)
-        return ShuffledRDD(self, _default_partitions(self, numPartitions), agg, partitionFunc)
+        return lineage.ShuffledRDD(self, _default_partitions(self, numPartitions), agg, partitionFunc)
 
     def reduceByKeyLocally(self, func: Callable[[Any, Any], Any]) -> dict:
         """Merge the values of each key with ``func`` and return the result to the driver as a dict."""
@@ -365,7 +337,7 @@ class RDD:
 
     def union(self, other: RDD) -> RDD:
         """Return the union of this RDD and ``other`` (duplicates kept)."""
-        return UnionRDD(self.ctx, [self, other])
+        return lineage.UnionRDD(self.ctx, [self, other])
 
     def __add__(self, other: RDD) -> RDD:
         if not isinstance(other, RDD):
@@ -381,12 +353,12 @@ class RDD:
         the count can only go down."""
         n = _default_partitions(self, numPartitions)
         if shuffle:
-            return RepartitionedRDD(self, n)
-        return CoalescedRDD(self, min(n, self.getNumPartitions()))
+            return lineage.RepartitionedRDD(self, n)
+        return lineage.CoalescedRDD(self, min(n, self.getNumPartitions()))
 
     def sortBy(self, keyfunc: Callable[[Any], Any], ascending: bool = True, numPartitions: int | None = None) -> RDD:
         """Return the elements sorted by ``keyfunc``, in ``numPartitions`` range partitions."""
-        return SortedRDD(self, keyfunc, ascending, numPartitions or self.getNumPartitions() or 1)
+        return lineage.SortedRDD(self, keyfunc, ascending, numPartitions or self.getNumPartitions() or 1)
 
     def sortByKey(self, ascending: bool = True, numPartitions: int | None = None,
                   keyfunc: Callable[[Any], Any] = lambda x: x) -> RDD:
@@ -627,231 +599,4 @@ def _group_extend(a: ResultIterable, b: ResultIterable) -> ResultIterable:
     return a
 
 
-# -- concrete RDDs ----------------------------------------------------------------------------------------
-class ParallelCollectionRDD(RDD):
-    """Partitions given as lists (from parallelize, or a batch's received blocks)."""
-
-    def __init__(self, ctx: SparkContext, partitions: list[list]) -> None:
-        super().__init__(ctx, len(partitions))
-        self._parts = partitions
-
-    def _do_compute(self) -> list[list]:
-        return self._parts
-
-
-class PipelinedRDD(RDD):
-    """A narrow transformation; consecutive ones fuse into one function per partition.
-
-    The fusion happens when the RDD is computed (:meth:`_pipeline`), not when it is created, so a parent
-    persisted after this RDD was made still serves this RDD from its cache.
-    """
-
-    def __init__(self, prev: RDD, func: PipelineFn) -> None:
-        super().__init__(prev.ctx, prev.getNumPartitions())
-        self._prev: RDD = prev
-        self._func: PipelineFn = func
-
-    def _pipeline(self) -> tuple[RDD, PipelineFn | None]:
-        if self._persisted:
-            return self, None
-        src, fn = self._prev._pipeline()
-        return src, self._func if fn is None else _Compose(self._func, fn)
-
-    def _do_compute(self) -> list[list]:
-        src, fn = self._prev._pipeline()
-        func = self._func if fn is None else _Compose(self._func, fn)
-        return self.ctx.executor.run_tasks(_PipelineTask(func), src._compute(), stage="narrow", keep=True)
-
-
-class _PipelineTask:
-    __slots__ = ("func",)
-
-    def __init__(self, func: PipelineFn) -> None:
-        self.func = func
-
-    def __call__(self, split: int, records: list) -> list:
-        return run_pipeline(self.func, split, records)
-
-
-class ShuffledRDD(RDD):
-    """The result of a shuffle: map-side combine + hash split, then reduce-side merge."""
-
-    def __init__(self, prev: RDD, num_partitions: int, aggregator: Aggregator | None,
-                 partition_func: Callable[[Any], int]) -> None:
-        super().__init__(prev.ctx, num_partitions)
-        self._prev = prev
-        self._aggregator = aggregator
-        self._partition_func = partition_func
-
-    def _do_compute(self) -> list[list]:
-        executor = self.ctx.executor
-        n = self._num_partitions
-        counting = self._counting_weight()
-        if counting is not None:
-            words = self._prev._prev
-            if (isinstance(words, PipelinedRDD) and not words._persisted and words._cached is None
-                    and is_plain_split(getattr(words, "_flatmap_func", None))):
-                src, fn = words._prev._pipeline()
-                task: Callable[[int, list], list[list]] = CountingMapSideTask(
-                    fn, counting, n, self._partition_func, split_words=True)
-            else:
-                src, fn = self._prev._prev._pipeline()
-                task = CountingMapSideTask(fn, counting, n, self._partition_func)
-        else:
-            src, fn = self._prev._pipeline()
-            if (fn is None and self._aggregator is None and type(self) is ShuffledRDD
-                    and self._partition_func is portable_hash and isinstance(src, ParallelCollectionRDD)):
-                parts = src._compute()
-                if all(type(p) is list for p in parts):
-                    return _split_on_driver(parts, n)
-            task = self._map_task(fn, n)
-        maps = executor.run_tasks(task, src._compute(), stage="shuffle-map")
-        buckets = [Buckets(m[j] for m in maps) for j in range(n)]
-        return executor.run_tasks(ReduceSideTask(self._aggregator), buckets, stage="shuffle-reduce", keep=True)
-
-    def _map_task(self, fn: PipelineFn | None, n: int) -> Callable[[int, list], list[list]]:
-        return MapSideTask(fn, self._aggregator, n, self._partition_func)
-
-    def _counting_weight(self) -> int | None:
-        """c when this is ``map(lambda x: (x, c)).reduceByKey(add)`` on an unpersisted map, else None."""
-        prev, agg = self._prev, self._aggregator
-        if agg is None or agg.reducer is None or not is_add(agg.reducer) or type(self) is not ShuffledRDD:
-            return None
-        if not isinstance(prev, PipelinedRDD) or prev._persisted or prev._cached is not None:
-            return None
-        return pair_constant(getattr(prev, "_map_func", None))
-
-
-def _split_on_driver(parts: list[list], n: int) -> list[list]:
-    """partitionBy of records the driver holds anyway (a parallelized collection, a batch's received blocks):
-    split them here, in one C pass, instead of shipping them to map tasks that split them and ship them again.
-    Partition j holds input partition 0's records for j, then partition 1's, ... as the reduce side would."""
-    buckets = [partition(p, n) for p in parts]
-    if len(buckets) == 1:
-        return buckets[0]
-    return [list(itertools.chain.from_iterable(b[j] for b in buckets)) for j in range(n)]
-
-
-class UnionRDD(RDD):
-    """The partitions of several RDDs, one after the other."""
-
-    def __init__(self, ctx: SparkContext, rdds: list[RDD]) -> None:
-        super().__init__(ctx, sum(r.getNumPartitions() for r in rdds))
-        self._rdds = rdds
-
-    def _do_compute(self) -> list[list]:
-        out: list[list] = []
-        for r in self._rdds:
-            out.extend(r._compute())
-        return out
-
-
-class RepartitionedRDD(ShuffledRDD):
-    """repartition(n): records dealt round-robin (from a per-partition offset) into n partitions, a shuffle
-    that spreads records evenly whatever their keys or the input's skew."""
-
-    def __init__(self, prev: RDD, num_partitions: int) -> None:
-        super().__init__(prev, num_partitions, None, portable_hash)
-
-    def _map_task(self, fn: PipelineFn | None, n: int) -> Callable[[int, list], list[list]]:
-        return RoundRobinTask(fn, n)
-
-
-class CoalescedRDD(RDD):
-    """Fewer partitions without a shuffle: adjacent partitions merged."""
-
-    def __init__(self, prev: RDD, num_partitions: int) -> None:
-        super().__init__(prev.ctx, num_partitions)
-        self._prev = prev
-
-    def _do_compute(self) -> list[list]:
-        src, fn = self._prev._pipeline()
-        parts = src._compute()
-        n, m = self._num_partitions, len(parts)
-        groups = [Buckets(parts[(i * m) // n:((i + 1) * m) // n]) for i in range(n)]
-        return self.ctx.executor.run_tasks(ConcatTask(fn), groups, stage="coalesce", keep=True)
-
-
-class SortedRDD(RDD):
-    """Sorted records split into contiguous ranges."""
-
-    def __init__(self, prev: RDD, keyfunc: Callable[[Any], Any], ascending: bool, num_partitions: int) -> None:
-        super().__init__(prev.ctx, num_partitions)
-        self._prev = prev
-        self._keyfunc = keyfunc
-        self._ascending = ascending
-
-    def _do_compute(self) -> list[list]:
-        # Locals, not self: the task must not drag this RDD (its context, its lineage) along when pickled.
-        keyfunc, reverse = self._keyfunc, not self._ascending
-        runs = self._prev._run(lambda _, it: sorted(it, key=keyfunc, reverse=reverse))
-        data = list(heapq.merge(*runs, key=keyfunc, reverse=reverse))
-        n, size = self._num_partitions, len(data)
-        return [data[(i * size) // n:((i + 1) * size) // n] for i in range(n)]
-
-
-
-class ZippedPartitionsRDD(RDD):
-    """Partition i of several equally partitioned RDDs, combined by ``func(split, list_a, list_b, ...)``.
-
-    The stateful stream operators use it to update state partition by partition, without a shuffle, because
-    state and new data are hash-partitioned the same way.
-    """
-
-    def __init__(self, ctx: SparkContext, rdds: list[RDD], func: Callable[..., Iterable[Any]]) -> None:
-        counts = {r.getNumPartitions() for r in rdds}
-        if len(counts) != 1:
-            raise ValueError(f"Can't zip RDDs with unequal numbers of partitions: {sorted(counts)}")
-        super().__init__(ctx, counts.pop())
-        self._rdds = rdds
-        self._func = func
-
-    def _pipeline(self) -> tuple[RDD, PipelineFn | None]:
-        # Unless kept (state), the combining function runs inside the next stage's tasks, as a narrow step:
-        # a join followed by map() and reduceByKey() is one task per partition, not two.
-        if self._persisted or self._cached is not None or self._lineage_cut or self._on_lost is not None:
-            return self, None
-        return _ZipInputs(self), _ZipThen(self._func)
-
-    def _inputs(self) -> list[tuple]:
-        return list(zip(*(r._compute() for r in self._rdds)))
-
-    def _do_compute(self) -> list[list]:
-        return self.ctx.executor.run_tasks(_ZipTask(self._func), self._inputs(), stage="zip", keep=True)
-
-
-class _ZipInputs(RDD):
-    """The parents' partitions side by side (one tuple per partition): the source of a fused zip step."""
-
-    def __init__(self, zipped: ZippedPartitionsRDD) -> None:
-        super().__init__(zipped.ctx, zipped.getNumPartitions())
-        self._zipped = zipped
-
-    def _do_compute(self) -> list[tuple]:
-        return self._zipped._inputs()
-
-
-class _ZipThen:
-    """A zip function as a pipeline step: its input is the one tuple of partitions."""
-
-    __slots__ = ("func",)
-
-    def __init__(self, func: Callable[..., Iterable[Any]]) -> None:
-        self.func = func
-
-    def __call__(self, split: int, parts: Iterator[Any]) -> Iterable[Any]:
-        return self.func(split, *parts)
-
-
-class _ZipTask:
-    __slots__ = ("func",)
-
-    def __init__(self, func: Callable[..., Iterable[Any]]) -> None:
-        self.func = func
-
-    def __call__(self, split: int, parts: tuple[list, ...]) -> list:
-        out = self.func(split, *parts)
-        return out if isinstance(out, list) else list(out)
-
-
-from pystream import joins  # noqa: E402 - joins build on the RDD classes above
+from pystream import joins, lineage  # noqa: E402 - both build on the RDD classes above

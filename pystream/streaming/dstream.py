@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from pystream._core.hashing import portable_hash
 from pystream.output import write_text_dir
-from pystream.rdd import RDD, ResultIterable, UnionRDD
+from pystream.lineage import UnionRDD
+from pystream.rdd import RDD, ResultIterable
 from pystream.streaming.time import ms_to_datetime, to_ms
 
 if TYPE_CHECKING:

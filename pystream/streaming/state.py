@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from pystream._core.state import KeyedState, State, map_with_state, update_state_by_key
-from pystream.rdd import RDD, ZippedPartitionsRDD
+from pystream.lineage import ZippedPartitionsRDD
+from pystream.rdd import RDD
 from pystream.streaming.dstream import DStream
 from pystream.streaming.time import duration_ms
 

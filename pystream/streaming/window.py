@@ -7,7 +7,8 @@ from typing import Any
 
 from pystream._core.aggregation import AggTable
 from pystream._core.hashing import portable_hash
-from pystream.rdd import RDD, ShuffledRDD, UnionRDD, ZippedPartitionsRDD
+from pystream.lineage import ShuffledRDD, UnionRDD, ZippedPartitionsRDD
+from pystream.rdd import RDD
 from pystream.streaming.dstream import DStream
 from pystream.streaming.time import duration_ms
 

@@ -224,7 +224,7 @@ def test_save_as_text_files(sc, tmp_path):
 
 
 def test_save_as_text_files_rerun_does_not_duplicate(sc, tmp_path):
-    from pystream.rdd import ParallelCollectionRDD
+    from pystream.lineage import ParallelCollectionRDD
     from pystream.output import write_text_dir
 
     path = tmp_path / "out-500"

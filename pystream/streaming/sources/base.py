@@ -7,7 +7,8 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from pystream.errors import IllegalArgumentError
-from pystream.rdd import RDD, ParallelCollectionRDD, UnionRDD
+from pystream.lineage import ParallelCollectionRDD, UnionRDD
+from pystream.rdd import RDD
 from pystream.streaming.dstream import DStream
 from pystream.streaming.listener import StreamInputInfo
 

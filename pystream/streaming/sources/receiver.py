@@ -22,7 +22,8 @@ import traceback
 from typing import TYPE_CHECKING, Any
 
 from pystream.errors import ReceiverError
-from pystream.rdd import RDD, ParallelCollectionRDD
+from pystream.lineage import ParallelCollectionRDD
+from pystream.rdd import RDD
 from pystream.streaming.listener import (
     ReceiverInfo,
     StreamingListenerReceiverError,

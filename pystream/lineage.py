@@ -1,0 +1,288 @@
+"""The concrete RDDs: one class for each kind of step in an RDD's lineage.
+
+:mod:`pystream.rdd` holds the API every RDD shares (the :class:`~pystream.rdd.RDD` base class with pyspark's
+transformations and actions); this module holds what each transformation makes, and how each computes its
+partitions from its parents' on the context's executor: a source (parallelize, a batch's received blocks), a
+fused narrow step, a shuffle, a union, a coalesce, a sort, a zip of equally partitioned RDDs. They live apart
+from the base class so that each module holds one thing (the API, or how it is computed). They subclass RDD
+while its methods construct them, so :mod:`pystream.rdd` imports this module at its end, as it does
+:mod:`pystream.joins`; the methods look the classes up as ``lineage.<name>`` when called.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from pystream._core.hashing import portable_hash
+from pystream._core.partitioning import partition
+from pystream.executor.wire import Buckets
+from pystream.rdd import RDD
+from pystream.shuffle import (
+    Aggregator,
+    ConcatTask,
+    CountingMapSideTask,
+    MapSideTask,
+    PipelineFn,
+    ReduceSideTask,
+    RoundRobinTask,
+    is_add,
+    is_plain_split,
+    pair_constant,
+    run_pipeline,
+)
+
+if TYPE_CHECKING:
+    from pystream.context import SparkContext
+
+__all__ = [
+    "ParallelCollectionRDD",
+    "PipelinedRDD",
+    "ShuffledRDD",
+    "UnionRDD",
+    "RepartitionedRDD",
+    "CoalescedRDD",
+    "SortedRDD",
+    "ZippedPartitionsRDD",
+]
+
+
+class ParallelCollectionRDD(RDD):
+    """Partitions given as lists (from parallelize, or a batch's received blocks)."""
+
+    def __init__(self, ctx: SparkContext, partitions: list[list]) -> None:
+        super().__init__(ctx, len(partitions))
+        self._parts = partitions
+
+    def _do_compute(self) -> list[list]:
+        return self._parts
+
+
+class PipelinedRDD(RDD):
+    """A narrow transformation; consecutive ones fuse into one function per partition.
+
+    The fusion happens when the RDD is computed (:meth:`_pipeline`), not when it is created, so a parent
+    persisted after this RDD was made still serves this RDD from its cache.
+    """
+
+    def __init__(self, prev: RDD, func: PipelineFn) -> None:
+        super().__init__(prev.ctx, prev.getNumPartitions())
+        self._prev: RDD = prev
+        self._func: PipelineFn = func
+
+    def _pipeline(self) -> tuple[RDD, PipelineFn | None]:
+        if self._persisted:
+            return self, None
+        src, fn = self._prev._pipeline()
+        return src, self._func if fn is None else _Compose(self._func, fn)
+
+    def _do_compute(self) -> list[list]:
+        src, fn = self._prev._pipeline()
+        func = self._func if fn is None else _Compose(self._func, fn)
+        return self.ctx.executor.run_tasks(_PipelineTask(func), src._compute(), stage="narrow", keep=True)
+
+
+class _Compose:
+    """inner then outer, as one partition function (picklable, unlike a nested closure over self)."""
+
+    __slots__ = ("outer", "inner")
+
+    def __init__(self, outer: PipelineFn, inner: PipelineFn) -> None:
+        self.outer = outer
+        self.inner = inner
+
+    def __call__(self, split: int, iterator: Iterator[Any]) -> Iterable[Any]:
+        return self.outer(split, iter(self.inner(split, iterator)))
+
+
+class _PipelineTask:
+    __slots__ = ("func",)
+
+    def __init__(self, func: PipelineFn) -> None:
+        self.func = func
+
+    def __call__(self, split: int, records: list) -> list:
+        return run_pipeline(self.func, split, records)
+
+
+class ShuffledRDD(RDD):
+    """The result of a shuffle: map-side combine + hash split, then reduce-side merge."""
+
+    def __init__(self, prev: RDD, num_partitions: int, aggregator: Aggregator | None,
+                 partition_func: Callable[[Any], int]) -> None:
+        super().__init__(prev.ctx, num_partitions)
+        self._prev = prev
+        self._aggregator = aggregator
+        self._partition_func = partition_func
+
+    def _do_compute(self) -> list[list]:
+        executor = self.ctx.executor
+        n = self._num_partitions
+        counting = self._counting_weight()
+        if counting is not None:
+            words = self._prev._prev
+            if (isinstance(words, PipelinedRDD) and not words._persisted and words._cached is None
+                    and is_plain_split(getattr(words, "_flatmap_func", None))):
+                src, fn = words._prev._pipeline()
+                task: Callable[[int, list], list[list]] = CountingMapSideTask(
+                    fn, counting, n, self._partition_func, split_words=True)
+            else:
+                src, fn = self._prev._prev._pipeline()
+                task = CountingMapSideTask(fn, counting, n, self._partition_func)
+        else:
+            src, fn = self._prev._pipeline()
+            if (fn is None and self._aggregator is None and type(self) is ShuffledRDD
+                    and self._partition_func is portable_hash and isinstance(src, ParallelCollectionRDD)):
+                parts = src._compute()
+                if all(type(p) is list for p in parts):
+                    return _split_on_driver(parts, n)
+            task = self._map_task(fn, n)
+        maps = executor.run_tasks(task, src._compute(), stage="shuffle-map")
+        buckets = [Buckets(m[j] for m in maps) for j in range(n)]
+        return executor.run_tasks(ReduceSideTask(self._aggregator), buckets, stage="shuffle-reduce", keep=True)
+
+    def _map_task(self, fn: PipelineFn | None, n: int) -> Callable[[int, list], list[list]]:
+        return MapSideTask(fn, self._aggregator, n, self._partition_func)
+
+    def _counting_weight(self) -> int | None:
+        """c when this is ``map(lambda x: (x, c)).reduceByKey(add)`` on an unpersisted map, else None."""
+        prev, agg = self._prev, self._aggregator
+        if agg is None or agg.reducer is None or not is_add(agg.reducer) or type(self) is not ShuffledRDD:
+            return None
+        if not isinstance(prev, PipelinedRDD) or prev._persisted or prev._cached is not None:
+            return None
+        return pair_constant(getattr(prev, "_map_func", None))
+
+
+def _split_on_driver(parts: list[list], n: int) -> list[list]:
+    """partitionBy of records the driver holds anyway (a parallelized collection, a batch's received blocks):
+    split them here, in one C pass, instead of shipping them to map tasks that split them and ship them again.
+    Partition j holds input partition 0's records for j, then partition 1's, ... as the reduce side would."""
+    buckets = [partition(p, n) for p in parts]
+    if len(buckets) == 1:
+        return buckets[0]
+    return [list(itertools.chain.from_iterable(b[j] for b in buckets)) for j in range(n)]
+
+
+class UnionRDD(RDD):
+    """The partitions of several RDDs, one after the other."""
+
+    def __init__(self, ctx: SparkContext, rdds: list[RDD]) -> None:
+        super().__init__(ctx, sum(r.getNumPartitions() for r in rdds))
+        self._rdds = rdds
+
+    def _do_compute(self) -> list[list]:
+        out: list[list] = []
+        for r in self._rdds:
+            out.extend(r._compute())
+        return out
+
+
+class RepartitionedRDD(ShuffledRDD):
+    """repartition(n): records dealt round-robin (from a per-partition offset) into n partitions, a shuffle
+    that spreads records evenly whatever their keys or the input's skew."""
+
+    def __init__(self, prev: RDD, num_partitions: int) -> None:
+        super().__init__(prev, num_partitions, None, portable_hash)
+
+    def _map_task(self, fn: PipelineFn | None, n: int) -> Callable[[int, list], list[list]]:
+        return RoundRobinTask(fn, n)
+
+
+class CoalescedRDD(RDD):
+    """Fewer partitions without a shuffle: adjacent partitions merged."""
+
+    def __init__(self, prev: RDD, num_partitions: int) -> None:
+        super().__init__(prev.ctx, num_partitions)
+        self._prev = prev
+
+    def _do_compute(self) -> list[list]:
+        src, fn = self._prev._pipeline()
+        parts = src._compute()
+        n, m = self._num_partitions, len(parts)
+        groups = [Buckets(parts[(i * m) // n:((i + 1) * m) // n]) for i in range(n)]
+        return self.ctx.executor.run_tasks(ConcatTask(fn), groups, stage="coalesce", keep=True)
+
+
+class SortedRDD(RDD):
+    """Sorted records split into contiguous ranges."""
+
+    def __init__(self, prev: RDD, keyfunc: Callable[[Any], Any], ascending: bool, num_partitions: int) -> None:
+        super().__init__(prev.ctx, num_partitions)
+        self._prev = prev
+        self._keyfunc = keyfunc
+        self._ascending = ascending
+
+    def _do_compute(self) -> list[list]:
+        # Locals, not self: the task must not drag this RDD (its context, its lineage) along when pickled.
+        keyfunc, reverse = self._keyfunc, not self._ascending
+        runs = self._prev._run(lambda _, it: sorted(it, key=keyfunc, reverse=reverse))
+        data = list(heapq.merge(*runs, key=keyfunc, reverse=reverse))
+        n, size = self._num_partitions, len(data)
+        return [data[(i * size) // n:((i + 1) * size) // n] for i in range(n)]
+
+
+class ZippedPartitionsRDD(RDD):
+    """Partition i of several equally partitioned RDDs, combined by ``func(split, list_a, list_b, ...)``.
+
+    The stateful stream operators use it to update state partition by partition, without a shuffle, because
+    state and new data are hash-partitioned the same way.
+    """
+
+    def __init__(self, ctx: SparkContext, rdds: list[RDD], func: Callable[..., Iterable[Any]]) -> None:
+        counts = {r.getNumPartitions() for r in rdds}
+        if len(counts) != 1:
+            raise ValueError(f"Can't zip RDDs with unequal numbers of partitions: {sorted(counts)}")
+        super().__init__(ctx, counts.pop())
+        self._rdds = rdds
+        self._func = func
+
+    def _pipeline(self) -> tuple[RDD, PipelineFn | None]:
+        # Unless kept (state), the combining function runs inside the next stage's tasks, as a narrow step:
+        # a join followed by map() and reduceByKey() is one task per partition, not two.
+        if self._persisted or self._cached is not None or self._lineage_cut or self._on_lost is not None:
+            return self, None
+        return _ZipInputs(self), _ZipThen(self._func)
+
+    def _inputs(self) -> list[tuple]:
+        return list(zip(*(r._compute() for r in self._rdds)))
+
+    def _do_compute(self) -> list[list]:
+        return self.ctx.executor.run_tasks(_ZipTask(self._func), self._inputs(), stage="zip", keep=True)
+
+
+class _ZipInputs(RDD):
+    """The parents' partitions side by side (one tuple per partition): the source of a fused zip step."""
+
+    def __init__(self, zipped: ZippedPartitionsRDD) -> None:
+        super().__init__(zipped.ctx, zipped.getNumPartitions())
+        self._zipped = zipped
+
+    def _do_compute(self) -> list[tuple]:
+        return self._zipped._inputs()
+
+
+class _ZipThen:
+    """A zip function as a pipeline step: its input is the one tuple of partitions."""
+
+    __slots__ = ("func",)
+
+    def __init__(self, func: Callable[..., Iterable[Any]]) -> None:
+        self.func = func
+
+    def __call__(self, split: int, parts: Iterator[Any]) -> Iterable[Any]:
+        return self.func(split, *parts)
+
+
+class _ZipTask:
+    __slots__ = ("func",)
+
+    def __init__(self, func: Callable[..., Iterable[Any]]) -> None:
+        self.func = func
+
+    def __call__(self, split: int, parts: tuple[list, ...]) -> list:
+        out = self.func(split, *parts)
+        return out if isinstance(out, list) else list(out)
+
