@@ -49,6 +49,7 @@ extensions = [
     ext("serialisation", ["csrc/ps_frame.c"]),
     ext("partitioning", ["csrc/ps_partition.c"]),
     ext("aggregation", ["csrc/ps_agg.c"]),
+    ext("groupby", ["csrc/ps_agg.c"]),
     ext("state"),
     ext("memory", ["csrc/ps_arena.c"]),
 ]

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from timing import best_of
 
-from pystream._core.aggregation import AggTable, sum_by_key_i64, sum_by_key_f64
+from pystream._core.aggregation import AggTable
+from pystream._core.groupby import sum_by_key_f64, sum_by_key_i64
 
 N = 1_000_000
 DISTINCT = 100_000

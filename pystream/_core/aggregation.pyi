@@ -1,9 +1,6 @@
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from typing import Any, TypeVar
 
-import numpy as np
-import numpy.typing as npt
-
 _D = TypeVar("_D")
 
 class AggTable:
@@ -41,10 +38,3 @@ class AggTable:
     def __getitem__(self, key: Hashable) -> Any: ...
     def __setitem__(self, key: Hashable, value: Any) -> None: ...
     def __delitem__(self, key: Hashable) -> None: ...
-
-def sum_by_key_i64(
-    keys: npt.NDArray[np.int64], values: npt.NDArray[np.int64]
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64] | npt.NDArray[np.object_]]: ...
-def sum_by_key_f64(
-    keys: npt.NDArray[np.int64], values: npt.NDArray[np.float64]
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]: ...
