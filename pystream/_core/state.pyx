@@ -14,11 +14,16 @@ from pystream.errors import IllegalArgumentError, NoSuchElementError
 
 cdef extern from "Python.h":
     bint PyTuple_CheckExact(object o)
+    bint PyLong_CheckExact(object o)
+    bint PyUnicode_CheckExact(object o)
     int PyGC_Disable()
     int PyGC_Enable()
     bint PyObject_IS_GC(object o)
     int PyObject_GC_IsTracked(object o)
     void PyObject_GC_UnTrack(void *o)
+
+cdef extern from *:
+    void _prefetch "__builtin_prefetch"(const void *p)
 
 
 cdef inline void _untrack_atomic(object t):
@@ -63,6 +68,67 @@ cdef class _GCPaused:
         return False
 
 
+cdef inline void _prefetch_items(_Slot slot) noexcept:
+    # The pass over every key visits slots in order, but what they point to lies anywhere: load it early
+    # (raw pointers: a reference count would touch the very object being prefetched).
+    cdef PyObject *st = <PyObject *>slot.state
+    cdef Py_ssize_t j
+    if PyTuple_CheckExact(<object>st):
+        for j in range(PyTuple_GET_SIZE(<object>st)):
+            _prefetch(PyTuple_GET_ITEM(<object>st, j))
+    if slot.n_pending == 1:
+        _prefetch(<PyObject *>slot.first)
+
+
+cdef inline PyObject *_plain_key(list batch, Py_ssize_t j) noexcept:
+    """Record j's key if looking it up ahead of its turn is harmless (an exact int or str, whose hash can
+    neither fail nor run user code), else NULL."""
+    cdef PyObject *rec = PyList_GET_ITEM(batch, j)
+    cdef PyObject *k
+    if not PyTuple_CheckExact(<object>rec) or PyTuple_GET_SIZE(<object>rec) != 2:
+        return NULL
+    k = PyTuple_GET_ITEM(<object>rec, 0)
+    if PyLong_CheckExact(<object>k) or PyUnicode_CheckExact(<object>k):
+        return k
+    return NULL
+
+
+cdef inline void _prefetch_value(dict d, list batch, Py_ssize_t j, bint items) noexcept:
+    """Look record j's key up ahead of its turn, so the misses of the lookup overlap the work on the records
+    before it, and load its value (``items``: the objects a tuple value holds)."""
+    cdef PyObject *k = _plain_key(batch, j)
+    cdef PyObject *found
+    cdef Py_ssize_t m
+    if k == NULL:
+        return
+    found = PyDict_GetItem(d, <object>k)
+    if found == NULL:
+        return
+    if not items:
+        _prefetch(found)
+    elif PyTuple_CheckExact(<object>found):
+        for m in range(PyTuple_GET_SIZE(<object>found)):
+            _prefetch(PyTuple_GET_ITEM(<object>found, m))
+
+
+cdef inline bint _same_tuple(object a, object b):
+    """Whether two exact tuples hold the very same objects (nested tuples compared alike): then either one
+    can stand for the other, since a tuple cannot change."""
+    cdef Py_ssize_t i, n
+    cdef object x, y
+    if not (PyTuple_CheckExact(a) and PyTuple_CheckExact(b)):
+        return False
+    n = PyTuple_GET_SIZE(a)
+    if PyTuple_GET_SIZE(b) != n:
+        return False
+    for i in range(n):
+        x = <object>PyTuple_GET_ITEM(a, i)
+        y = <object>PyTuple_GET_ITEM(b, i)
+        if x is not y and not _same_tuple(x, y):
+            return False
+    return True
+
+
 cdef inline tuple _pair(object rec):
     # An exact 2-tuple is used as it is; other pairs (lists, namedtuples) are unpacked once.
     if PyTuple_CheckExact(rec) and PyTuple_GET_SIZE(rec) == 2:
@@ -85,7 +151,12 @@ cdef class _Slot:
     over every key needs no second table. Never reachable from user code, so never part of a cycle."""
 
     cdef object state
-    cdef list pending
+    # The batch's values for the key: none, one (``first``), or a list (``more``). The list handed to the
+    # update function is made just before the call, so it comes hot from CPython's free list instead of
+    # having waited, cold, through the pass over every key.
+    cdef Py_ssize_t n_pending
+    cdef object first
+    cdef list more
 
 
 @cython.final
@@ -301,8 +372,14 @@ cdef KeyedState _update_state_by_key(list prev, list batch, object update):
     cdef PyObject *kp
     cdef PyObject *vp
     cdef _Slot slot
-    cdef object k, v, old, r, values
+    cdef object k, v, old, r
+    cdef list values
     cdef tuple rec
+    # Read-ahead cursors over the slots, one dependent load each: 24 keys ahead the slot, 16 ahead its state,
+    # 8 ahead what the state holds and the key's value.
+    cdef Py_ssize_t pos_a = 0, pos_b = 0, pos_c = 0
+    cdef PyObject *ka
+    cdef PyObject *va
     try:
         for i in range(n):
             rec = _pair(<object>PyList_GET_ITEM(batch, i))
@@ -314,36 +391,45 @@ cdef KeyedState _update_state_by_key(list prev, list batch, object update):
                 if found == NULL:
                     slot = _Slot.__new__(_Slot)
                     slot.state = _MISSING
-                    slot.pending = [v]
+                    slot.n_pending = 1
+                    slot.first = v
                     PyDict_SetItem(fresh, k, slot)
                     continue
-            slot = <_Slot>found
-            if slot.pending is None:
-                slot.pending = [v]
-            else:
-                PyList_Append(slot.pending, v)
+            _add_pending(<_Slot>found, v)
+        for i in range(24):
+            if PyDict_Next(slots, &pos_a, &ka, &va):
+                _prefetch(va)
+            if i >= 8 and PyDict_Next(slots, &pos_b, &ka, &va):
+                _prefetch(<PyObject *>(<_Slot>va).state)
+            if i >= 16 and PyDict_Next(slots, &pos_c, &ka, &va):
+                _prefetch_items(<_Slot>va)
         while PyDict_Next(slots, &pos, &kp, &vp):
+            if PyDict_Next(slots, &pos_a, &ka, &va):
+                _prefetch(va)
+            if PyDict_Next(slots, &pos_b, &ka, &va):
+                _prefetch(<PyObject *>(<_Slot>va).state)
+            if PyDict_Next(slots, &pos_c, &ka, &va):
+                _prefetch_items(<_Slot>va)
             slot = <_Slot>vp
             old = slot.state
-            values = slot.pending
-            if values is None:
-                values = []
-            else:
-                slot.pending = None
+            values = _take_pending(slot)
             r = update(values, old)
-            if r is not old:
-                PyList_Append(keys, <object>kp)
-                PyList_Append(olds, old)
-                if r is None:
-                    PyList_Append(dead, <object>kp)
-                else:
-                    _untrack_atomic(r)
-                    slot.state = r
+            if r is old:
+                continue
+            if r is not None and _same_tuple(r, old):
+                # Unchanged (a key without new values, typically): keep the old object, log nothing.
+                continue
+            PyList_Append(keys, <object>kp)
+            PyList_Append(olds, old)
+            if r is None:
+                PyList_Append(dead, <object>kp)
+            else:
+                _untrack_atomic(r)
+                slot.state = r
         pos = 0
         while PyDict_Next(fresh, &pos, &kp, &vp):
             slot = <_Slot>vp
-            values, slot.pending = slot.pending, None
-            r = update(values, None)
+            r = update(_take_pending(slot), None)
             if r is not None:
                 _untrack_atomic(r)
                 slot.state = r
@@ -352,7 +438,7 @@ cdef KeyedState _update_state_by_key(list prev, list batch, object update):
             (<_Slot>slots[<object>PyList_GET_ITEM(keys, i)]).state = <object>PyList_GET_ITEM(olds, i)
         pos = 0
         while PyDict_Next(slots, &pos, &kp, &vp):
-            (<_Slot>vp).pending = None
+            _take_pending(<_Slot>vp)
         raise
     for k in dead:
         del slots[k]
@@ -363,6 +449,32 @@ cdef KeyedState _update_state_by_key(list prev, list batch, object update):
             PyList_Append(keys, <object>kp)
             PyList_Append(olds, _MISSING)
     return _advance(src, head, keys, olds, None)
+
+
+cdef inline void _add_pending(_Slot slot, object v) except *:
+    if slot.n_pending == 0:
+        slot.first = v
+    elif slot.n_pending == 1:
+        slot.more = [slot.first, v]
+        slot.first = None
+    else:
+        PyList_Append(slot.more, v)
+    slot.n_pending += 1
+
+
+cdef inline list _take_pending(_Slot slot):
+    """The key's values as a new list (the slot forgets them)."""
+    cdef list values
+    if slot.n_pending == 0:
+        return []
+    if slot.n_pending == 1:
+        values = [slot.first]
+        slot.first = None
+    else:
+        values = slot.more
+        slot.more = None
+    slot.n_pending = 0
+    return values
 
 
 @cython.freelist(8)
@@ -456,6 +568,10 @@ cdef KeyedState _map_with_state(list prev, list batch, object func, long long t,
     cdef long long threshold
     try:
         for i in range(n):
+            if i + 12 < n:
+                _prefetch_value(states, batch, i + 12, False)
+            if i + 4 < n:
+                _prefetch_value(states, batch, i + 4, True)
             rec = _pair(<object>PyList_GET_ITEM(batch, i))
             k = <object>PyTuple_GET_ITEM(rec, 0)
             v = <object>PyTuple_GET_ITEM(rec, 1)

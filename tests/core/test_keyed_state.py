@@ -147,6 +147,42 @@ def test_map_with_state_versions_match_a_model(batches):
     assert [(v.states(), v.times()) for v in versions] == expected
 
 
+def rebuilt(values, state):
+    """Rebuilds its state tuple even without new values: the kernel keeps the old one (same objects)."""
+    if "rm" in values:
+        return None
+    c, s, inner = state if state is not None else (0, 0, (0,))
+    if not values:
+        return (c, s, (inner[0],))
+    return (c + len(values), s + sum(values), (c,))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.lists(st.tuples(st.integers(0, 8), st.one_of(st.integers(-3, 3), st.just("rm"))),
+                         max_size=12), min_size=1, max_size=6))
+def test_update_state_versions_match_a_model(batches):
+    prev: list = []
+    versions, expected, model = [], [], {}
+    for batch in batches:
+        prev = update_state_by_key(prev, list(batch), rebuilt)
+        model = reference_update(model, batch, rebuilt)
+        versions.append(prev[0])
+        expected.append(model)
+    assert [v.states() for v in versions] == expected
+    assert [sorted(v.items()) for v in versions] == [sorted(e.items()) for e in expected]
+
+
+def test_an_unchanged_state_is_not_logged_and_a_changed_one_is():
+    prev = update_state_by_key([], [("a", 1), ("b", 2)], rebuilt)
+    first = prev[0]
+    a_state = first.states()["a"]
+    second = update_state_by_key(prev, [("b", 5)], rebuilt)[0]
+    # "a" got nothing: the function rebuilt an equal tuple of the same objects, and "a" keeps its old one.
+    assert second.states()["a"] is a_state
+    assert first.states() == {"a": (1, 1, (0,)), "b": (1, 2, (0,))}
+    assert second.states() == {"a": (1, 1, (0,)), "b": (2, 7, (1,))}
+
+
 def test_keyed_state_from_items_and_repr():
     ks = KeyedState.from_items([("a", 1), ("b", 2)], {"a": 5})
     assert ks.timed and ks.times() == {"a": 5, "b": 0}
