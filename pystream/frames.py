@@ -24,6 +24,7 @@ __all__ = [
     "encode",
     "encode_into",
     "decode",
+    "FrameReader",
     "frame_length",
     "frame_count",
     "HEADER_SIZE",
@@ -69,6 +70,11 @@ def decode(buffer: Any) -> list[Any]:
     :class:`pystream.errors.CorruptFrameError` saying what was wrong for any malformed frame.
     """
     return _ser.decode(buffer)
+
+
+FrameReader = _ser.FrameReader
+"""``FrameReader(buffer, offset=0, length=-1)``: the frame's records a chunk at a time (``next_chunk(size)``,
+or iteration), for consumers that handle records in order and drop them; ``close()`` releases the buffer."""
 
 
 def frame_length(buffer: Any, offset: int = 0) -> int:

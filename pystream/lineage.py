@@ -282,6 +282,11 @@ class _ZipTask:
     def __init__(self, func: Callable[..., Iterable[Any]]) -> None:
         self.func = func
 
+    @property
+    def streams_input(self) -> bool:
+        """Whether the zip function takes its input frames as FrameReaders (see the worker)."""
+        return getattr(self.func, "streams_input", False)
+
     def __call__(self, split: int, parts: tuple[list, ...]) -> list:
         out = self.func(split, *parts)
         return out if isinstance(out, list) else list(out)

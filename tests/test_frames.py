@@ -403,3 +403,47 @@ def test_property_encode_into_matches_encode(records, offset):
     buf = bytearray(offset + len(expected))
     assert frames.encode_into(records, buf, offset) == len(expected)
     assert bytes(buf[offset:]) == expected
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(values, max_size=30), st.sampled_from([None, True, False]), st.integers(1, 7))
+def test_property_reader_chunks_match_decode(records, compress, size):
+    frame = frames.encode(records, compress=compress)
+    reader = frames.FrameReader(frame)
+    assert len(reader) == len(records)
+    chunks = []
+    while chunk := reader.next_chunk(size):
+        assert len(chunk) <= size
+        chunks.append(chunk)
+    # Compared as frames: NaN != NaN, but the same NaN encodes alike.
+    assert frames.encode([r for c in chunks for r in c], compress=False) == frames.encode(records, compress=False)
+    assert reader.remaining == 0 and reader.next_chunk(size) == []
+
+
+def test_reader_reads_a_span_iterates_and_refuses_after_close():
+    records = [(f"k{i % 10}", i) for i in range(5000)]
+    frame = frames.encode(records, compress=True)
+    buf = bytearray(b"x" * 7 + frame + b"y" * 5)
+    reader = frames.FrameReader(buf, 7, len(frame))
+    assert list(reader) == records
+    reader.close()
+    with pytest.raises(ValueError, match="closed"):
+        reader.next_chunk()
+    view = memoryview(bytearray(frames.encode(records, compress=False)))
+    reader = frames.FrameReader(view)
+    assert reader.next_chunk(10) == records[:10]
+    with pytest.raises(BufferError):
+        view.release()  # the reader of an uncompressed frame still holds the memory...
+    reader.close()
+    view.release()  # ...until it is closed
+    with pytest.raises(ValueError, match="outside"):
+        frames.FrameReader(frame, 10, len(frame))
+    with pytest.raises(ValueError, match="positive"):
+        frames.FrameReader(frame).next_chunk(0)
+
+
+def test_reader_checks_the_frame_up_front():
+    frame = bytearray(frames.encode([("a", 1)] * 100, compress=False))
+    frame[-1] ^= 0xFF
+    with pytest.raises(CorruptFrameError, match="checksum"):
+        frames.FrameReader(frame)

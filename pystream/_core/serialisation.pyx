@@ -9,6 +9,7 @@ Frames may embed pickles (for values that are not exactly one of the built-in ty
 frame runs the same risk as ``pickle.loads``: only decode frames produced by a trusted pystream process.
 The checksum detects corruption, it does not authenticate.
 """
+cimport cython
 from cpython.buffer cimport PyBUF_SIMPLE, PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_Next, PyDict_SetItem
@@ -649,6 +650,137 @@ def decode(buffer):
         if gc_was_enabled:
             PyGC_Enable()
         PyBuffer_Release(&view)
+
+
+@cython.final
+cdef class FrameReader:
+    """The records of one frame, decoded a chunk at a time instead of all at once.
+
+    A consumer that handles records in order (a state kernel, a pipeline) decodes a few hundred, processes
+    them and drops them before decoding more: they are freed while still in cache, and the next chunk's
+    objects reuse the very memory they held. Decoding a whole frame first, then walking it, then freeing it
+    touches every record three times from main memory.
+
+    The frame is ``buffer[offset:offset + length]`` (to its end by default). The header and checksum are
+    checked up front, as ``decode`` does; a malformed record raises CorruptFrameError when it is reached.
+    The reader holds the buffer until ``close()``, after which reading raises ValueError: a reader must not
+    outlive the memory it was given.
+    """
+
+    cdef Py_buffer _view
+    cdef bint _has_view
+    cdef object _raw            # the decompressed payload of an lz4 frame
+    cdef list _strings
+    cdef _dstate _s
+    cdef readonly Py_ssize_t count
+    cdef Py_ssize_t _next
+
+    def __cinit__(self, buffer, Py_ssize_t offset=0, Py_ssize_t length=-1):
+        cdef ps_frame_header h
+        cdef uint64_t computed
+        cdef ps_status st
+        cdef const uint8_t *start
+        cdef const uint8_t *payload
+        PyObject_GetBuffer(buffer, &self._view, PyBUF_SIMPLE)
+        self._has_view = True
+        if length < 0:
+            length = self._view.len - offset
+        if offset < 0 or offset > self._view.len or length > self._view.len - offset:
+            self._release()
+            raise ValueError(f"frame span [{offset}, {offset} + {length}) is outside the {self._view.len}-byte buffer")
+        start = <const uint8_t *>self._view.buf + offset
+        st = ps_frame_validate(start, length, &h, &computed)
+        if st != PS_OK:
+            self._release()
+            raise_status(st, _header_problem(st, &h, length, computed))
+        payload = start + PS_FRAME_HEADER_SIZE
+        if h.flags & PS_FRAME_FLAG_LZ4:
+            src = PyMemoryView_FromMemory(<char *>payload, h.stored_len, PyBUF_READ)
+            try:
+                self._raw = _lz4_decompress(src, uncompressed_size=h.raw_len)
+            except Exception as e:
+                self._release()
+                raise CorruptFrameError(f"lz4 payload of {h.stored_len} bytes failed to decompress: {e}") from e
+            finally:
+                src.release()
+            if PyBytes_GET_SIZE(self._raw) != <Py_ssize_t>h.raw_len:
+                self._release()
+                raise CorruptFrameError(
+                    f"lz4 payload decompressed to {PyBytes_GET_SIZE(self._raw)} bytes, header declares {h.raw_len}")
+            payload = <const uint8_t *>PyBytes_AS_STRING(self._raw)
+            # The payload now lives in _raw: the caller's memory is no longer needed.
+            self._release()
+        self._strings = []
+        self._s.r.start = payload
+        self._s.r.p = payload
+        self._s.r.end = payload + h.raw_len
+        self._s.record = 0
+        self._s.strings = <PyObject *>self._strings
+        self.count = <Py_ssize_t>h.count
+        self._next = 0
+
+    cdef void _release(self) noexcept:
+        if self._has_view:
+            self._has_view = False
+            PyBuffer_Release(&self._view)
+
+    def __dealloc__(self):
+        self._release()
+
+    def close(self):
+        """Stop reading: release the buffer and the decompressed payload."""
+        self._release()
+        self._raw = None
+        self._s.r.start = self._s.r.p = self._s.r.end = NULL
+        self._next = -1
+
+    def __len__(self):
+        return self.count
+
+    @property
+    def remaining(self):
+        """Records not decoded yet."""
+        return 0 if self._next < 0 else self.count - self._next
+
+    cpdef list next_chunk(self, Py_ssize_t size=256):
+        """Return a new list of up to ``size`` further records; [] once every record was read."""
+        cdef Py_ssize_t i, n
+        cdef int gc_was_enabled
+        if self._next < 0:
+            raise ValueError("this FrameReader is closed")
+        if size < 1:
+            raise ValueError(f"chunk size must be positive, got {size}")
+        n = min(size, self.count - self._next)
+        out = PyList_New(n)
+        gc_was_enabled = PyGC_Disable()
+        try:
+            for i in range(n):
+                self._s.record = self._next
+                item = _dec(&self._s, 0)
+                Py_INCREF(item)
+                PyList_SET_ITEM(out, i, item)
+                self._next += 1
+        finally:
+            if gc_was_enabled:
+                PyGC_Enable()
+        if self._next == self.count:
+            self._finish()
+        return <list>out
+
+    cdef int _finish(self) except -1:
+        if self._s.r.p != self._s.r.end:
+            self._s.record = self.count
+            _fail(&self._s, PS_ERR_TRAILING,
+                  f"{ps_r_left(&self._s.r)} payload bytes left after the last of {self.count} records")
+        return 0
+
+    def __iter__(self):
+        cdef list chunk
+        while True:
+            chunk = self.next_chunk(256)
+            if not chunk:
+                return
+            yield from chunk
 
 
 cdef int _parse_header_at(buffer, Py_ssize_t offset, ps_frame_header *h) except -1:

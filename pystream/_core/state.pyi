@@ -1,5 +1,6 @@
 from collections.abc import Callable, Iterable
 from typing import Any
+from pystream._core.serialisation import FrameReader
 
 class KeyedState:
     timed: bool
@@ -13,7 +14,7 @@ class KeyedState:
     def is_newest(self) -> bool: ...
     def __len__(self) -> int: ...
 
-def update_state_by_key(prev: list[Any], batch: list[tuple[Any, Any]],
+def update_state_by_key(prev: list[Any], batch: list[tuple[Any, Any]] | FrameReader,
                         update: Callable[[list[Any], Any], Any]) -> list[KeyedState]: ...
 
 class State:
@@ -25,5 +26,5 @@ class State:
     def remove(self) -> None: ...
     def isTimingOut(self) -> bool: ...
 
-def map_with_state(prev: list[Any], batch: list[tuple[Any, Any]], func: Callable[[Any, Any, State], Any], t: int,
+def map_with_state(prev: list[Any], batch: list[tuple[Any, Any]] | FrameReader, func: Callable[[Any, Any, State], Any], t: int,
                    timeout: int | None) -> list[KeyedState]: ...

@@ -10,6 +10,7 @@ from cpython.list cimport PyList_Append, PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
 from cpython.ref cimport PyObject
 
+from pystream._core.serialisation import FrameReader
 from pystream.errors import IllegalArgumentError, NoSuchElementError
 
 cdef extern from "Python.h":
@@ -109,6 +110,29 @@ cdef inline void _prefetch_value(dict d, list batch, Py_ssize_t j, bint items) n
     elif PyTuple_CheckExact(<object>found):
         for m in range(PyTuple_GET_SIZE(<object>found)):
             _prefetch(PyTuple_GET_ITEM(<object>found, m))
+
+
+# Records decoded at a time from a FrameReader: few enough that a chunk's objects are still in cache when
+# they are freed, and the next chunk's reuse their memory.
+cdef Py_ssize_t _CHUNK = 512
+
+
+cdef inline list _first_chunk(object batch):
+    """A kernel's records come as a list, or as a FrameReader it reads a chunk at a time (see _next_chunk)."""
+    if type(batch) is list:
+        return <list>batch
+    if type(batch) is not FrameReader:
+        raise TypeError(f"keyed state needs a list of (key, value) pairs, got {type(batch).__name__}")
+    return _next_chunk(batch)
+
+
+cdef inline list _next_chunk(object batch):
+    """The next chunk of a FrameReader, or None when done (a list is a single chunk)."""
+    cdef list chunk
+    if type(batch) is list:
+        return None
+    chunk = batch.next_chunk(_CHUNK)
+    return chunk if PyList_GET_SIZE(chunk) else None
 
 
 cdef inline bint _same_tuple(object a, object b):
@@ -348,11 +372,12 @@ cdef void _roll_back(dict states, dict times, list keys, list olds, list old_tim
                 PyDict_SetItem(times, k, old)
 
 
-def update_state_by_key(list prev, list batch, object update):
+def update_state_by_key(list prev, object batch, object update):
     """One partition of updateStateByKey: ``update(new_values, old_state_or_None)`` for every key with state
     (in state order, [] when it got nothing) then every new key (in arrival order); None drops the key.
 
     ``prev`` is the previous partition: ``[KeyedState]``, or (key, state) pairs (an initial state).
+    ``batch`` is a list of (key, value) pairs, or a FrameReader of them (read a chunk at a time).
     Returns ``[KeyedState]``: the new version (``prev``'s KeyedState becomes a view of the old one). When
     ``update`` raises, ``prev`` is left as it was.
     """
@@ -360,14 +385,15 @@ def update_state_by_key(list prev, list batch, object update):
         return [_update_state_by_key(prev, batch, update)]
 
 
-cdef KeyedState _update_state_by_key(list prev, list batch, object update):
+cdef KeyedState _update_state_by_key(list prev, object batch, object update):
     cdef KeyedState src = _source(prev)
     cdef KeyedState head = _writable(src, prev, False, True)
     cdef dict slots = head._states
     cdef dict fresh = {}
     cdef list keys = [], olds = [], dead = []
     cdef PyObject *found
-    cdef Py_ssize_t i, n = PyList_GET_SIZE(batch)
+    cdef list chunk = _first_chunk(batch)
+    cdef Py_ssize_t i, n
     cdef Py_ssize_t pos = 0
     cdef PyObject *kp
     cdef PyObject *vp
@@ -381,21 +407,25 @@ cdef KeyedState _update_state_by_key(list prev, list batch, object update):
     cdef PyObject *ka
     cdef PyObject *va
     try:
-        for i in range(n):
-            rec = _pair(<object>PyList_GET_ITEM(batch, i))
-            k = <object>PyTuple_GET_ITEM(rec, 0)
-            v = <object>PyTuple_GET_ITEM(rec, 1)
-            found = PyDict_GetItem(slots, k)
-            if found == NULL:
-                found = PyDict_GetItem(fresh, k)
+        while chunk is not None:
+            n = PyList_GET_SIZE(chunk)
+            for i in range(n):
+                rec = _pair(<object>PyList_GET_ITEM(chunk, i))
+                k = <object>PyTuple_GET_ITEM(rec, 0)
+                v = <object>PyTuple_GET_ITEM(rec, 1)
+                found = PyDict_GetItem(slots, k)
                 if found == NULL:
-                    slot = _Slot.__new__(_Slot)
-                    slot.state = _MISSING
-                    slot.n_pending = 1
-                    slot.first = v
-                    PyDict_SetItem(fresh, k, slot)
-                    continue
-            _add_pending(<_Slot>found, v)
+                    found = PyDict_GetItem(fresh, k)
+                    if found == NULL:
+                        slot = _Slot.__new__(_Slot)
+                        slot.state = _MISSING
+                        slot.n_pending = 1
+                        slot.first = v
+                        PyDict_SetItem(fresh, k, slot)
+                        continue
+                _add_pending(<_Slot>found, v)
+            rec = None
+            chunk = _next_chunk(batch)
         for i in range(24):
             if PyDict_Next(slots, &pos_a, &ka, &va):
                 _prefetch(va)
@@ -536,10 +566,11 @@ cdef class State:
         return f"State({self._value!r})" if self._defined else "State(<not set>)"
 
 
-def map_with_state(list prev, list batch, object func, long long t, object timeout):
+def map_with_state(list prev, object batch, object func, long long t, object timeout):
     """One partition of mapWithState for batch time ``t`` (ms), ``timeout`` ms of idleness or None.
 
-    ``prev`` is the previous partition: ``[KeyedState]``, or (key, state) pairs (an initial state). Calls
+    ``prev`` is the previous partition: ``[KeyedState]``, or (key, state) pairs (an initial state); ``batch``
+    is a list of (key, value) pairs, or a FrameReader of them (read a chunk at a time). Calls
     ``func(key, value, state)`` per record in order, then ``func(key, None, timing-out state)`` for keys idle
     longer than ``timeout``. Returns ``[KeyedState]``: the new version, with ``mapped`` set to the function's
     results; ``prev``'s KeyedState becomes a view of the old version. When ``func`` raises, ``prev`` is left
@@ -549,7 +580,7 @@ def map_with_state(list prev, list batch, object func, long long t, object timeo
         return [_map_with_state(prev, batch, func, t, timeout)]
 
 
-cdef KeyedState _map_with_state(list prev, list batch, object func, long long t, object timeout):
+cdef KeyedState _map_with_state(list prev, object batch, object func, long long t, object timeout):
     cdef bint timed = timeout is not None
     cdef KeyedState src = _source(prev)
     cdef KeyedState head = _writable(src, prev, timed, False)
@@ -560,51 +591,56 @@ cdef KeyedState _map_with_state(list prev, list batch, object func, long long t,
     cdef list old_times = [] if timed else None
     cdef list mapped = []
     cdef list expired
-    cdef Py_ssize_t i, n = PyList_GET_SIZE(batch)
+    cdef list chunk = _first_chunk(batch)
+    cdef Py_ssize_t i, n
     cdef PyObject *found
     cdef State state
     cdef object k, v, r, old, tt = t
     cdef tuple rec
     cdef long long threshold
     try:
-        for i in range(n):
-            if i + 12 < n:
-                _prefetch_value(states, batch, i + 12, False)
-            if i + 4 < n:
-                _prefetch_value(states, batch, i + 4, True)
-            rec = _pair(<object>PyList_GET_ITEM(batch, i))
-            k = <object>PyTuple_GET_ITEM(rec, 0)
-            v = <object>PyTuple_GET_ITEM(rec, 1)
-            found = PyDict_GetItem(states, k)
-            state = State.__new__(State)
-            if found != NULL:
-                old = <object>found
-                state._defined = True
-                state._value = old
-            else:
-                old = _MISSING
-                state._value = None
-            r = func(k, v, state)
-            _untrack_atomic(r)
-            PyList_Append(mapped, r)
-            if state._removed:
-                if old is _MISSING:
-                    continue
-                PyList_Append(keys, k)
-                PyList_Append(olds, old)
-                if timed:
-                    PyList_Append(old_times, times[k])
-                    PyDict_DelItem(times, k)
-                PyDict_DelItem(states, k)
-            elif state._updated or (timed and old is not _MISSING):
-                PyList_Append(keys, k)
-                PyList_Append(olds, old)
-                if timed:
-                    PyList_Append(old_times, _MISSING if old is _MISSING else times[k])
-                    PyDict_SetItem(times, k, tt)
-                if state._updated:
-                    _untrack_atomic(state._value)
-                    PyDict_SetItem(states, k, state._value)
+        while chunk is not None:
+            n = PyList_GET_SIZE(chunk)
+            for i in range(n):
+                if i + 12 < n:
+                    _prefetch_value(states, chunk, i + 12, False)
+                if i + 4 < n:
+                    _prefetch_value(states, chunk, i + 4, True)
+                rec = _pair(<object>PyList_GET_ITEM(chunk, i))
+                k = <object>PyTuple_GET_ITEM(rec, 0)
+                v = <object>PyTuple_GET_ITEM(rec, 1)
+                found = PyDict_GetItem(states, k)
+                state = State.__new__(State)
+                if found != NULL:
+                    old = <object>found
+                    state._defined = True
+                    state._value = old
+                else:
+                    old = _MISSING
+                    state._value = None
+                r = func(k, v, state)
+                _untrack_atomic(r)
+                PyList_Append(mapped, r)
+                if state._removed:
+                    if old is _MISSING:
+                        continue
+                    PyList_Append(keys, k)
+                    PyList_Append(olds, old)
+                    if timed:
+                        PyList_Append(old_times, times[k])
+                        PyDict_DelItem(times, k)
+                    PyDict_DelItem(states, k)
+                elif state._updated or (timed and old is not _MISSING):
+                    PyList_Append(keys, k)
+                    PyList_Append(olds, old)
+                    if timed:
+                        PyList_Append(old_times, _MISSING if old is _MISSING else times[k])
+                        PyDict_SetItem(times, k, tt)
+                    if state._updated:
+                        _untrack_atomic(state._value)
+                        PyDict_SetItem(states, k, state._value)
+            rec = None
+            chunk = _next_chunk(batch)
         if timed:
             # A key touched by this batch was stamped t, which is never below the threshold.
             threshold = t - <long long>timeout

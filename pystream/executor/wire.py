@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from pystream import frames
+from pystream.frames import FrameReader
 from pystream.executor import shm
 
 #: Lists shorter than this travel inside the pipe message; longer ones as a frame in shared memory.
@@ -121,3 +122,15 @@ def decode_in(seg: shm.Segment, offset: int, length: int) -> list:
             part.release()
     finally:
         view.release()
+
+
+def open_in(seg: shm.Segment, offset: int, length: int) -> FrameReader:
+    """A FrameReader over the frame at ``offset`` of a mapped segment (header and checksum checked now)."""
+    return FrameReader(seg.buf, offset, length)
+
+
+def close_readers(readers: list[FrameReader]) -> None:
+    """Close the readers a task was given, so the segments they read can be reused or unmapped."""
+    for reader in readers:
+        reader.close()
+    readers.clear()

@@ -20,7 +20,16 @@ import cloudpickle
 
 from pystream._core.memory import install_arena_cache
 from pystream.executor import shm
-from pystream.executor.wire import INLINE_LIMIT, Buckets, decode_in, read_frame, write_frames
+from pystream.executor.wire import (
+    INLINE_LIMIT,
+    Buckets,
+    FrameReader,
+    close_readers,
+    decode_in,
+    open_in,
+    read_frame,
+    write_frames,
+)
 
 
 class Worker:
@@ -37,7 +46,9 @@ class Worker:
         self.mapped: dict[str, shm.Segment] = {}
 
     # -- inputs -------------------------------------------------------------------------------------------
-    def resolve(self, desc: tuple) -> Any:
+    def resolve(self, desc: tuple, readers: list[FrameReader] | None = None) -> Any:
+        """The task input ``desc`` describes. With ``readers`` (a task that streams its input), a driver input
+        frame is not decoded here but given as a FrameReader, collected in ``readers`` to close after."""
         kind = desc[0]
         if kind == "obj":
             return desc[1]
@@ -47,13 +58,17 @@ class Worker:
             seg = self.mapped.get(desc[1])
             if seg is None:
                 seg = self.mapped[desc[1]] = shm.Segment.attach(desc[1])
-            return decode_in(seg, desc[2], desc[3])
+            if readers is None:
+                return decode_in(seg, desc[2], desc[3])
+            reader = open_in(seg, desc[2], desc[3])
+            readers.append(reader)
+            return reader
         if kind == "block":
             return self.blocks[desc[1]]
         if kind == "list":
             return Buckets(self.resolve(d) for d in desc[1])
         if kind == "tuple":
-            return tuple(self.resolve(d) for d in desc[1])
+            return tuple(self.resolve(d, readers) for d in desc[1])
         raise ValueError(f"unknown input description {kind!r}")
 
     # -- outputs ------------------------------------------------------------------------------------------
@@ -122,9 +137,14 @@ class Worker:
             self.conn.send(("export-failed", request_id, f"{type(exc).__name__}: {exc}"))
 
     def run_task(self, task_id: int, digest: bytes, split: int, desc: tuple, out_mode: str) -> None:
+        # A task that consumes its records in order says so (streams_input): its input frames are decoded a
+        # chunk at a time as it goes, and each chunk is freed while still in cache.
+        readers: list[FrameReader] | None = None
         try:
             fn = self.functions[digest]
-            data = self.resolve(desc)
+            if getattr(fn, "streams_input", False):
+                readers = []
+            data = self.resolve(desc, readers)
             result = fn(split, data)
             if out_mode == "keep":
                 reply = self.keep(result if isinstance(result, list) else list(result))
@@ -132,10 +152,15 @@ class Worker:
                 reply = self.ship_buckets(result, int(out_mode.split(":")[1]))
             else:
                 reply = self.ship(result)
+            if readers:
+                # The input arena reuses the memory once the task is done: no reader may outlive it.
+                close_readers(readers)
             del data, result
             self.conn.send(("done", task_id, reply))
             _collect_task_garbage()
         except BaseException as exc:
+            if readers:
+                close_readers(readers)
             tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
             try:
                 blob = cloudpickle.dumps(exc)

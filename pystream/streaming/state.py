@@ -149,6 +149,8 @@ class StateDStream(_StateView):
 
 class _UpdateState:
     __slots__ = ("update",)
+    # The kernel reads the batch's records once, in order: a worker may hand them over a chunk at a time.
+    streams_input = True
 
     def __init__(self, update: Callable[[list, Any], Any]) -> None:
         self.update = update
@@ -208,6 +210,7 @@ class _InternalMapWithState(_KeyedStateDStream):
 
 class _MapWithState:
     __slots__ = ("func", "t", "timeout")
+    streams_input = True
 
     def __init__(self, func: Callable[[Any, Any, State], Any], t: int, timeout: int | None) -> None:
         self.func, self.t, self.timeout = func, t, timeout

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pystream import frames
 from pystream._core.state import KeyedState, map_with_state, update_state_by_key
 
 
@@ -129,9 +130,15 @@ def mapping(key, op, state):
     return (key, state.getOption())
 
 
+def as_input(batch, reader: bool):
+    """A batch as a list, or as a worker hands it to a streaming kernel: a FrameReader over its frame."""
+    return frames.FrameReader(frames.encode(list(batch))) if reader else list(batch)
+
+
+@pytest.mark.parametrize("reader", [False, True], ids=["list", "reader"])
 @settings(max_examples=150, deadline=None)
-@given(st.lists(st.lists(st.tuples(st.integers(0, 8), OPS), max_size=12), min_size=1, max_size=6))
-def test_map_with_state_versions_match_a_model(batches):
+@given(batches=st.lists(st.lists(st.tuples(st.integers(0, 8), OPS), max_size=12), min_size=1, max_size=6))
+def test_map_with_state_versions_match_a_model(batches, reader):
     timeout = 2500
     prev: list = []
     versions, expected = [], []
@@ -139,7 +146,7 @@ def test_map_with_state_versions_match_a_model(batches):
     times: dict = {}
     for i, batch in enumerate(batches):
         t = 1000 * (i + 1)
-        prev = map_with_state(prev, list(batch), mapping, t, timeout)
+        prev = map_with_state(prev, as_input(batch, reader), mapping, t, timeout)
         states, times, mapped = model_map_with_state(states, times, batch, t, timeout)
         assert prev[0].mapped == mapped
         versions.append(prev[0])
@@ -157,14 +164,15 @@ def rebuilt(values, state):
     return (c + len(values), s + sum(values), (c,))
 
 
+@pytest.mark.parametrize("reader", [False, True], ids=["list", "reader"])
 @settings(max_examples=150, deadline=None)
-@given(st.lists(st.lists(st.tuples(st.integers(0, 8), st.one_of(st.integers(-3, 3), st.just("rm"))),
-                         max_size=12), min_size=1, max_size=6))
-def test_update_state_versions_match_a_model(batches):
+@given(batches=st.lists(st.lists(st.tuples(st.integers(0, 8), st.one_of(st.integers(-3, 3), st.just("rm"))),
+                                 max_size=12), min_size=1, max_size=6))
+def test_update_state_versions_match_a_model(batches, reader):
     prev: list = []
     versions, expected, model = [], [], {}
     for batch in batches:
-        prev = update_state_by_key(prev, list(batch), rebuilt)
+        prev = update_state_by_key(prev, as_input(batch, reader), rebuilt)
         model = reference_update(model, batch, rebuilt)
         versions.append(prev[0])
         expected.append(model)
@@ -189,3 +197,11 @@ def test_keyed_state_from_items_and_repr():
     assert "2 keys" in repr(ks)
     with pytest.raises(TypeError):
         KeyedState.from_items([1, 2])
+
+
+def test_a_reader_batch_larger_than_a_chunk_and_a_wrong_batch_type():
+    batch = [(k % 1000, 1) for k in range(5000)]
+    got = update_state_by_key([], as_input(batch, True), count_sum)[0].states()
+    assert got == reference_update({}, batch, count_sum)
+    with pytest.raises(TypeError, match="list of \\(key, value\\) pairs"):
+        update_state_by_key([], iter(batch), count_sum)

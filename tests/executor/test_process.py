@@ -111,6 +111,45 @@ def test_input_segments_are_reused_then_retired_everywhere(psc):
         arena._max_free = 6
 
 
+def test_a_streaming_task_reads_its_input_a_chunk_at_a_time_and_no_reader_outlives_it(psc):
+    class SumsAsItGoes:  # local, so it reaches the workers by value
+        streams_input = True
+
+        def __call__(self, split, records):
+            return [(type(records).__name__, sum(v for _, v in records))]
+
+    data = [(f"k{i % 7}", i) for i in range(60_000)]
+    halves = [data[:30_000], data[30_000:]]
+    out = psc.executor.run_tasks(SumsAsItGoes(), halves, stage="test")
+    assert out == [[("FrameReader", sum(v for _, v in h))] for h in halves]
+    # Not streamed in the driver: the same task gets the lists themselves.
+    assert SumsAsItGoes()(0, halves[0]) == [("list", sum(v for _, v in halves[0]))]
+
+    # A reader must not work after its task, even if something kept it: the input arena reuses the memory.
+    class KeepsTheReader:
+        streams_input = True
+
+        def __call__(self, split, records):
+            import pystream.executor.worker as w
+
+            w.LEAKED = records
+            return [records.next_chunk(2)]
+
+    class ReadsTheKeptReader:
+        def __call__(self, split, records):
+            import pystream.executor.worker as w
+
+            try:
+                w.LEAKED.next_chunk(2)
+            except ValueError as exc:
+                return [str(exc)]
+            return ["still readable"]
+
+    assert psc.executor.run_tasks(KeepsTheReader(), halves, stage="test") == [[h[:2]] for h in halves]
+    assert psc.executor.run_tasks(ReadsTheKeptReader(), [[1], [2]], stage="test") == \
+        [["this FrameReader is closed"]] * 2
+
+
 def test_kept_partitions_stay_in_workers_and_are_freed(psc):
     rdd = psc.parallelize(range(1000), 4).map(lambda x: x * 2).cache()
     assert rdd.count() == 1000
