@@ -99,6 +99,8 @@ class _Compose:
 
 class _PipelineTask:
     __slots__ = ("func",)
+    # The fused function takes an iterator: the worker may hand it the input frame to decode as it goes.
+    streams_input = True
 
     def __init__(self, func: PipelineFn) -> None:
         self.func = func

@@ -105,6 +105,11 @@ class MapSideTask:
         self.num_partitions = num_partitions
         self.partition_func = partition_func
 
+    @property
+    def streams_input(self) -> bool:
+        # A pipeline takes an iterator: the worker may hand it the input frame to decode as it goes.
+        return self.pipeline is not None
+
     def __call__(self, split: int, records: list) -> list[list]:
         if self.aggregator is not None:
             table = self.aggregator.map_table()
@@ -128,6 +133,11 @@ class CountingMapSideTask:
         # flatMap(lambda l: l.split()) before the map: split and count each line in one C pass.
         self.split_words = split_words
 
+    @property
+    def streams_input(self) -> bool:
+        # A pipeline takes an iterator: the worker may hand it the input frame to decode as it goes.
+        return self.pipeline is not None
+
     def __call__(self, split: int, records: list) -> list[list]:
         table = AggTable(operator.add)
         source = records if self.pipeline is None else self.pipeline(split, iter(records))
@@ -148,6 +158,11 @@ class RoundRobinTask:
     def __init__(self, pipeline: PipelineFn | None, num_partitions: int) -> None:
         self.pipeline = pipeline
         self.num_partitions = num_partitions
+
+    @property
+    def streams_input(self) -> bool:
+        # A pipeline takes an iterator: the worker may hand it the input frame to decode as it goes.
+        return self.pipeline is not None
 
     def __call__(self, split: int, records: list) -> list[list]:
         records = run_pipeline(self.pipeline, split, records)
@@ -192,6 +207,9 @@ class ApplyTask:
     def __init__(self, pipeline: PipelineFn | None, action: Callable[[int, Iterator[Any]], Any]) -> None:
         self.pipeline = pipeline
         self.action = action
+
+    # The pipeline and the action both take iterators: the input frame may be decoded as they go.
+    streams_input = True
 
     def __call__(self, split: int, records: list) -> Any:
         if self.pipeline is None:
