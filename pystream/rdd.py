@@ -557,7 +557,14 @@ def _to_list(_: int, it: Iterator[Any]) -> list:
     return list(it)
 
 
+# Iterators whose length_hint is their exact length: counting them touches no element (each element is a
+# cache miss when a partition is large and was made a while ago).
+_SIZED_ITERATORS = (type(iter([])), type(iter(())), type(iter(range(0))))
+
+
 def _count_iter(_: int, it: Iterator[Any]) -> int:
+    if type(it) in _SIZED_ITERATORS:
+        return operator.length_hint(it)
     # Counted in C: zip pulls one number per element, and a zero-length deque drains it without a Python
     # loop (a Python loop cost 40 ns per element, as much as producing it).
     numbers = itertools.count()

@@ -130,7 +130,7 @@ class _StateView(DStream):
 
     def _compute(self, t: int) -> RDD | None:
         rdd = self._internal._get_or_compute(t)
-        return None if rdd is None else rdd.flatMap(self._of)
+        return None if rdd is None else rdd.mapPartitions(_Parts(self._of))
 
     def checkpoint(self, interval: float) -> DStream:
         """Checkpoint the state every ``interval`` seconds (a multiple of the slide); returns this DStream."""
@@ -228,6 +228,23 @@ class MapWithStateDStream(_StateView):
     def stateSnapshots(self) -> DStream:
         """Return a pair DStream of every key's state after each batch."""
         return _StateView(self._internal, _states_of)
+
+
+class _Parts:
+    """A view's records of one state partition: ``of(part)`` for its KeyedState (a list, so counting the
+    view needs no pass over the records)."""
+
+    __slots__ = ("of",)
+
+    def __init__(self, of: Callable[[KeyedState], list]) -> None:
+        self.of = of
+
+    def __call__(self, parts: Iterable[KeyedState]) -> list:
+        out: list | None = None
+        for part in parts:
+            got = self.of(part)
+            out = got if out is None else out + got
+        return [] if out is None else out
 
 
 def _mapped_of(part: KeyedState) -> list:
