@@ -12,12 +12,11 @@ while its methods construct them, so :mod:`pystream.rdd` imports this module at 
 from __future__ import annotations
 
 import heapq
-import itertools
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from pystream._core.hashing import portable_hash
-from pystream._core.partitioning import partition
+from pystream._core.partitioning import partition_many
 from pystream.executor.wire import Buckets
 from pystream.rdd import RDD
 from pystream.shuffle import (
@@ -162,10 +161,7 @@ def _split_on_driver(parts: list[list], n: int) -> list[list]:
     """partitionBy of records the driver holds anyway (a parallelized collection, a batch's received blocks):
     split them here, in one C pass, instead of shipping them to map tasks that split them and ship them again.
     Partition j holds input partition 0's records for j, then partition 1's, ... as the reduce side would."""
-    buckets = [partition(p, n) for p in parts]
-    if len(buckets) == 1:
-        return buckets[0]
-    return [list(itertools.chain.from_iterable(b[j] for b in buckets)) for j in range(n)]
+    return partition_many(parts, n)
 
 
 class UnionRDD(RDD):

@@ -78,18 +78,31 @@ cdef extern from *:
 
 
 cdef list _scatter(list recs, const uint32_t *ids, const int64_t *counts, uint32_t nparts, bint owned):
-    """Fill exact-size lists; ``owned`` means the caller already holds a reference per record for them."""
-    cdef Py_ssize_t i, n = PyList_GET_SIZE(recs)
+    return _scatter_many([recs], ids, counts, nparts, owned)
+
+
+cdef void _drop_refs(list inputs) noexcept:
+    cdef list recs
+    cdef Py_ssize_t i
+    for recs in inputs:
+        for i in range(PyList_GET_SIZE(recs)):
+            Py_DECREF(<object>PyList_GET_ITEM(recs, i))
+
+
+cdef list _scatter_many(list inputs, const uint32_t *ids, const int64_t *counts, uint32_t nparts, bint owned):
+    """Fill exact-size lists from the records of ``inputs`` (lists, one after the other; ``ids`` has one entry
+    per record of all of them); ``owned`` means the caller already holds a reference per record for them."""
+    cdef Py_ssize_t i, n, base = 0
     cdef uint32_t p
+    cdef list recs
     # One write cursor per partition, straight into each output list's item array: the loop below touches
     # no Python object (beyond the increfs it is asked for) and needs no GIL-protected bookkeeping.
     cdef PyObject ***cursor = <PyObject ***>calloc(nparts, sizeof(PyObject **))
-    cdef PyObject **src = (<PyListObject *>recs).ob_item
+    cdef PyObject **src
     cdef PyObject *item
     if cursor == NULL:
         if owned:
-            for i in range(n):
-                Py_DECREF(<object>PyList_GET_ITEM(recs, i))
+            _drop_refs(inputs)
         raise MemoryError()
     parts = [None] * nparts
     try:
@@ -99,21 +112,24 @@ cdef list _scatter(list recs, const uint32_t *ids, const int64_t *counts, uint32
                 cursor[p] = (<PyListObject *>parts[p]).ob_item
         except BaseException:
             if owned:
-                for i in range(n):
-                    Py_DECREF(<object>PyList_GET_ITEM(recs, i))
+                _drop_refs(inputs)
             raise
-        if owned:
-            for i in range(n):
-                p = ids[i]
-                cursor[p][0] = src[i]
-                cursor[p] += 1
-        else:
-            for i in range(n):
-                p = ids[i]
-                item = src[i]
-                Py_INCREF(<object>item)
-                cursor[p][0] = item
-                cursor[p] += 1
+        for recs in inputs:
+            n = PyList_GET_SIZE(recs)
+            src = (<PyListObject *>recs).ob_item
+            if owned:
+                for i in range(n):
+                    p = ids[base + i]
+                    cursor[p][0] = src[i]
+                    cursor[p] += 1
+            else:
+                for i in range(n):
+                    p = ids[base + i]
+                    item = src[i]
+                    Py_INCREF(<object>item)
+                    cursor[p][0] = item
+                    cursor[p] += 1
+            base += n
     finally:
         free(cursor)
     return parts
@@ -198,6 +214,41 @@ def partition(records, long num_partitions) -> list:
         ids = _take_scratch(<size_t>n)
         _assign_and_ref(recs, nparts, ids, counts)
         return _scatter(recs, ids, counts, nparts, True)
+    finally:
+        if ids != NULL:
+            _give_scratch(ids)
+        free(counts)
+
+
+def partition_many(parts, long num_partitions) -> list:
+    """``partition`` of the records of several lists taken one after the other, without joining them first.
+
+    Partition j holds the first list's records for j, then the second's, and so on, each in input order.
+    Same errors as ``partition``.
+    """
+    _check_n(num_partitions)
+    cdef list inputs = [_as_list(p) for p in parts]
+    cdef list recs
+    cdef Py_ssize_t total = 0, base = 0, k, done = 0
+    cdef uint32_t nparts = <uint32_t>num_partitions
+    for recs in inputs:
+        total += PyList_GET_SIZE(recs)
+    cdef int64_t *counts = <int64_t *>calloc(nparts, sizeof(int64_t))
+    if counts == NULL:
+        raise MemoryError()
+    cdef uint32_t *ids = NULL
+    try:
+        ids = _take_scratch(<size_t>total)
+        try:
+            for k in range(len(inputs)):
+                recs = inputs[k]
+                _assign_and_ref(recs, nparts, ids + base, counts)
+                base += PyList_GET_SIZE(recs)
+                done = k + 1
+        except BaseException:
+            _drop_refs(inputs[:done])  # _assign_and_ref gave back its own list's references
+            raise
+        return _scatter_many(inputs, ids, counts, nparts, True)
     finally:
         if ids != NULL:
             _give_scratch(ids)

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pystream import portable_hash
-from pystream._core.partitioning import partition, partition_ids, scatter
+from pystream._core.partitioning import partition, partition_ids, partition_many, scatter
 
 
 def reference(records, n):
@@ -87,3 +87,23 @@ def test_scatter_custom_ids():
 def test_empty():
     assert partition([], 3) == [[], [], []]
     assert len(partition_ids([], 3)) == 0
+
+
+@given(st.lists(st.lists(st.tuples(st.one_of(st.text(max_size=3), st.integers(-5, 5)), st.integers()), max_size=30),
+                max_size=5),
+       st.integers(1, 9))
+def test_property_partition_many_is_partition_of_the_concatenation(inputs, n):
+    joined = [r for recs in inputs for r in recs]
+    assert partition_many(inputs, n) == partition(joined, n) == reference(joined, n)
+
+
+def test_partition_many_bad_record_in_a_later_list_leaks_nothing():
+    good = ("a", 1)
+    before = sys.getrefcount(good)
+    with pytest.raises(TypeError, match="record 1 is int"):
+        partition_many([[good, good], [good, 5], [good]], 4)
+    assert sys.getrefcount(good) == before
+    parts = partition_many([[good], [good, good]], 2)
+    assert sys.getrefcount(good) == before + 3
+    del parts
+    assert sys.getrefcount(good) == before
