@@ -159,19 +159,38 @@ cdef extern from *:
     void ps_dict_peek(PyObject *d, Py_hash_t h, int stage) noexcept
 
 
-cdef inline void _peek_ahead(dict d, list chunk, Py_ssize_t i, Py_ssize_t n, int stages) noexcept:
+cdef struct _Peek:
+    # Hashes of the records a lookup pipeline is working on, by record index mod 16 (0: not an exact int/str).
+    Py_hash_t hash[16]
+    bint ok[16]
+
+
+cdef inline void _peek_hash(_Peek *pk, list chunk, Py_ssize_t j) noexcept:
+    cdef PyObject *k = _plain_key(chunk, j)
+    pk.ok[j & 15] = k != NULL
+    if k != NULL:
+        # An exact int or str: hashing can neither fail nor run user code (a str caches its hash).
+        pk.hash[j & 15] = PyObject_Hash(<object>k)
+
+
+cdef inline void _peek_start(_Peek *pk, list chunk, Py_ssize_t n) noexcept:
+    cdef Py_ssize_t j
+    for j in range(min(8, n)):
+        _peek_hash(pk, chunk, j)
+
+
+cdef inline void _peek_ahead(_Peek *pk, dict d, list chunk, Py_ssize_t i, Py_ssize_t n, int stages) noexcept:
     """Before record i's lookup in ``d``: start the lookups of the next records, one dependent load per
     record further ahead (index slot 8 records ahead, entry 6, key and value 4, a tuple value's items 2), so
-    the cache misses of a lookup overlap the work on the records before it. ``stages`` 3 stops at the value."""
-    cdef PyObject *k
+    the cache misses of a lookup overlap the work on the records before it. ``stages`` 3 stops at the value.
+    Each record's hash is taken once, 8 records ahead (``_peek_start`` takes the chunk's first 8)."""
     cdef Py_ssize_t stage, j
+    if i + 8 < n:
+        _peek_hash(pk, chunk, i + 8)
     for stage in range(stages):
         j = i + 8 - 2 * stage
-        if j < n:
-            k = _plain_key(chunk, j)
-            if k != NULL:
-                # An exact int or str: hashing can neither fail nor run user code (a str caches its hash).
-                ps_dict_peek(<PyObject *>d, PyObject_Hash(<object>k), stage)
+        if j < n and pk.ok[j & 15]:
+            ps_dict_peek(<PyObject *>d, pk.hash[j & 15], stage)
 
 
 # Records decoded at a time from a FrameReader: few enough that a chunk's objects are still in cache when
@@ -455,6 +474,7 @@ cdef KeyedState _update_state_by_key(list prev, object batch, object update):
     cdef list keys = [], olds = [], dead = []
     cdef PyObject *found
     cdef list chunk = _first_chunk(batch)
+    cdef _Peek peek
     cdef Py_ssize_t i, n
     cdef Py_ssize_t pos = 0
     cdef PyObject *kp
@@ -471,8 +491,9 @@ cdef KeyedState _update_state_by_key(list prev, object batch, object update):
     try:
         while chunk is not None:
             n = PyList_GET_SIZE(chunk)
+            _peek_start(&peek, chunk, n)
             for i in range(n):
-                _peek_ahead(slots, chunk, i, n, 3)
+                _peek_ahead(&peek, slots, chunk, i, n, 3)
                 rec = _pair(<object>PyList_GET_ITEM(chunk, i))
                 k = <object>PyTuple_GET_ITEM(rec, 0)
                 v = <object>PyTuple_GET_ITEM(rec, 1)
@@ -655,6 +676,7 @@ cdef KeyedState _map_with_state(list prev, object batch, object func, long long 
     cdef list mapped = []
     cdef list expired
     cdef list chunk = _first_chunk(batch)
+    cdef _Peek peek
     cdef Py_ssize_t i, n
     cdef PyObject *found
     cdef State state
@@ -664,8 +686,9 @@ cdef KeyedState _map_with_state(list prev, object batch, object func, long long 
     try:
         while chunk is not None:
             n = PyList_GET_SIZE(chunk)
+            _peek_start(&peek, chunk, n)
             for i in range(n):
-                _peek_ahead(states, chunk, i, n, 4)
+                _peek_ahead(&peek, states, chunk, i, n, 4)
                 rec = _pair(<object>PyList_GET_ITEM(chunk, i))
                 k = <object>PyTuple_GET_ITEM(rec, 0)
                 v = <object>PyTuple_GET_ITEM(rec, 1)
