@@ -205,3 +205,52 @@ def test_a_reader_batch_larger_than_a_chunk_and_a_wrong_batch_type():
     assert got == reference_update({}, batch, count_sum)
     with pytest.raises(TypeError, match="list of \\(key, value\\) pairs"):
         update_state_by_key([], iter(batch), count_sum)
+
+
+OLD_VALUES = [0, -1, 2**63 - 1, -(2**63), 2**64 + 5, 1.5, -0.0, float("inf"), None, True, "text", b"raw",
+              (1, 2.5), (None, -0.0, 2**70, "x"), (1, 2, 3, 4, 5), ((1, 2), 3), [1, 2], (), frozenset({1})]
+
+
+def same(a, b) -> bool:
+    """Equal, with the same types all the way down, and floats equal bit for bit (-0.0 is not 0.0)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, tuple):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+    if isinstance(a, float):
+        return repr(a) == repr(b)
+    return a == b
+
+
+def test_older_versions_give_back_every_kind_of_state_exactly():
+    keys = list(range(len(OLD_VALUES)))
+    first = map_with_state([], [(k, OLD_VALUES[k]) for k in keys], set_to, 1000, None)[0]
+    second = map_with_state([first], [(k, "new") for k in keys], set_to, 2000, None)[0]
+    assert all(v == "new" for v in second.states().values())
+    old = first.states()
+    assert all(same(old[k], OLD_VALUES[k]) for k in keys), old
+    assert all(same(dict(first.items())[k], OLD_VALUES[k]) for k in keys)
+    # Values kept by reference (anything but ints, floats and None, alone or in a small tuple) are the same
+    # objects; the list is one.
+    assert old[keys[OLD_VALUES.index([1, 2])]] is OLD_VALUES[OLD_VALUES.index([1, 2])]
+
+
+def test_a_failing_batch_restores_every_kind_of_state_exactly():
+    keys = list(range(len(OLD_VALUES)))
+    prev = map_with_state([], [(k, OLD_VALUES[k]) for k in keys], set_to, 1000, None)
+
+    def fails_late(key, value, state):
+        if key == keys[-1]:
+            raise RuntimeError("late")
+        state.update(value)
+        return key
+
+    with pytest.raises(RuntimeError, match="late"):
+        map_with_state(prev, [(k, "new") for k in keys], fails_late, 2000, None)
+    restored = prev[0].states()
+    assert prev[0].is_newest and all(same(restored[k], OLD_VALUES[k]) for k in keys), restored
+
+
+def set_to(key, value, state):
+    state.update(value)
+    return key
