@@ -105,7 +105,10 @@ def test_input_segments_are_reused_then_retired_everywhere(psc):
         assert psc.parallelize(data, 2).count() == len(data)  # releasing the leases retires all but one
         kept = shm_of(os.getpid())
         assert len(kept) == 1
-        assert psc.parallelize(range(10), 2).count() == 10  # the next run tells the workers to forget them
+        # The next run tells the workers to forget them, behind its tasks; a worker has done so by the time it
+        # runs a later task.
+        assert psc.parallelize(range(10), 2).count() == 10
+        assert psc.parallelize(range(10), 2).count() == 10
         assert all(mapped_segments(p) <= set(kept) for p in pids)
     finally:
         arena._max_free = 6
