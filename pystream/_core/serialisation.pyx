@@ -594,15 +594,26 @@ cdef str _header_problem(ps_status st, ps_frame_header *h, size_t length, uint64
     return "invalid frame header"
 
 
-cdef list _decode_payload(const uint8_t *p, size_t n, uint64_t count):
-    cdef _dstate s
-    cdef Py_ssize_t i
+cdef inline void _start(_dstate *s, const uint8_t *p, size_t n, list strings) noexcept:
     s.r.start = p
     s.r.p = p
     s.r.end = p + n
     s.record = 0
-    strings = []
     s.strings = <PyObject *>strings
+
+
+cdef int _check_end(_dstate *s, uint64_t count) except -1:
+    if s.r.p != s.r.end:
+        s.record = count
+        _fail(s, PS_ERR_TRAILING, f"{ps_r_left(&s.r)} payload bytes left after the last of {count} records")
+    return 0
+
+
+cdef list _decode_payload(const uint8_t *p, size_t n, uint64_t count):
+    cdef _dstate s
+    cdef Py_ssize_t i
+    strings = []
+    _start(&s, p, n, strings)
     # ps_frame_header_parse has checked count <= payload bytes, so this allocation is bounded by the input.
     out = PyList_New(<Py_ssize_t>count)
     for i in range(<Py_ssize_t>count):
@@ -610,20 +621,20 @@ cdef list _decode_payload(const uint8_t *p, size_t n, uint64_t count):
         item = _dec(&s, 0)
         Py_INCREF(item)
         PyList_SET_ITEM(out, i, item)
-    if s.r.p != s.r.end:
-        s.record = count
-        _fail(&s, PS_ERR_TRAILING, f"{ps_r_left(&s.r)} payload bytes left after the last of {count} records")
+    _check_end(&s, count)
     return <list>out
 
 
-cdef list _decode_frame(const uint8_t *buf, size_t length):
-    cdef ps_frame_header h
+cdef object _open_payload(const uint8_t *buf, size_t length, ps_frame_header *h, const uint8_t **payload):
+    """Validate the frame at ``buf`` and point ``*payload`` at its records: in place, or (an lz4 frame) in the
+    returned bytes, which the caller keeps while it reads. Returns None for an uncompressed frame."""
     cdef uint64_t computed
-    cdef ps_status st = ps_frame_validate(buf, length, &h, &computed)
+    cdef ps_status st = ps_frame_validate(buf, length, h, &computed)
     if st != PS_OK:
-        raise_status(st, _header_problem(st, &h, length, computed))
+        raise_status(st, _header_problem(st, h, length, computed))
     if not (h.flags & PS_FRAME_FLAG_LZ4):
-        return _decode_payload(buf + PS_FRAME_HEADER_SIZE, h.stored_len, h.count)
+        payload[0] = buf + PS_FRAME_HEADER_SIZE
+        return None
     # raw_len was bounded by the lz4 ratio in ps_frame_header_parse, so this allocation is safe.
     src = PyMemoryView_FromMemory(<char *>buf + PS_FRAME_HEADER_SIZE, h.stored_len, PyBUF_READ)
     try:
@@ -634,7 +645,15 @@ cdef list _decode_frame(const uint8_t *buf, size_t length):
         raise CorruptFrameError(
             f"lz4 payload decompressed to {PyBytes_GET_SIZE(raw)} bytes, header declares {h.raw_len}"
         )
-    return _decode_payload(<const uint8_t *>PyBytes_AS_STRING(raw), h.raw_len, h.count)
+    payload[0] = <const uint8_t *>PyBytes_AS_STRING(raw)
+    return raw
+
+
+cdef list _decode_frame(const uint8_t *buf, size_t length):
+    cdef ps_frame_header h
+    cdef const uint8_t *payload
+    raw = _open_payload(buf, length, &h, &payload)  # holds a decompressed payload while it is decoded
+    return _decode_payload(payload, h.raw_len, h.count)
 
 
 def decode(buffer):
@@ -677,8 +696,6 @@ cdef class FrameReader:
 
     def __cinit__(self, buffer, Py_ssize_t offset=0, Py_ssize_t length=-1):
         cdef ps_frame_header h
-        cdef uint64_t computed
-        cdef ps_status st
         cdef const uint8_t *start
         cdef const uint8_t *payload
         PyObject_GetBuffer(buffer, &self._view, PyBUF_SIMPLE)
@@ -689,33 +706,15 @@ cdef class FrameReader:
             self._release()
             raise ValueError(f"frame span [{offset}, {offset} + {length}) is outside the {self._view.len}-byte buffer")
         start = <const uint8_t *>self._view.buf + offset
-        st = ps_frame_validate(start, length, &h, &computed)
-        if st != PS_OK:
+        try:
+            self._raw = _open_payload(start, length, &h, &payload)
+        except BaseException:
             self._release()
-            raise_status(st, _header_problem(st, &h, length, computed))
-        payload = start + PS_FRAME_HEADER_SIZE
-        if h.flags & PS_FRAME_FLAG_LZ4:
-            src = PyMemoryView_FromMemory(<char *>payload, h.stored_len, PyBUF_READ)
-            try:
-                self._raw = _lz4_decompress(src, uncompressed_size=h.raw_len)
-            except Exception as e:
-                self._release()
-                raise CorruptFrameError(f"lz4 payload of {h.stored_len} bytes failed to decompress: {e}") from e
-            finally:
-                src.release()
-            if PyBytes_GET_SIZE(self._raw) != <Py_ssize_t>h.raw_len:
-                self._release()
-                raise CorruptFrameError(
-                    f"lz4 payload decompressed to {PyBytes_GET_SIZE(self._raw)} bytes, header declares {h.raw_len}")
-            payload = <const uint8_t *>PyBytes_AS_STRING(self._raw)
-            # The payload now lives in _raw: the caller's memory is no longer needed.
-            self._release()
+            raise
+        if self._raw is not None:
+            self._release()  # the payload now lives in _raw: the caller's memory is no longer needed
         self._strings = []
-        self._s.r.start = payload
-        self._s.r.p = payload
-        self._s.r.end = payload + h.raw_len
-        self._s.record = 0
-        self._s.strings = <PyObject *>self._strings
+        _start(&self._s, payload, h.raw_len, self._strings)
         self.count = <Py_ssize_t>h.count
         self._next = 0
 
@@ -764,15 +763,9 @@ cdef class FrameReader:
             if gc_was_enabled:
                 PyGC_Enable()
         if self._next == self.count:
-            self._finish()
+            _check_end(&self._s, <uint64_t>self.count)
         return <list>out
 
-    cdef int _finish(self) except -1:
-        if self._s.r.p != self._s.r.end:
-            self._s.record = self.count
-            _fail(&self._s, PS_ERR_TRAILING,
-                  f"{ps_r_left(&self._s.r)} payload bytes left after the last of {self.count} records")
-        return 0
 
     def __iter__(self):
         cdef list chunk
