@@ -95,6 +95,10 @@ def split_by_key(records: list, num_partitions: int, partition_func: Callable[[A
     return scatter(records, ids, num_partitions)
 
 
+# A task whose pipeline reads an iterator may be handed its input frame to decode as it goes (see the worker).
+_HAS_PIPELINE = property(lambda task: task.pipeline is not None)
+
+
 class MapSideTask:
     """Map side of a shuffle: pipeline, optional combine, split into reduce buckets."""
 
@@ -105,10 +109,7 @@ class MapSideTask:
         self.num_partitions = num_partitions
         self.partition_func = partition_func
 
-    @property
-    def streams_input(self) -> bool:
-        # A pipeline takes an iterator: the worker may hand it the input frame to decode as it goes.
-        return self.pipeline is not None
+    streams_input = _HAS_PIPELINE
 
     def __call__(self, split: int, records: list) -> list[list]:
         if self.aggregator is not None:
@@ -133,10 +134,7 @@ class CountingMapSideTask:
         # flatMap(lambda l: l.split()) before the map: split and count each line in one C pass.
         self.split_words = split_words
 
-    @property
-    def streams_input(self) -> bool:
-        # A pipeline takes an iterator: the worker may hand it the input frame to decode as it goes.
-        return self.pipeline is not None
+    streams_input = _HAS_PIPELINE
 
     def __call__(self, split: int, records: list) -> list[list]:
         table = AggTable(operator.add)
@@ -159,10 +157,7 @@ class RoundRobinTask:
         self.pipeline = pipeline
         self.num_partitions = num_partitions
 
-    @property
-    def streams_input(self) -> bool:
-        # A pipeline takes an iterator: the worker may hand it the input frame to decode as it goes.
-        return self.pipeline is not None
+    streams_input = _HAS_PIPELINE
 
     def __call__(self, split: int, records: list) -> list[list]:
         records = run_pipeline(self.pipeline, split, records)
