@@ -195,42 +195,11 @@ cdef int _assign_and_ref(list recs, uint32_t nparts, uint32_t *ids, int64_t *cou
     return 0
 
 
-def partition(records, long num_partitions) -> list:
-    """Split (key, value) records into ``num_partitions`` lists by ``portable_hash(key) % num_partitions``.
-
-    Returns a list of ``num_partitions`` lists holding the same record objects, each in input order.
-    The assignment is identical in every process and every run. Raises TypeError for a record that is not a
-    (key, value) pair and ValueError for a partition count below 1.
-    """
-    _check_n(num_partitions)
-    cdef list recs = _as_list(records)
-    cdef Py_ssize_t n = PyList_GET_SIZE(recs)
-    cdef uint32_t nparts = <uint32_t>num_partitions
-    cdef int64_t *counts = <int64_t *>calloc(nparts, sizeof(int64_t))
-    if counts == NULL:
-        raise MemoryError()
-    cdef uint32_t *ids = NULL
-    try:
-        ids = _take_scratch(<size_t>n)
-        _assign_and_ref(recs, nparts, ids, counts)
-        return _scatter(recs, ids, counts, nparts, True)
-    finally:
-        if ids != NULL:
-            _give_scratch(ids)
-        free(counts)
-
-
-def partition_many(parts, long num_partitions) -> list:
-    """``partition`` of the records of several lists taken one after the other, without joining them first.
-
-    Partition j holds the first list's records for j, then the second's, and so on, each in input order.
-    Same errors as ``partition``.
-    """
-    _check_n(num_partitions)
-    cdef list inputs = [_as_list(p) for p in parts]
+cdef list _partition_lists(list inputs, uint32_t nparts):
+    """The records of ``inputs`` (lists, one after the other) split into ``nparts`` lists: ids and references
+    in one pass per list, then one scatter of pointers."""
     cdef list recs
     cdef Py_ssize_t total = 0, base = 0, k, done = 0
-    cdef uint32_t nparts = <uint32_t>num_partitions
     for recs in inputs:
         total += PyList_GET_SIZE(recs)
     cdef int64_t *counts = <int64_t *>calloc(nparts, sizeof(int64_t))
@@ -253,6 +222,27 @@ def partition_many(parts, long num_partitions) -> list:
         if ids != NULL:
             _give_scratch(ids)
         free(counts)
+
+
+def partition(records, long num_partitions) -> list:
+    """Split (key, value) records into ``num_partitions`` lists by ``portable_hash(key) % num_partitions``.
+
+    Returns a list of ``num_partitions`` lists holding the same record objects, each in input order.
+    The assignment is identical in every process and every run. Raises TypeError for a record that is not a
+    (key, value) pair and ValueError for a partition count below 1.
+    """
+    _check_n(num_partitions)
+    return _partition_lists([_as_list(records)], <uint32_t>num_partitions)
+
+
+def partition_many(parts, long num_partitions) -> list:
+    """``partition`` of the records of several lists taken one after the other, without joining them first.
+
+    Partition j holds the first list's records for j, then the second's, and so on, each in input order.
+    Same errors as ``partition``.
+    """
+    _check_n(num_partitions)
+    return _partition_lists([_as_list(p) for p in parts], <uint32_t>num_partitions)
 
 
 def partition_ids(records, long num_partitions):
