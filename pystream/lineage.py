@@ -29,6 +29,7 @@ from pystream.shuffle import (
     RoundRobinTask,
     is_add,
     is_plain_split,
+    merge_buckets,
     pair_constant,
     run_pipeline,
 )
@@ -118,7 +119,24 @@ class ShuffledRDD(RDD):
         self._aggregator = aggregator
         self._partition_func = partition_func
 
+    def _pipeline(self) -> tuple[RDD, PipelineFn | None]:
+        # Unless kept, the merge runs inside the next stage's tasks (an action, the next shuffle's map side, a
+        # narrow step that is kept): a batch's reduceByKey then foreachRDD is two stages, not three, and the
+        # merged partitions are never stored and freed.
+        if self._persisted or self._cached is not None or self._lineage_cut or self._on_lost is not None:
+            return self, None
+        return _MapOutputs(self), _MergeBuckets(self._aggregator)
+
     def _do_compute(self) -> list[list]:
+        buckets, merged = self._map_stage()
+        if merged:
+            return buckets
+        return self.ctx.executor.run_tasks(ReduceSideTask(self._aggregator), buckets, stage="shuffle-reduce",
+                                           keep=True)
+
+    def _map_stage(self) -> tuple[list, bool]:
+        """Run the map side: (one Buckets per reduce partition, False), or (the final partitions, True) when
+        the driver could split the records itself."""
         executor = self.ctx.executor
         n = self._num_partitions
         counting = self._counting_weight()
@@ -138,11 +156,10 @@ class ShuffledRDD(RDD):
                     and self._partition_func is portable_hash and isinstance(src, ParallelCollectionRDD)):
                 parts = src._compute()
                 if all(type(p) is list for p in parts):
-                    return _split_on_driver(parts, n)
+                    return _split_on_driver(parts, n), True
             task = self._map_task(fn, n)
         maps = executor.run_tasks(task, src._compute(), stage="shuffle-map")
-        buckets = [Buckets(m[j] for m in maps) for j in range(n)]
-        return executor.run_tasks(ReduceSideTask(self._aggregator), buckets, stage="shuffle-reduce", keep=True)
+        return [Buckets(m[j] for m in maps) for j in range(n)], False
 
     def _map_task(self, fn: PipelineFn | None, n: int) -> Callable[[int, list], list[list]]:
         return MapSideTask(fn, self._aggregator, n, self._partition_func)
@@ -162,6 +179,31 @@ def _split_on_driver(parts: list[list], n: int) -> list[list]:
     split them here, in one C pass, instead of shipping them to map tasks that split them and ship them again.
     Partition j holds input partition 0's records for j, then partition 1's, ... as the reduce side would."""
     return partition_many(parts, n)
+
+
+class _MapOutputs(RDD):
+    """A shuffle's map outputs, one Buckets per reduce partition: the source of a fused merge step."""
+
+    def __init__(self, shuffled: ShuffledRDD) -> None:
+        super().__init__(shuffled.ctx, shuffled.getNumPartitions())
+        self._shuffled = shuffled
+
+    def _do_compute(self) -> list:
+        buckets, merged = self._shuffled._map_stage()
+        # Split on the driver, each partition is complete: one bucket, which the merge step passes through.
+        return [Buckets([p]) for p in buckets] if merged else buckets
+
+
+class _MergeBuckets:
+    """A shuffle's reduce side as a pipeline step: its input is one partition's buckets."""
+
+    __slots__ = ("aggregator",)
+
+    def __init__(self, aggregator: Aggregator | None) -> None:
+        self.aggregator = aggregator
+
+    def __call__(self, split: int, buckets: Iterator[list]) -> Iterable[Any]:
+        return merge_buckets(self.aggregator, buckets)
 
 
 class UnionRDD(RDD):

@@ -8,6 +8,7 @@ Reduce task j merges bucket j of every map output. The task objects are module-l
 
 from __future__ import annotations
 
+import itertools
 import operator
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -185,15 +186,19 @@ class ReduceSideTask:
         self.aggregator = aggregator
 
     def __call__(self, split: int, buckets: list[list]) -> list:
-        if self.aggregator is None:
-            out: list = []
-            for bucket in buckets:
-                out.extend(bucket)
-            return out
-        table = self.aggregator.merge_table()
-        for bucket in buckets:
-            table.update(bucket)
-        return table.items()
+        out = merge_buckets(self.aggregator, buckets)
+        return out if isinstance(out, list) else list(out)
+
+
+def merge_buckets(aggregator: Aggregator | None, buckets: Iterable[list]) -> Iterable[Any]:
+    """One reduce partition from its buckets: their combiners merged per key, or (no aggregator) their
+    records one bucket after the other."""
+    if aggregator is None:
+        return itertools.chain.from_iterable(buckets)
+    table = aggregator.merge_table()
+    for bucket in buckets:
+        table.update(bucket)
+    return table.items()
 
 
 class ApplyTask:
