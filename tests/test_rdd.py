@@ -424,6 +424,28 @@ def test_join_runs_inside_the_next_stage_unless_kept(sc, stages):
     assert "zip" not in stages
 
 
+def test_shuffle_merges_inside_the_next_stage_unless_kept(sc, stages):
+    words = sc.parallelize([f"w{i % 13}" for i in range(2_000)], 3)
+    counts = words.map(lambda w: (w, 1)).reduceByKey(operator.add, 2)
+    expected = dict(Counter(f"w{i % 13}" for i in range(2_000)))
+    assert dict(counts.collect()) == expected
+    assert stages == ["shuffle-map", "action"]  # the merge ran inside the collect's tasks
+    stages.clear()
+    # ... inside a narrow step and the next shuffle's map side too, with the same result.
+    by_count = counts.map(lambda kv: (kv[1], kv[0])).groupByKey(2).mapValues(sorted)
+    assert dict(by_count.collect()) == {n: sorted(w for w, c in expected.items() if c == n)
+                                        for n in set(expected.values())}
+    assert "shuffle-reduce" not in stages
+    assert counts.partitionBy(3).glom().map(len).sum() == 13
+    stages.clear()
+    counts.cache()
+    assert dict(counts.collect()) == expected
+    assert stages == ["shuffle-map", "shuffle-reduce", "action"]  # kept: merged once, as its own stage
+    stages.clear()
+    assert counts.count() == 13
+    assert stages == ["action"]
+
+
 @pytest.mark.parametrize("how", ["join", "leftOuterJoin"])
 def test_join_with_a_small_kept_side_broadcasts_it(sc, stages, how):
     left = sc.parallelize(LEFT * 50, 3)
