@@ -25,6 +25,7 @@ __all__ = [
     "encode_into",
     "decode",
     "FrameReader",
+    "FrameWriter",
     "frame_length",
     "frame_count",
     "HEADER_SIZE",
@@ -75,6 +76,12 @@ def decode(buffer: Any) -> list[Any]:
 FrameReader = _ser.FrameReader
 """``FrameReader(buffer, offset=0, length=-1)``: the frame's records a chunk at a time (``next_chunk(size)``,
 or iteration), for consumers that handle records in order and drop them; ``close()`` releases the buffer."""
+
+
+FrameWriter = _ser.FrameWriter
+"""``FrameWriter(expected=0)``: a frame built a record at a time (``append``, ``extend``), read out with
+``getvalue()`` or copied into a buffer with ``write_into(buffer, offset=0)``; the same bytes as
+``encode(records, compress=False)``. A record that fails to encode is left out whole."""
 
 
 def frame_length(buffer: Any, offset: int = 0) -> int:

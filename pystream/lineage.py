@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from pystream._core.hashing import portable_hash
-from pystream._core.partitioning import partition_many
 from pystream.executor.wire import Buckets
 from pystream.rdd import RDD
 from pystream.shuffle import (
@@ -156,7 +155,9 @@ class ShuffledRDD(RDD):
                     and self._partition_func is portable_hash and isinstance(src, ParallelCollectionRDD)):
                 parts = src._compute()
                 if all(type(p) is list for p in parts):
-                    return _split_on_driver(parts, n), True
+                    # Records the driver holds anyway (parallelize, a batch's received blocks): split here,
+                    # in one C pass, instead of shipping them to map tasks that split them and ship them again.
+                    return executor.partition_on_driver(parts, n), True
             task = self._map_task(fn, n)
         maps = executor.run_tasks(task, src._compute(), stage="shuffle-map")
         return [Buckets(m[j] for m in maps) for j in range(n)], False
@@ -172,13 +173,6 @@ class ShuffledRDD(RDD):
         if not isinstance(prev, PipelinedRDD) or prev._persisted or prev._cached is not None:
             return None
         return pair_constant(getattr(prev, "_map_func", None))
-
-
-def _split_on_driver(parts: list[list], n: int) -> list[list]:
-    """partitionBy of records the driver holds anyway (a parallelized collection, a batch's received blocks):
-    split them here, in one C pass, instead of shipping them to map tasks that split them and ship them again.
-    Partition j holds input partition 0's records for j, then partition 1's, ... as the reduce side would."""
-    return partition_many(parts, n)
 
 
 class _MapOutputs(RDD):

@@ -447,3 +447,46 @@ def test_reader_checks_the_frame_up_front():
     frame[-1] ^= 0xFF
     with pytest.raises(CorruptFrameError, match="checksum"):
         frames.FrameReader(frame)
+
+
+# -- FrameWriter ------------------------------------------------------------------------------------------
+@settings(max_examples=200, deadline=None)
+@given(st.lists(values, max_size=12), st.integers(min_value=0, max_value=100))
+def test_property_frame_writer_is_encode(records, expected):
+    w = frames.FrameWriter(expected)
+    half = len(records) // 2
+    for r in records[:half]:
+        w.append(r)
+    assert same(frames.decode(w.getvalue()), records[:half])  # readable midway, and again later
+    w.extend(records[half:])
+    assert w.getvalue() == frames.encode(records, compress=False)
+    assert (w.count, len(w)) == (len(records), len(w.getvalue()))
+
+
+def test_frame_writer_leaves_a_failed_record_out_whole():
+    class Unpicklable:
+        def __reduce__(self):
+            raise RuntimeError("no")
+
+    w = frames.FrameWriter()
+    w.append(("key-a", 1))
+    with pytest.raises(TypeError, match="pickling it failed"):
+        w.append(("key-b", "key-c", [1, 2, Unpicklable()]))  # fails after writing two new strings
+    w.extend([("key-b", 2), ("key-c", 3), ("key-a", 4), ("key-b", 5)])
+    assert frames.decode(w.getvalue()) == [("key-a", 1), ("key-b", 2), ("key-c", 3), ("key-a", 4), ("key-b", 5)]
+    assert w.count == 5
+
+
+def test_frame_writer_write_into():
+    recs = [(f"k{i % 9}", i) for i in range(1_000)]
+    w = frames.FrameWriter()
+    w.extend(recs)
+    buf = bytearray(len(w) + 10)
+    assert w.write_into(buf, 10) == len(w)
+    assert frames.decode(bytes(buf[10:])) == recs
+    with pytest.raises(FrameOverflowError):
+        w.write_into(bytearray(len(w) - 1))
+    with pytest.raises(ValueError, match="outside"):
+        w.write_into(buf, len(buf) + 1)
+    with pytest.raises(BufferError):
+        w.write_into(b"read-only" * 1000)

@@ -14,6 +14,7 @@ from libc.stdlib cimport malloc, calloc, realloc, free
 from pystream._core.hashing cimport fast_key_hash
 from pystream._core.ps_common cimport ps_status, PS_OK
 from pystream._core.ps_partition cimport ps_partition_assign, ps_partition_count
+from pystream._core.serialisation cimport FrameWriter
 from pystream._core.status cimport check_status
 
 # numpy only serves the array entry points, which import it when first called: processes that never use them
@@ -75,6 +76,18 @@ cdef extern from *:
     """
     bint ps_ascii_pair_hash(PyObject *rec, uint64_t *out)
     void ps_prefetch_record(PyObject *ahead, PyObject *nearer)
+
+
+cdef inline uint32_t _partition_at(list recs, Py_ssize_t i, Py_ssize_t n, uint32_t nparts,
+                                   bint pow2) except? 0xFFFFFFFF:
+    """The partition of record i of ``recs`` (n long), with the records a few places ahead prefetched."""
+    cdef PyObject *item = PyList_GET_ITEM(recs, i)
+    cdef uint64_t h
+    if i + 16 < n:
+        ps_prefetch_record(PyList_GET_ITEM(recs, i + 16), PyList_GET_ITEM(recs, i + 8))
+    if not ps_ascii_pair_hash(item, &h):
+        h = fast_key_hash(_record_key(<object>item, i))
+    return <uint32_t>(h & (nparts - 1)) if pow2 else <uint32_t>(h % nparts)
 
 
 cdef list _scatter(list recs, const uint32_t *ids, const int64_t *counts, uint32_t nparts, bint owned):
@@ -172,20 +185,14 @@ cdef int _assign_and_ref(list recs, uint32_t nparts, uint32_t *ids, int64_t *cou
     # while the record is in cache, so the scatter pass moves pointers without touching records again.
     cdef Py_ssize_t i = 0, j, n = PyList_GET_SIZE(recs)
     cdef PyObject *item
-    cdef uint64_t h
     cdef uint32_t p
     cdef bint pow2 = (nparts & (nparts - 1)) == 0
-    cdef uint64_t mask = nparts - 1
     try:
         while i < n:
-            item = PyList_GET_ITEM(recs, i)
-            if i + 16 < n:
-                ps_prefetch_record(PyList_GET_ITEM(recs, i + 16), PyList_GET_ITEM(recs, i + 8))
-            if not ps_ascii_pair_hash(item, &h):
-                h = fast_key_hash(_record_key(<object>item, i))
-            p = <uint32_t>(h & mask) if pow2 else <uint32_t>(h % nparts)
+            p = _partition_at(recs, i, n, nparts, pow2)
             ids[i] = p
             counts[p] += 1
+            item = PyList_GET_ITEM(recs, i)
             Py_INCREF(<object>item)
             i += 1
     except BaseException:
@@ -243,6 +250,42 @@ def partition_many(parts, long num_partitions) -> list:
     """
     _check_n(num_partitions)
     return _partition_lists([_as_list(p) for p in parts], <uint32_t>num_partitions)
+
+
+def partition_frames(parts, long num_partitions) -> list:
+    """``partition_many``, with each partition encoded as a frame rather than gathered in a list.
+
+    Returns ``num_partitions`` FrameWriters (``serialisation.FrameWriter``): writer j holds the records of
+    partition j, in the order ``partition_many`` gives them, encoded in the same single pass that assigns them,
+    ready to be copied into shared memory for a task. Same errors as ``partition``.
+    """
+    _check_n(num_partitions)
+    cdef list inputs = [_as_list(part) for part in parts]
+    cdef uint32_t nparts = <uint32_t>num_partitions
+    cdef Py_ssize_t total = 0, i, n
+    cdef list recs
+    for recs in inputs:
+        total += PyList_GET_SIZE(recs)
+    cdef list writers = [FrameWriter(total // nparts + 1) for _ in range(nparts)]
+    cdef PyObject **ws = <PyObject **>malloc(nparts * sizeof(PyObject *))
+    cdef uint32_t p
+    cdef bint pow2 = (nparts & (nparts - 1)) == 0
+    if ws == NULL:
+        raise MemoryError()
+    try:
+        for p in range(nparts):
+            ws[p] = <PyObject *>writers[p]
+        for recs in inputs:
+            n = PyList_GET_SIZE(recs)
+            for i in range(n):
+                # A pickled record's __reduce__ can run any code, including code that shrinks this list.
+                if PyList_GET_SIZE(recs) != n:
+                    raise RuntimeError("records list changed size during partitioning")
+                p = _partition_at(recs, i, n, nparts, pow2)
+                (<FrameWriter>ws[p]).add(<object>PyList_GET_ITEM(recs, i))
+    finally:
+        free(ws)
+    return writers
 
 
 def partition_ids(records, long num_partitions):

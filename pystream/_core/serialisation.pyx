@@ -119,21 +119,21 @@ cdef int _too_deep(object o) except -1:
     )
 
 
-ctypedef struct _estate:
-    ps_writer w
-    ps_strtab strings
-    uint64_t probes
-    uint64_t hits
-    uint64_t trial
-    bint table_off
-
-
 cdef enum:
     # After a trial of max(4096, records / 4) short strings, a table that found fewer than 1 in 8 repeated is
     # switched off for the rest of the frame: unique strings (text lines, keys already combined) would only
     # pay for probing it. A quarter of the frame gives late repeats (keys cycling through a large set) a
     # chance to show.
     _TABLE_TRIAL = 4096
+
+
+cdef inline void _estate_init(_estate *e, Py_ssize_t records) noexcept:
+    # The string table (not the writer, which each caller sets up over its own memory).
+    ps_strtab_init(&e.strings)
+    e.probes = 0
+    e.hits = 0
+    e.table_off = False
+    e.trial = max(<uint64_t>_TABLE_TRIAL, <uint64_t>records // 4)
 
 
 cdef inline int _enc_short_str(_estate *e, const uint8_t *s, size_t n) except -1:
@@ -296,11 +296,7 @@ def encode(records, *, compress=None):
     cdef bytes out
     cdef uint8_t *dst
     ps_writer_init(w, NULL, 0)
-    ps_strtab_init(&e.strings)
-    e.probes = 0
-    e.hits = 0
-    e.table_off = False
-    e.trial = max(<uint64_t>_TABLE_TRIAL, <uint64_t>PyList_GET_SIZE(recs) // 4)
+    _estate_init(&e, PyList_GET_SIZE(recs))
     try:
         # One up-front reservation sized for typical small records avoids most regrowth copies.
         _reserve(w, PS_FRAME_HEADER_SIZE + min(<size_t>PyList_GET_SIZE(recs) * 16, <size_t>1 << 28) + 4096)
@@ -340,11 +336,7 @@ def encode_into(records, buffer, Py_ssize_t offset=0):
     cdef Py_ssize_t count, avail
     cdef uint8_t *dst
     # Initialised before anything can raise: the finally clause frees the table.
-    ps_strtab_init(&e.strings)
-    e.probes = 0
-    e.hits = 0
-    e.table_off = False
-    e.trial = max(<uint64_t>_TABLE_TRIAL, <uint64_t>PyList_GET_SIZE(recs) // 4)
+    _estate_init(&e, PyList_GET_SIZE(recs))
     try:
         PyObject_GetBuffer(buffer, &view, PyBUF_SIMPLE | PyBUF_WRITABLE)
     except BaseException:
@@ -376,6 +368,85 @@ def encode_into(records, buffer, Py_ssize_t offset=0):
     finally:
         ps_strtab_free(&e.strings)
         PyBuffer_Release(&view)
+
+
+@cython.final
+cdef class FrameWriter:
+    """A frame built a record at a time: ``append``/``extend``, then ``getvalue()`` or ``write_into()``.
+
+    It encodes exactly as ``encode(records, compress=False)`` would encode all the records appended, and can be
+    read out any number of times (each read seals the records so far into a complete frame). A partitioner
+    fills one per partition in a single pass over its input (``partitioning.partition_frames``).
+    """
+
+    def __cinit__(self, Py_ssize_t expected=0):
+        ps_writer_init(&self._e.w, NULL, 0)
+        _estate_init(&self._e, expected)
+        self.count = 0
+        _reserve(&self._e.w, PS_FRAME_HEADER_SIZE + min(<size_t>max(expected, 0) * 16, <size_t>1 << 28) + 256)
+        self._e.w.len = PS_FRAME_HEADER_SIZE
+
+    def __dealloc__(self):
+        ps_writer_free(&self._e.w)
+        ps_strtab_free(&self._e.strings)
+
+    cdef int add(self, object record) except -1:
+        cdef size_t mark = self._e.w.len
+        cdef uint64_t strings = self._e.strings.next_index
+        try:
+            _enc(&self._e, record, 0)
+        except BaseException:
+            # A record that fails to encode leaves no partial bytes behind: the frame stays valid without it.
+            self._e.w.len = mark
+            if self._e.strings.next_index != strings:
+                # Strings it wrote are gone, but the table still points at them: stop using the table.
+                self._e.strings.next_index = strings
+                self._e.table_off = True
+            raise
+        self.count += 1
+        return 0
+
+    def append(self, record) -> None:
+        """Encode one more record."""
+        self.add(record)
+
+    def extend(self, records) -> None:
+        """Encode each of ``records``, in order."""
+        for record in records:
+            self.add(record)
+
+    def __len__(self):
+        """The size in bytes of the frame ``getvalue()`` would return now."""
+        return <Py_ssize_t>self._e.w.len
+
+    cdef void _seal(self) noexcept:
+        cdef ps_frame_header h
+        cdef size_t plen = self._e.w.len - PS_FRAME_HEADER_SIZE
+        ps_frame_header_init(&h, <uint64_t>self.count, plen, plen, 0, self._e.w.buf + PS_FRAME_HEADER_SIZE)
+        ps_frame_header_write(self._e.w.buf, &h)
+
+    def getvalue(self) -> bytes:
+        """The frame of every record appended so far (uncompressed)."""
+        self._seal()
+        return PyBytes_FromStringAndSize(<char *>self._e.w.buf, <Py_ssize_t>self._e.w.len)
+
+    def write_into(self, buffer, Py_ssize_t offset=0) -> int:
+        """Copy the frame into the writable ``buffer`` at ``offset``; return its length. FrameOverflowError
+        (a ValueError) when it does not fit."""
+        cdef Py_buffer view
+        PyObject_GetBuffer(buffer, &view, PyBUF_SIMPLE | PyBUF_WRITABLE)
+        try:
+            if offset < 0 or offset > view.len:
+                raise ValueError(f"offset {offset} is outside the {view.len}-byte buffer")
+            if <size_t>(view.len - offset) < self._e.w.len:
+                raise FrameOverflowError(
+                    f"frame of {self._e.w.len} bytes does not fit: {view.len - offset} bytes available at offset "
+                    f"{offset} of a {view.len}-byte buffer")
+            self._seal()
+            memcpy(<uint8_t *>view.buf + offset, self._e.w.buf, self._e.w.len)
+            return <Py_ssize_t>self._e.w.len
+        finally:
+            PyBuffer_Release(&view)
 
 
 # ---------------------------------------------------------------------------------------------- decode

@@ -16,9 +16,10 @@ from __future__ import annotations
 import threading
 import weakref
 
+from pystream._core.serialisation import FrameWriter
 from pystream.errors import FrameOverflowError
 from pystream.executor import shm
-from pystream.executor.wire import encode_into_segment, estimate_size
+from pystream.executor.wire import copy_into_segment, encode_into_segment, estimate_size
 
 #: Segments are created at least this large (and in powers of two) so that batches of varying size reuse them.
 MIN_SEGMENT = 1 << 20
@@ -58,6 +59,19 @@ class InputArena:
         except FrameOverflowError:
             self._release(seg)
             return None
+        except BaseException:
+            self._release(seg)
+            raise
+        return Lease(self, seg, n)
+
+    def write_frame(self, frame: FrameWriter) -> Lease | None:
+        """Copy a frame built elsewhere (a FrameWriter) into an arena segment; None if it exceeds the bound."""
+        need = len(frame)
+        if need > self._max_segment:
+            return None
+        seg = self._take(need)
+        try:
+            n = copy_into_segment(frame, seg)
         except BaseException:
             self._release(seg)
             raise

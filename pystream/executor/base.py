@@ -40,6 +40,14 @@ class Executor(abc.ABC):
         executor may likewise return as references, one per bucket.
         """
 
+    def partition_on_driver(self, parts: list[list], num_partitions: int) -> list[Any]:
+        """partitionBy (stable key hash) of records the driver holds: ``num_partitions`` partitions, as handles
+        this executor's tasks accept. Partition j holds ``parts[0]``'s records for j, then ``parts[1]``'s, ...
+        The default gives lists; an executor in other processes may encode them where its tasks will read."""
+        from pystream._core.partitioning import partition_many
+
+        return partition_many(parts, num_partitions)
+
     def has_lost(self, partitions: Sequence[Any]) -> bool:
         """Whether any of these partition handles was lost (its worker died). Never, in-process."""
         return False

@@ -35,8 +35,9 @@ import cloudpickle
 from pystream.errors import StateLostError, TaskFailedError, WorkerLostError
 from pystream.executor import shm
 from pystream.executor.base import Executor
-from pystream.executor.arena import InputArena
-from pystream.executor.wire import Buckets, read_frame, write_records
+from pystream._core.partitioning import partition_frames
+from pystream.executor.arena import InputArena, Lease
+from pystream.executor.wire import Buckets, copy_into_segment, read_frame, write_records
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +85,18 @@ class FrameRef:
 
     def load(self) -> list:
         return read_frame(self.segment.name, self.offset, self.length)
+
+
+class PooledFrame:
+    """A partition the driver encoded itself into an input-arena segment (records it split by key)."""
+
+    __slots__ = ("lease", "count")
+
+    def __init__(self, lease: Lease, count: int) -> None:
+        self.lease, self.count = lease, count
+
+    def __len__(self) -> int:
+        return self.count
 
 
 class _WorkerHandle:
@@ -225,12 +238,16 @@ class ProcessExecutor(Executor):
             frame = self._export(data)
             keepalive.append(frame)
             return ("frame", frame.segment.name, frame.offset, frame.length)
+        if isinstance(data, PooledFrame):
+            keepalive.append(data.lease)
+            return ("pooled", data.lease.name, 0, data.lease.length)
         if isinstance(data, FrameRef):
             keepalive.append(data)
             return ("frame", data.segment.name, data.offset, data.length)
         if isinstance(data, Buckets):
             return ("list", [self._describe(d, worker, keepalive) for d in data])
-        if isinstance(data, tuple) and data and any(isinstance(d, (list, BlockRef, FrameRef)) for d in data):
+        if isinstance(data, tuple) and data and any(isinstance(d, (list, BlockRef, FrameRef, PooledFrame))
+                                                    for d in data):
             return ("tuple", [self._describe(d, worker, keepalive) for d in data])
         if isinstance(data, list) and len(data) > 64:
             lease = self._arena.write(data)
@@ -243,6 +260,27 @@ class ProcessExecutor(Executor):
             keepalive.append(owner)
             return ("frame", seg.name, 0, n)
         return ("obj", data)
+
+    def partition_on_driver(self, parts: list[list], num_partitions: int) -> list[Any]:
+        # Split and encoded in one pass, straight into the frames the tasks will read: no lists of the
+        # partitions, and no second pass over the records to encode each one.
+        out: list[Any] = []
+        for writer in partition_frames(parts, num_partitions):
+            with self._lock:
+                if self._stopped:
+                    raise RuntimeError("the executor has been stopped")
+                lease = self._arena.write_frame(writer)
+            if lease is not None:
+                out.append(PooledFrame(lease, writer.count))
+                continue
+            seg = shm.Segment.create(shm.new_name(self._pid, "d"), len(writer))
+            owner = _SharedSegment(seg.name)
+            try:
+                n = copy_into_segment(writer, seg)
+            finally:
+                seg.close()
+            out.append(FrameRef(owner, 0, n))
+        return out
 
     def _export(self, ref: BlockRef) -> FrameRef:
         """Ask the worker holding ``ref`` to write it into shared memory (a partition needed elsewhere)."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from pystream import frames
-from pystream.frames import FrameReader
+from pystream.frames import FrameReader, FrameWriter
 from pystream.executor import shm
 
 #: Lists shorter than this travel inside the pipe message; longer ones as a frame in shared memory.
@@ -75,6 +75,15 @@ def encode_into_segment(records: list, seg: shm.Segment) -> int:
     view = seg.buf
     try:
         return frames.encode_into(records, view)
+    finally:
+        view.release()
+
+
+def copy_into_segment(frame: FrameWriter, seg: shm.Segment) -> int:
+    """Copy a frame built elsewhere (a FrameWriter) to the start of ``seg``; return its length."""
+    view = seg.buf
+    try:
+        return frame.write_into(view)
     finally:
         view.release()
 

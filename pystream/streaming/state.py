@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from pystream._core.serialisation import FrameReader
 from pystream._core.state import KeyedState, State, map_with_state, update_state_by_key
 from pystream.lineage import ZippedPartitionsRDD
 from pystream.rdd import RDD
@@ -147,6 +148,12 @@ class StateDStream(_StateView):
         super().__init__(_InternalUpdateState(parent, update, num_partitions, initial), _states_of)
 
 
+def _state_list(prev: Any) -> list:
+    # The first state can arrive as the driver encoded it (an initial RDD split on the driver): the kernels
+    # read the new records as they come, but keep the state as a list.
+    return list(prev) if isinstance(prev, FrameReader) else prev
+
+
 class _UpdateState:
     __slots__ = ("update",)
     # The kernel reads the batch's records once, in order: a worker may hand them over a chunk at a time.
@@ -156,7 +163,7 @@ class _UpdateState:
         self.update = update
 
     def __call__(self, split: int, prev: list, batch: list) -> list:
-        return update_state_by_key(prev, batch, self.update)
+        return update_state_by_key(_state_list(prev), batch, self.update)
 
 
 class StateSpec:
@@ -216,7 +223,7 @@ class _MapWithState:
         self.func, self.t, self.timeout = func, t, timeout
 
     def __call__(self, split: int, prev: list, batch: list) -> list:
-        return map_with_state(prev, batch, self.func, self.t, self.timeout)
+        return map_with_state(_state_list(prev), batch, self.func, self.t, self.timeout)
 
 
 class MapWithStateDStream(_StateView):

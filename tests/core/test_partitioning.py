@@ -7,7 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pystream import portable_hash
-from pystream._core.partitioning import partition, partition_ids, partition_many, scatter
+from pystream._core.partitioning import partition, partition_frames, partition_ids, partition_many, scatter
+from pystream.frames import decode
 
 
 def reference(records, n):
@@ -107,3 +108,26 @@ def test_partition_many_bad_record_in_a_later_list_leaks_nothing():
     assert sys.getrefcount(good) == before + 3
     del parts
     assert sys.getrefcount(good) == before
+
+
+@given(st.lists(st.lists(st.tuples(st.one_of(st.text(max_size=3), st.integers(-5, 5), st.floats(allow_nan=False)),
+                                   st.one_of(st.integers(), st.text(max_size=4))), max_size=30), max_size=4),
+       st.integers(1, 9))
+def test_property_partition_frames_encode_partition_many(inputs, n):
+    writers = partition_frames(inputs, n)
+    assert [decode(w.getvalue()) for w in writers] == partition_many(inputs, n)
+    assert [w.count for w in writers] == [len(p) for p in partition_many(inputs, n)]
+
+
+def test_partition_frames_bad_input():
+    with pytest.raises(TypeError, match="record 1 is int"):
+        partition_frames([[("a", 1), 5]], 3)
+    with pytest.raises(ValueError, match="between 1"):
+        partition_frames([[("a", 1)]], 0)
+
+    class Unpicklable:
+        def __reduce__(self):
+            raise RuntimeError("no")
+
+    with pytest.raises(TypeError, match="pickling it failed"):
+        partition_frames([[("a", 1), ("b", Unpicklable())]], 2)

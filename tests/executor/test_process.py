@@ -1,5 +1,6 @@
 """The process executor: shared memory, worker lifetime, affinity, retries, cleanup after any end."""
 
+import gc
 import os
 import signal
 import subprocess
@@ -81,6 +82,35 @@ def test_large_inputs_travel_as_frames_and_come_back_equal(psc):
     assert psc.parallelize(data, 3).collect() == data
     # Only the driver's idle input segments stay, for the next inputs (every other segment is gone).
     assert all("_dp_" in n for n in shm_of(os.getpid()))
+
+
+def test_driver_partitioning_encodes_straight_into_input_segments(psc, monkeypatch):
+    # partitionBy of records the driver holds: split and encoded in one pass into the input arena, no map
+    # stage; each segment goes back to the arena when its partition is dropped.
+    stages = []
+    run = psc.executor.run_tasks
+    monkeypatch.setattr(psc.executor, "run_tasks",
+                        lambda fn, inputs, **kw: stages.append(kw.get("stage")) or run(fn, inputs, **kw))
+    data = [(i % 1_000, float(i)) for i in range(60_000)]
+    expected = psc.parallelize(data, 3).map(lambda kv: kv).partitionBy(2).glom().collect()
+    assert "shuffle-map" in stages
+    stages.clear()
+    split = psc.parallelize(data, 3).partitionBy(2).cache()
+    assert split.glom().collect() == expected
+    assert stages == ["action"]
+    parts = split._cached
+    assert [type(p).__name__ for p in parts] == ["PooledFrame", "PooledFrame"]
+    assert [len(p) for p in parts] == [len(p) for p in expected]
+    held = {p.lease.name for p in parts}
+    assert held <= set(shm_of(os.getpid()))
+    arena = psc.executor._arena
+    assert not held & {seg.name for seg in arena._free}  # in use: not handed out again
+    del parts
+    split.unpersist()
+    del split
+    gc.collect()
+    present = set(shm_of(os.getpid()))
+    assert all(name in {seg.name for seg in arena._free} or name not in present for name in held)
 
 
 def mapped_segments(pid):

@@ -1,0 +1,23 @@
+# What other _core modules cimport from serialisation: FrameWriter, so a kernel that makes frames (the
+# partitioner's partition_frames) encodes records straight into them, with no list in between.
+cimport cython
+from libc.stdint cimport uint64_t
+
+from pystream._core.ps_frame cimport ps_strtab, ps_writer
+
+
+ctypedef struct _estate:
+    ps_writer w
+    ps_strtab strings
+    uint64_t probes
+    uint64_t hits
+    uint64_t trial
+    bint table_off
+
+
+@cython.final
+cdef class FrameWriter:
+    cdef _estate _e
+    cdef readonly Py_ssize_t count
+    cdef int add(self, object record) except -1
+    cdef void _seal(self) noexcept
