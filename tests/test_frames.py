@@ -103,6 +103,29 @@ def test_repeated_strings_share_objects_and_shrink_frame():
     assert len(frames.encode(keys, compress=False)) < sum(map(len, keys))
 
 
+def test_decoded_tuples_of_atomic_values_skip_the_collector_and_cycles_are_still_collected():
+    import gc
+    import weakref
+
+    recs = [("a", 1), ("b", [1]), ((1, 2), 3.5), ("k", {"a": 1}), (1, 2, 3, 4, 5, 6.0), (1, 2, 3, 4, 5, {})]
+    out = frames.decode(frames.encode(recs))
+    assert out == recs
+    # Only tuples that can never be in a cycle are left untracked: an untracked dict may be tracked later.
+    assert [gc.is_tracked(t) for t in out] == [False, True, False, True, False, True]
+
+    class Box:
+        pass
+
+    record = frames.decode(frames.encode([("k", {"a": 1})]))[0]
+    box = Box()
+    box.record = record
+    record[1]["box"] = box  # record -> dict -> box -> record
+    ref = weakref.ref(box)
+    del box, record
+    gc.collect()
+    assert ref() is None
+
+
 def test_non_native_types_keep_their_type():
     out = roundtrip([Point(1, "a"), Color.GREEN, Custom([1, 2]), {"p": Point(2, 3)}, frozenset({1, 2}),
                      complex(1, 2)])

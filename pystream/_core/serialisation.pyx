@@ -15,7 +15,7 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from cpython.dict cimport PyDict_Next, PyDict_SetItem
 from cpython.list cimport PyList_Append, PyList_GET_ITEM, PyList_GET_SIZE, PyList_New, PyList_SET_ITEM
 from cpython.object cimport PyObject
-from cpython.ref cimport Py_INCREF
+from cpython.ref cimport Py_DECREF, Py_INCREF
 from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE, PyTuple_New, PyTuple_SET_ITEM
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libc.string cimport memcpy
@@ -462,10 +462,20 @@ cdef int _fail(_dstate *s, ps_status st, str what) except -1:
     return -1
 
 
+# The checks below run for nearly every value: each is an inline test whose failure (formatting a message)
+# is a separate function, so that the compiler inlines the test into the decode loop.
+cdef int _short(_dstate *s, uint64_t n, str what) except -1:
+    return _fail(s, PS_ERR_TRUNCATED, f"{what} length {n} exceeds the {ps_r_left(&s.r)} bytes left")
+
+
 cdef inline int _need(_dstate *s, uint64_t n, str what) except -1:
-    cdef size_t left = ps_r_left(&s.r)
-    if n > left:
-        _fail(s, PS_ERR_TRUNCATED, f"{what} length {n} exceeds the {left} bytes left")
+    if n > ps_r_left(&s.r):
+        _short(s, n, what)
+    return 0
+
+
+cdef uint64_t _bad_varint(_dstate *s, ps_status st, str what) except? 0xFFFFFFFFFFFFFFFF:
+    _fail(s, st, f"bad {what}")
     return 0
 
 
@@ -473,15 +483,18 @@ cdef inline uint64_t _varint(_dstate *s, str what) except? 0xFFFFFFFFFFFFFFFF:
     cdef uint64_t v = 0
     cdef ps_status st = ps_r_varint(&s.r, &v)
     if st != PS_OK:
-        _fail(s, st, f"bad {what}")
+        return _bad_varint(s, st, what)
     return v
+
+
+cdef int _too_many(_dstate *s, uint64_t n, str what) except -1:
+    return _fail(s, PS_ERR_COUNT, f"{what} of {n} items cannot fit in the {ps_r_left(&s.r)} bytes left")
 
 
 cdef inline int _need_items(_dstate *s, uint64_t n, uint64_t per_item, str what) except -1:
     # Checked before allocating: a forged count must fail here, not in PyList_New(10**18).
-    cdef size_t left = ps_r_left(&s.r)
-    if n > left // per_item:
-        _fail(s, PS_ERR_COUNT, f"{what} of {n} items cannot fit in the {left} bytes left")
+    if n > ps_r_left(&s.r) // per_item:
+        _too_many(s, n, what)
     return 0
 
 
@@ -509,18 +522,41 @@ cdef object _dec_raw(_dstate *s, str what):
     return b
 
 
-cdef inline bint _untracked(object o):
-    return not PyObject_IS_GC(o) or not PyObject_GC_IsTracked(o)
+cdef extern from *:
+    """
+    /* A value that can never be part of a reference cycle: an object of a non-GC type, or an untracked
+     * exact tuple (as CPython's own tuple untracking decides: an untracked dict may be tracked later, when
+     * a container is put in it, so it does not count). */
+    static inline int ps_atomic(PyObject *o) {
+        return !PyType_IS_GC(Py_TYPE(o)) || (PyTuple_CheckExact(o) && !PyObject_GC_IsTracked(o));
+    }
+    /* A tuple of the n (<= 4) references in items, stolen. Created with PyObject_GC_NewVar, which does not
+     * track it; tracked unless every item is atomic. NULL (items released) on a failed allocation. */
+    static PyObject *ps_tuple_steal(PyObject **items, size_t n, int atomic) {
+        PyTupleObject *t = PyObject_GC_NewVar(PyTupleObject, &PyTuple_Type, (Py_ssize_t)n);
+        if (t == NULL) {
+            for (size_t i = 0; i < n; i++) Py_DECREF(items[i]);
+            return NULL;
+        }
+        for (size_t i = 0; i < n; i++) t->ob_item[i] = items[i];
+        if (!atomic) PyObject_GC_Track((PyObject *)t);
+        return (PyObject *)t;
+    }
+    """
+    bint _atomic "ps_atomic"(PyObject *o)
+    object ps_tuple_steal(PyObject **items, size_t n, bint atomic)
 
 
 cdef object _dec_tuple(_dstate *s, size_t n, int depth):
     cdef Py_ssize_t i
     cdef bint atomic = True
     _need_items(s, n, 1, "tuple")
+    if 0 < n <= 4:
+        return _dec_small_tuple(s, n, depth)
     t = PyTuple_New(n)
     for i in range(<Py_ssize_t>n):
         item = _dec(s, depth + 1)
-        if atomic and not _untracked(item):
+        if atomic and not _atomic(<PyObject *>item):
             atomic = False
         Py_INCREF(item)
         PyTuple_SET_ITEM(t, i, item)
@@ -529,6 +565,28 @@ cdef object _dec_tuple(_dstate *s, size_t n, int depth):
         # from walking a million fresh record tuples that can never be part of a cycle.
         PyObject_GC_UnTrack(<void *>t)
     return t
+
+
+cdef object _dec_small_tuple(_dstate *s, size_t n, int depth):
+    # The items first, then the tuple: one that holds only atomic values (str, int, float, ...) is created
+    # untracked, instead of being linked into the collector's list and unlinked again.
+    cdef PyObject *items[4]
+    cdef size_t i, done = 0
+    cdef bint atomic = True
+    cdef object item
+    try:
+        for done in range(n):
+            item = _dec(s, depth + 1)
+            if atomic and not _atomic(<PyObject *>item):
+                atomic = False
+            Py_INCREF(item)
+            items[done] = <PyObject *>item
+        done = n
+    finally:
+        if done != n:
+            for i in range(done):
+                Py_DECREF(<object>items[i])
+    return ps_tuple_steal(items, n, atomic)
 
 
 cdef object _dec_list(_dstate *s, size_t n, int depth):
