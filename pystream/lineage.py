@@ -53,9 +53,24 @@ class ParallelCollectionRDD(RDD):
 
     def __init__(self, ctx: SparkContext, partitions: list[list]) -> None:
         super().__init__(ctx, len(partitions))
-        self._parts = partitions
+        self._parts: list = partitions
+        self._held = False
 
-    def _do_compute(self) -> list[list]:
+    def _do_compute(self) -> list:
+        # The first time tasks need them, the executor takes the partitions where its tasks read them (a
+        # process executor encodes them into its shared memory) and this RDD keeps that instead of the lists:
+        # the records then live once, as frames, not as Python objects plus a copy for each task.
+        if not self._held:
+            self._parts = self.ctx.executor.hold(self._parts)
+            self._held = True
+        return self._parts
+
+    def _driver_lists(self) -> list[list] | None:
+        """The partitions as lists, while the driver still holds them so (not yet taken by the executor)."""
+        if self._held or not all(type(p) is list for p in self._parts):
+            return None
+        if self._persisted and self._cached is None:
+            self._cached = self._parts  # computed, as far as cache() is concerned
         return self._parts
 
 
@@ -153,8 +168,8 @@ class ShuffledRDD(RDD):
             src, fn = self._prev._pipeline()
             if (fn is None and self._aggregator is None and type(self) is ShuffledRDD
                     and self._partition_func is portable_hash and isinstance(src, ParallelCollectionRDD)):
-                parts = src._compute()
-                if all(type(p) is list for p in parts):
+                parts = src._driver_lists()
+                if parts is not None:
                     # Records the driver holds anyway (parallelize, a batch's received blocks): split here,
                     # in one C pass, instead of shipping them to map tasks that split them and ship them again.
                     return executor.partition_on_driver(parts, n), True

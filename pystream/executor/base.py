@@ -40,6 +40,11 @@ class Executor(abc.ABC):
         executor may likewise return as references, one per bucket.
         """
 
+    def hold(self, parts: list[list]) -> list[Any]:
+        """Partitions the driver made (parallelize, received blocks), as handles this executor's tasks accept;
+        the driver keeps these in place of the lists. The default keeps the lists."""
+        return parts
+
     def partition_on_driver(self, parts: list[list], num_partitions: int) -> list[Any]:
         """partitionBy (stable key hash) of records the driver holds: ``num_partitions`` partitions, as handles
         this executor's tasks accept. Partition j holds ``parts[0]``'s records for j, then ``parts[1]``'s, ...

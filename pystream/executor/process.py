@@ -48,6 +48,9 @@ ARENA_CACHE_KEY = "spark.pystream.worker.arenaCacheMB"
 
 _live_executors: weakref.WeakSet = weakref.WeakSet()
 
+#: Driver inputs of at most this many records travel inside the task message instead of shared memory.
+_INLINE_RECORDS = 64
+
 
 class BlockRef:
     """A partition kept in a worker's memory. Dropping the last reference frees it in the worker."""
@@ -249,7 +252,7 @@ class ProcessExecutor(Executor):
         if isinstance(data, tuple) and data and any(isinstance(d, (list, BlockRef, FrameRef, PooledFrame))
                                                     for d in data):
             return ("tuple", [self._describe(d, worker, keepalive) for d in data])
-        if isinstance(data, list) and len(data) > 64:
+        if isinstance(data, list) and len(data) > _INLINE_RECORDS:
             lease = self._arena.write(data)
             if lease is not None:
                 keepalive.append(lease)
@@ -260,6 +263,19 @@ class ProcessExecutor(Executor):
             keepalive.append(owner)
             return ("frame", seg.name, 0, n)
         return ("obj", data)
+
+    def hold(self, parts: list[list]) -> list[Any]:
+        # Encoded once into the input arena, for every task that will read them; small lists travel inline.
+        out: list[Any] = []
+        for part in parts:
+            lease = None
+            if type(part) is list and len(part) > _INLINE_RECORDS:
+                with self._lock:
+                    if self._stopped:
+                        raise RuntimeError("the executor has been stopped")
+                    lease = self._arena.write(part)
+            out.append(part if lease is None else PooledFrame(lease, len(part)))
+        return out
 
     def partition_on_driver(self, parts: list[list], num_partitions: int) -> list[Any]:
         # Split and encoded in one pass, straight into the frames the tasks will read: no lists of the

@@ -113,6 +113,27 @@ def test_driver_partitioning_encodes_straight_into_input_segments(psc, monkeypat
     assert all(name in {seg.name for seg in arena._free} or name not in present for name in held)
 
 
+def test_parallelized_partitions_are_encoded_once_and_kept_as_frames(psc):
+    data = [(f"k{i % 100}", i) for i in range(30_000)]
+    rdd = psc.parallelize(data, 3).map(lambda kv: kv[1])
+    src = rdd._prev
+    assert all(type(p) is list for p in src._parts)  # nothing encoded before tasks need it
+    assert rdd.sum() == sum(range(30_000))
+    held = src._parts
+    assert [type(p).__name__ for p in held] == ["PooledFrame"] * 3 and sum(map(len, held)) == 30_000
+    names = {p.lease.name for p in held}
+    assert rdd.count() == 30_000 and src._parts is held  # later jobs read the same frames
+    arena = psc.executor._arena
+    assert not names & {seg.name for seg in arena._free}
+    del rdd, src, held
+    gc.collect()
+    # Dropping the RDD gives its segments back to the arena (or unlinks them).
+    present = set(shm_of(os.getpid()))
+    assert all(name in {seg.name for seg in arena._free} or name not in present for name in names)
+    small = psc.parallelize(list(range(10)), 2)
+    assert small.sum() == 45 and all(type(p) is list for p in small._parts)  # small ones travel inline
+
+
 def mapped_segments(pid):
     with open(f"/proc/{pid}/maps") as fh:
         return {line.split("/dev/shm/")[1].strip() for line in fh if "/dev/shm/ps_" in line}
