@@ -7,8 +7,9 @@ read them are done (a :class:`Lease` is held for as long as a task may still rea
 their mappings of these segments for the same reason, and are told to drop a mapping when its segment is
 retired (:meth:`InputArena.retired`).
 
-What the arena may hold is bounded: at most ``max_free`` idle segments, none larger than ``max_segment``
-bytes, and every segment is unlinked by :meth:`InputArena.close` (the executor's stop).
+What the arena may hold idle is bounded: at most ``max_free`` segments and ``max_free_bytes`` bytes, none larger
+than ``max_segment`` bytes (beyond, the smallest idle segments are unlinked first), and every segment is
+unlinked by :meth:`InputArena.close` (the executor's stop).
 """
 
 from __future__ import annotations
@@ -38,9 +39,11 @@ class Lease:
 class InputArena:
     """The driver's pool of input segments (see the module docstring)."""
 
-    def __init__(self, driver_pid: int, max_free: int = 4, max_segment: int = 1 << 30) -> None:
+    def __init__(self, driver_pid: int, max_free: int = 4, max_segment: int = 1 << 30,
+                 max_free_bytes: int = 256 << 20) -> None:
         self._pid = driver_pid
         self._max_free = max_free
+        self._max_free_bytes = max_free_bytes
         self._max_segment = max_segment
         self._free: list[shm.Segment] = []
         self._retired: list[str] = []
@@ -89,16 +92,19 @@ class InputArena:
 
     def _release(self, seg: shm.Segment) -> None:
         with self._lock:
-            if not self._closed and seg.size <= self._max_segment:
+            drop = [seg]
+            if not self._closed and seg.size <= min(self._max_segment, self._max_free_bytes):
                 self._free.append(seg)
-                if len(self._free) <= self._max_free:
-                    return
                 # Keep the largest idle segments: they fit every input the smaller ones fit.
                 self._free.sort(key=lambda s: s.size)
-                seg = self._free.pop(0)
-            self._retired.append(seg.name)
-        seg.close()
-        seg.unlink()
+                drop = []
+                while (len(self._free) > self._max_free
+                       or sum(s.size for s in self._free) > self._max_free_bytes):
+                    drop.append(self._free.pop(0))
+            self._retired.extend(s.name for s in drop)
+        for s in drop:
+            s.close()
+            s.unlink()
 
     def retired(self) -> list[str]:
         """Names of the segments unlinked since the last call (workers drop their mappings of them)."""

@@ -45,6 +45,8 @@ MAX_FAILURES_KEY = "spark.task.maxFailures"
 START_METHOD_KEY = "spark.pystream.executor.startMethod"
 #: Freed allocator arenas each worker keeps mapped for the next batch (pystream._core.memory), in MiB.
 ARENA_CACHE_KEY = "spark.pystream.worker.arenaCacheMB"
+#: Idle input segments the driver keeps for its next inputs (written again without page faults), in MiB.
+INPUT_ARENA_KEY = "spark.pystream.driver.inputArenaMB"
 
 _live_executors: weakref.WeakSet = weakref.WeakSet()
 
@@ -143,7 +145,10 @@ class ProcessExecutor(Executor):
         self._pending_frees: dict[tuple[int, int], list[int]] = {}
         self._stopped = False
         self._incarnations = itertools.count()
-        self._arena = InputArena(self._pid, max_free=2 * self.parallelism + 2)
+        idle_mb = conf.getInt(INPUT_ARENA_KEY, 256) if conf is not None else 256
+        if idle_mb < 0:
+            raise ValueError(f"{INPUT_ARENA_KEY} must be >= 0, got {idle_mb}")
+        self._arena = InputArena(self._pid, max_free=2 * self.parallelism + 2, max_free_bytes=idle_mb << 20)
         stale = shm.remove_stale()
         if stale:
             logger.info("removed %d shared-memory segments left by drivers that died", len(stale))
