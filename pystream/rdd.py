@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from pystream._core.hashing import portable_hash
+from pystream._core.serialisation import FrameReaderIterator
 from pystream.errors import IllegalStateError, StateLostError
 from pystream.shuffle import Aggregator, ApplyTask, OffsetTask, PipelineFn
 
@@ -559,7 +560,9 @@ def _to_list(_: int, it: Iterator[Any]) -> list:
 
 # Iterators whose length_hint is their exact length: counting them touches no element (each element is a
 # cache miss when a partition is large and was made a while ago).
-_SIZED_ITERATORS = (type(iter([])), type(iter(())), type(iter(range(0))))
+# Iterators whose length_hint is exact: a count reads it instead of walking the records (a FrameReader's is
+# its frame's record count, so counting an input partition decodes nothing).
+_SIZED_ITERATORS = (type(iter([])), type(iter(())), type(iter(range(0))), FrameReaderIterator)
 
 
 def _count_iter(_: int, it: Iterator[Any]) -> int:

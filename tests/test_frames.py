@@ -465,6 +465,22 @@ def test_reader_reads_a_span_iterates_and_refuses_after_close():
         frames.FrameReader(frame).next_chunk(0)
 
 
+def test_reader_iterator_knows_exactly_how_many_records_remain():
+    import operator
+
+    records = [(f"k{i % 10}", i) for i in range(1000)]
+    reader = frames.FrameReader(frames.encode(records))
+    assert reader.next_chunk(100) == records[:100]  # read past directly: the iterator starts after them
+    it = iter(reader)
+    assert operator.length_hint(it) == 900
+    assert [next(it) for _ in range(300)] == records[100:400]
+    assert operator.length_hint(it) == 600
+    assert list(it) == records[400:]
+    assert operator.length_hint(it) == 0
+    with pytest.raises(StopIteration):
+        next(it)
+
+
 def test_reader_checks_the_frame_up_front():
     frame = bytearray(frames.encode([("a", 1)] * 100, compress=False))
     frame[-1] ^= 0xFF

@@ -897,12 +897,38 @@ cdef class FrameReader:
 
 
     def __iter__(self):
-        cdef list chunk
-        while True:
-            chunk = self.next_chunk(256)
-            if not chunk:
-                return
-            yield from chunk
+        return FrameReaderIterator(self)
+
+
+@cython.final
+cdef class FrameReaderIterator:
+    """Iterates a FrameReader's records, decoding them a chunk at a time. ``operator.length_hint`` of it is
+    exact (the records it has yet to give), so a count needs no decoding."""
+
+    cdef FrameReader _reader
+    cdef list _chunk
+    cdef Py_ssize_t _pos
+
+    def __cinit__(self, FrameReader reader not None):
+        self._reader = reader
+        self._chunk = []
+        self._pos = 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self._pos >= PyList_GET_SIZE(self._chunk):
+            self._chunk = self._reader.next_chunk(256)
+            self._pos = 0
+            if PyList_GET_SIZE(self._chunk) == 0:
+                raise StopIteration
+        item = <object>PyList_GET_ITEM(self._chunk, self._pos)
+        self._pos += 1
+        return item
+
+    def __length_hint__(self):
+        return PyList_GET_SIZE(self._chunk) - self._pos + self._reader.remaining
 
 
 cdef int _parse_header_at(buffer, Py_ssize_t offset, ps_frame_header *h) except -1:
