@@ -53,21 +53,32 @@ class ParallelCollectionRDD(RDD):
 
     def __init__(self, ctx: SparkContext, partitions: list[list]) -> None:
         super().__init__(ctx, len(partitions))
-        self._parts: list = partitions
-        self._held = False
+        self._parts: list = list(partitions)
+        self._held = [False] * len(partitions)
 
     def _do_compute(self) -> list:
         # The first time tasks need them, the executor takes the partitions where its tasks read them (a
         # process executor encodes them into its shared memory) and this RDD keeps that instead of the lists:
         # the records then live once, as frames, not as Python objects plus a copy for each task.
-        if not self._held:
-            self._parts = self.ctx.executor.hold(self._parts)
-            self._held = True
+        self._hold(range(len(self._parts)))
         return self._parts
+
+    def _compute_some(self, partitions: range) -> list:
+        if self._cached is not None:
+            return self._cached[partitions.start:partitions.stop]
+        self._hold(partitions)  # only those: first() of a large collection encodes its first partition
+        return self._parts[partitions.start:partitions.stop]
+
+    def _hold(self, partitions: range) -> None:
+        todo = [i for i in partitions if not self._held[i]]
+        if todo:
+            for i, part in zip(todo, self.ctx.executor.hold([self._parts[i] for i in todo])):
+                self._parts[i] = part
+                self._held[i] = True
 
     def _driver_lists(self) -> list[list] | None:
         """The partitions as lists, while the driver still holds them so (not yet taken by the executor)."""
-        if self._held or not all(type(p) is list for p in self._parts):
+        if any(self._held) or not all(type(p) is list for p in self._parts):
             return None
         if self._persisted and self._cached is None:
             self._cached = self._parts  # computed, as far as cache() is concerned

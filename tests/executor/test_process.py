@@ -132,6 +132,11 @@ def test_parallelized_partitions_are_encoded_once_and_kept_as_frames(psc):
     assert all(name in {seg.name for seg in arena._free} or name not in present for name in names)
     small = psc.parallelize(list(range(10)), 2)
     assert small.sum() == 45 and all(type(p) is list for p in small._parts)  # small ones travel inline
+    big = psc.parallelize(list(range(40_000)), 4)
+    assert big.first() == 0  # only what take() reads is encoded
+    assert [type(p).__name__ for p in big._parts] == ["PooledFrame", "list", "list", "list"]
+    assert big.take(5) == [0, 1, 2, 3, 4] and type(big._parts[1]) is list
+    assert big.count() == 40_000 and all(type(p).__name__ == "PooledFrame" for p in big._parts)
 
 
 def mapped_segments(pid):
