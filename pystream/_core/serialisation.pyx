@@ -136,6 +136,14 @@ cdef inline void _estate_init(_estate *e, Py_ssize_t records) noexcept:
     e.trial = max(<uint64_t>_TABLE_TRIAL, <uint64_t>records // 4)
 
 
+cdef int _open_payload_space(ps_writer *w, Py_ssize_t records) except -1:
+    # A growing writer, positioned after room for the header (written last, once the payload is known). One
+    # up-front reservation sized for typical small records avoids most regrowth copies.
+    _reserve(w, PS_FRAME_HEADER_SIZE + min(<size_t>max(records, 0) * 16, <size_t>1 << 28) + 4096)
+    w.len = PS_FRAME_HEADER_SIZE
+    return 0
+
+
 cdef inline int _enc_short_str(_estate *e, const uint8_t *s, size_t n) except -1:
     cdef ps_writer *w = &e.w
     cdef uint32_t h
@@ -298,9 +306,7 @@ def encode(records, *, compress=None):
     ps_writer_init(w, NULL, 0)
     _estate_init(&e, PyList_GET_SIZE(recs))
     try:
-        # One up-front reservation sized for typical small records avoids most regrowth copies.
-        _reserve(w, PS_FRAME_HEADER_SIZE + min(<size_t>PyList_GET_SIZE(recs) * 16, <size_t>1 << 28) + 4096)
-        w.len = PS_FRAME_HEADER_SIZE
+        _open_payload_space(w, PyList_GET_SIZE(recs))
         count = _enc_records(&e, recs)
         plen = w.len - PS_FRAME_HEADER_SIZE
         if compress is None:
@@ -383,8 +389,7 @@ cdef class FrameWriter:
         ps_writer_init(&self._e.w, NULL, 0)
         _estate_init(&self._e, expected)
         self.count = 0
-        _reserve(&self._e.w, PS_FRAME_HEADER_SIZE + min(<size_t>max(expected, 0) * 16, <size_t>1 << 28) + 256)
-        self._e.w.len = PS_FRAME_HEADER_SIZE
+        _open_payload_space(&self._e.w, expected)
 
     def __dealloc__(self):
         ps_writer_free(&self._e.w)
