@@ -353,6 +353,45 @@ def test_bad_varint_and_tag_and_utf8_and_strref():
     assert frames.decode(forged(b"\x81a\x0d\x00", 2)) == ["a", "a"]
 
 
+def test_flat_tuples_and_other_records_keep_one_string_table():
+    # Tuples of scalars decode on a fast path of their own; the literals it adds to the string table must
+    # stay in step with the generic decoder's, in whatever order the two kinds of records come.
+    records = [
+        ("a", 1), [("b", 2.5)], ("b", "a", None, True), ("c", "c"), ("é", "a"), ("a", -(2**40), False),
+        ("", 0), ({"x": 1}, "c"), ("c", "b"), (2**70, "d"), ("d", "e" * 64), ("e" * 64, "d"), ("f",),
+        ("g", "h", "i", "j", "k"), ("k", "j"), (), ("x", float("-inf"), 63, 64),
+    ]
+    out = roundtrip(records)
+    assert out[0][0] is out[2][1] is out[4][1]  # every "a" is one object
+    assert out[3][0] is out[3][1] is out[7][1] is out[8][0]
+    assert out[9][1] is out[10][0] is out[11][1]
+
+
+def test_flat_tuples_that_are_malformed_fail_as_any_record():
+    # A tuple of two scalars whose second item is damaged: the error names the record and what is wrong.
+    good = b"\x22\x81a\x41"
+    corrupt(forged(good + b"\x22\x0d\x05\x41", 2), "record 1 .*string reference #5 but only 1")
+    corrupt(forged(good + b"\x22\x0d\x00", 2), "record 1 .*payload ends where a value was expected")
+    corrupt(forged(good + b"\x22\x03" + b"\xff" * 10, 2), "record 1 .*bad int")
+    corrupt(forged(good + b"\x22\x05\x00\x00", 2), "record 1 .*float")
+    corrupt(forged(good + b"\x22\x85ab", 2), "record 1 .*string length 5 exceeds")
+    corrupt(forged(good + b"\x22\x41\xc5", 2), "record 1 .*unknown value tag 0xc5")
+    # A reference to a literal of the same record; and a literal read before the fast path met a value it
+    # leaves to the generic decoder (bytes), which joins the table once, not twice.
+    assert frames.decode(forged(b"\x22\x81a\x0d\x00", 1)) == [("a", "a")]
+    assert frames.decode(forged(b"\x22\x81b\x07\x01z" + b"\x22\x0d\x00\x40", 2)) == [("b", b"z"), ("b", 0)]
+    corrupt(forged(b"\x22\x81b\x07\x01z" + b"\x22\x0d\x01\x40", 2), "record 1 .*string reference #1 but only 1")
+
+
+def test_reader_names_the_failing_record_by_its_place_in_the_frame():
+    frame = forged(b"\x22\x81a\x41" + b"\x22\x0d\x00\x41" * 699 + b"\x22\x0d\x09\x41", 701)
+    reader = frames.FrameReader(frame)
+    assert len(reader.next_chunk(300)) == 300
+    assert len(reader.next_chunk(300)) == 300
+    with pytest.raises(CorruptFrameError, match="record 700 .*string reference #9"):
+        reader.next_chunk(300)
+
+
 def test_bad_embedded_pickle_and_dict_key():
     corrupt(forged(b"\x0c\x03abc", 1), "embedded pickle")
     with pytest.raises(CorruptFrameError) as info:

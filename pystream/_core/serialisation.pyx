@@ -552,6 +552,99 @@ cdef extern from *:
     object ps_tuple_steal(PyObject **items, size_t n, bint atomic)
 
 
+cdef extern from *:
+    """
+    /* One record of the commonest shape, a tuple of 1 to 4 scalars (a shared or short ASCII str, an int64,
+     * a float, None, a bool), decoded without the generic decoder's recursion and per-value dispatch.
+     * 1: decoded, the new tuple stored in out[i]; 0: another shape, or anything unusual or malformed (nothing
+     * consumed, nothing changed: the generic decoder starts over at the same byte and reports any damage);
+     * -1: an exception (MemoryError). A new literal string joins the string table only once its whole
+     * record has decoded, so that starting over cannot add it twice. */
+    static int ps_dec_flat_record(ps_reader *r, PyObject *strings, PyObject *out, Py_ssize_t i) {
+        const uint8_t *p = r->p, *end = r->end;
+        if (PS_UNLIKELY(p >= end)) return 0;
+        size_t n = (size_t)p[0] - PS_TAG_TUPLE_SMALL;
+        if (n - 1 >= 4) return 0;  /* unsigned: only 1..4 */
+        ps_reader rr = {r->start, p + 1, end};
+        Py_ssize_t nstr = PyList_GET_SIZE(strings);
+        PyObject *items[4];
+        unsigned literals = 0;
+        size_t k;
+        for (k = 0; k < n; k++) {
+            if (PS_UNLIKELY(rr.p >= end)) goto other;
+            uint8_t t = *rr.p++;
+            PyObject *o;
+            uint64_t v;
+            if (t == PS_TAG_STRREF) {
+                if (ps_r_varint(&rr, &v) != PS_OK || v >= (uint64_t)nstr) goto other;
+                o = PyList_GET_ITEM(strings, (Py_ssize_t)v);
+                Py_INCREF(o);
+            } else if (t >= PS_TAG_INT_SMALL && t < PS_TAG_STR_SMALL) {
+                o = PyLong_FromLong((long)(t - PS_TAG_INT_SMALL));  /* a cached small int */
+            } else if (t == PS_TAG_INT) {
+                if (ps_r_varint(&rr, &v) != PS_OK) goto other;
+                if ((o = PyLong_FromLongLong(ps_unzigzag(v))) == NULL) goto fail;
+            } else if (t >= PS_TAG_STR_SMALL && t < PS_TAG_STR_SMALL_END) {
+                size_t len = (size_t)(t - PS_TAG_STR_SMALL);
+                if ((size_t)(end - rr.p) < len || !ps_is_ascii(rr.p, len)) goto other;
+                if ((o = PyUnicode_New((Py_ssize_t)len, 127)) == NULL) goto fail;
+                memcpy(PyUnicode_DATA(o), rr.p, len);
+                rr.p += len;
+                if (len) literals |= 1u << k;  /* the empty string is never in the table */
+            } else if (t == PS_TAG_FLOAT) {
+                if (end - rr.p < 8) goto other;
+                if ((o = PyFloat_FromDouble(ps_load_f64le(rr.p))) == NULL) goto fail;
+                rr.p += 8;
+            } else if (t == PS_TAG_NONE) {
+                o = Py_None;
+                Py_INCREF(o);
+            } else if (t == PS_TAG_TRUE || t == PS_TAG_FALSE) {
+                o = t == PS_TAG_TRUE ? Py_True : Py_False;
+                Py_INCREF(o);
+            } else {
+                goto other;
+            }
+            items[k] = o;
+        }
+        for (size_t j = 0; literals >> j; j++) {
+            if ((literals >> j) & 1 && PyList_Append(strings, items[j]) < 0) {
+                PyList_SetSlice(strings, nstr, PyList_GET_SIZE(strings), NULL);
+                goto fail;
+            }
+        }
+        /* Every item is of a type the collector ignores: the tuple is created untracked. */
+        PyTupleObject *tup = PyObject_GC_NewVar(PyTupleObject, &PyTuple_Type, (Py_ssize_t)n);
+        if (tup == NULL) {
+            PyList_SetSlice(strings, nstr, PyList_GET_SIZE(strings), NULL);
+            goto fail;
+        }
+        for (size_t j = 0; j < n; j++) tup->ob_item[j] = items[j];
+        PyList_SET_ITEM(out, i, (PyObject *)tup);
+        r->p = rr.p;
+        return 1;
+    other:
+        while (k--) Py_DECREF(items[k]);
+        return 0;
+    fail:
+        while (k--) Py_DECREF(items[k]);
+        return -1;
+    }
+
+    /* ps_dec_flat_record for out[i], out[i + 1], ... up to out[n - 1]: the index of the first record it
+     * did not decode (n when it did them all), or -1 on an exception. */
+    static Py_ssize_t ps_dec_flat_run(ps_reader *r, PyObject *strings, PyObject *out, Py_ssize_t i,
+                                      Py_ssize_t n) {
+        for (; i < n; i++) {
+            int st = ps_dec_flat_record(r, strings, out, i);
+            if (st <= 0) return st < 0 ? -1 : i;
+        }
+        return n;
+    }
+    """
+    Py_ssize_t ps_dec_flat_run(ps_reader *r, PyObject *strings, object out, Py_ssize_t i,
+                               Py_ssize_t n) except -1
+
+
 cdef object _dec_tuple(_dstate *s, size_t n, int depth):
     cdef Py_ssize_t i
     cdef bint atomic = True
@@ -743,6 +836,21 @@ cdef int _check_end(_dstate *s, uint64_t count) except -1:
     return 0
 
 
+cdef int _dec_records(_dstate *s, list out, Py_ssize_t n, Py_ssize_t first) except -1:
+    """Decode the next ``n`` records, numbered from ``first`` in error messages, into a fresh list's empty
+    slots: runs of flat tuples in C, any other record through the generic decoder."""
+    cdef Py_ssize_t i = 0
+    while i < n:
+        i = ps_dec_flat_run(&s.r, s.strings, out, i, n)
+        if i < n:
+            s.record = first + i
+            item = _dec(s, 0)
+            Py_INCREF(item)
+            PyList_SET_ITEM(out, i, item)
+            i += 1
+    return 0
+
+
 cdef list _decode_payload(const uint8_t *p, size_t n, uint64_t count):
     cdef _dstate s
     cdef Py_ssize_t i
@@ -750,11 +858,7 @@ cdef list _decode_payload(const uint8_t *p, size_t n, uint64_t count):
     _start(&s, p, n, strings)
     # ps_frame_header_parse has checked count <= payload bytes, so this allocation is bounded by the input.
     out = PyList_New(<Py_ssize_t>count)
-    for i in range(<Py_ssize_t>count):
-        s.record = i
-        item = _dec(&s, 0)
-        Py_INCREF(item)
-        PyList_SET_ITEM(out, i, item)
+    _dec_records(&s, out, <Py_ssize_t>count, 0)
     _check_end(&s, count)
     return <list>out
 
@@ -887,12 +991,9 @@ cdef class FrameReader:
         out = PyList_New(n)
         gc_was_enabled = PyGC_Disable()
         try:
-            for i in range(n):
-                self._s.record = self._next
-                item = _dec(&self._s, 0)
-                Py_INCREF(item)
-                PyList_SET_ITEM(out, i, item)
-                self._next += 1
+            # _next moves only once the chunk has decoded: a chunk that fails is not half read.
+            _dec_records(&self._s, out, n, self._next)
+            self._next += n
         finally:
             if gc_was_enabled:
                 PyGC_Enable()
