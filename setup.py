@@ -47,6 +47,7 @@ extensions = [
     ext("status", ["csrc/ps_status.c"]),
     ext("hashing"),
     ext("serialisation", ["csrc/ps_frame.c"]),
+    ext("deserialisation", ["csrc/ps_frame.c"]),
     ext("partitioning", ["csrc/ps_partition.c"]),
     ext("aggregation", ["csrc/ps_agg.c"]),
     ext("groupby", ["csrc/ps_agg.c"]),

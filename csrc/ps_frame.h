@@ -74,6 +74,8 @@ typedef struct {
  * grows, and the string objects being encoded may die (a pickled value's __reduce__ can run any code). */
 #define PS_STRTAB_MAX_ENTRIES ((uint32_t)1 << 20)
 #define PS_STR_SHORT_MAX 63
+/* Containers nest at most this deep: decoding recurses on the C stack, so a forged frame must not. */
+#define PS_MAX_DEPTH 200
 
 typedef struct {
     uint64_t off1; /* offset of the literal's tag byte + 1; 0 marks an empty slot */

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from pystream._core import deserialisation as _de
 from pystream._core import serialisation as _ser
 
 __all__ = [
@@ -70,10 +71,10 @@ def decode(buffer: Any) -> list[Any]:
     ``buffer`` must hold exactly one frame: trailing bytes are an error. Raises
     :class:`pystream.errors.CorruptFrameError` saying what was wrong for any malformed frame.
     """
-    return _ser.decode(buffer)
+    return _de.decode(buffer)
 
 
-FrameReader = _ser.FrameReader
+FrameReader = _de.FrameReader
 """``FrameReader(buffer, offset=0, length=-1)``: the frame's records a chunk at a time (``next_chunk(size)``,
 or iteration), for consumers that handle records in order and drop them; ``close()`` releases the buffer."""
 
@@ -86,9 +87,9 @@ FrameWriter = _ser.FrameWriter
 
 def frame_length(buffer: Any, offset: int = 0) -> int:
     """Total size in bytes of the frame whose (validated) header starts at ``offset`` in ``buffer``."""
-    return _ser.frame_length(buffer, offset)
+    return _de.frame_length(buffer, offset)
 
 
 def frame_count(buffer: Any) -> int:
     """Number of records in the frame at the start of ``buffer``, read from its validated header."""
-    return _ser.frame_count(buffer)
+    return _de.frame_count(buffer)

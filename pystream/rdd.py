@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from pystream._core.hashing import portable_hash
-from pystream._core.serialisation import FrameReaderIterator
+from pystream._core.deserialisation import FrameReaderIterator
 from pystream.errors import IllegalStateError, StateLostError
 from pystream.shuffle import Aggregator, ApplyTask, OffsetTask, PipelineFn
 

@@ -72,6 +72,7 @@ cdef extern from "ps_frame.h" nogil:
     enum:
         PS_STRTAB_MAX_ENTRIES
         PS_STR_SHORT_MAX
+        PS_MAX_DEPTH
 
     ctypedef struct ps_strtab_slot:
         uint64_t off1

@@ -1,6 +1,6 @@
 from collections.abc import Callable, Iterable
 from typing import Any
-from pystream._core.serialisation import FrameReader
+from pystream._core.deserialisation import FrameReader
 
 class KeyedState:
     timed: bool

@@ -16,7 +16,7 @@ from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
 from cpython.ref cimport PyObject
 
 from pystream._core.lookahead cimport _Peek, _peek_ahead, _peek_start
-from pystream._core.serialisation import FrameReader
+from pystream._core.deserialisation import FrameReader
 from pystream.errors import IllegalArgumentError, NoSuchElementError
 
 cdef extern from "Python.h":

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from pystream._core.serialisation import FrameReader
+from pystream._core.deserialisation import FrameReader
 from pystream._core.state import KeyedState, State, map_with_state, update_state_by_key
 from pystream.lineage import ZippedPartitionsRDD
 from pystream.rdd import RDD
