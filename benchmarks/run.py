@@ -23,6 +23,7 @@ import bench_partitioning  # noqa: E402
 TARGETS = {
     "frames encode vs pickle 5": 3.0,
     "frames decode vs pickle 5": 3.0,
+    "  both on the arena cache": 3.0,
     "partition vs Python loop": 10.0,
     "sum by key vs dict loop": 3.0,
     "count vs collections.Counter": 1.0,
@@ -31,11 +32,13 @@ TARGETS = {
 
 def kernels() -> None:
     f = bench_frames.ratios()
+    fc = bench_frames.ratios_on_arena_cache()
     p = bench_partitioning.ratios()
     a = bench_aggregation.ratios()
     rows = [
         ("frames encode vs pickle 5", f["encode_speedup"]),
         ("frames decode vs pickle 5", f["decode_speedup"]),
+        ("  both on the arena cache", fc["decode_speedup"]),
         ("partition vs Python loop", p["speedup"]),
         ("sum by key vs dict loop", a["sum_vs_dict_loop"]),
         ("count vs collections.Counter", a["count_vs_counter"]),
