@@ -10,8 +10,9 @@ batch counted (the first one included). Results are checked against the referenc
 order-independent digest of every batch's output, or of the final state).
 
 Printed per configuration: records/s, the ratio to the reference measured in this run, p50/p99 batch processing
-time, the peak memory of the whole process tree (driver + workers, shared-memory segments counted once), and
-that peak divided by the in-memory size of one batch window of input plus the state.
+time, the peak memory of the whole process tree (driver + workers, shared-memory segments counted once), that
+peak divided by the in-memory size of one batch window of input plus the state, and the same for the growth of
+the peak over what the tree held before the first batch (interpreters, imports, the generator, idle workers).
 """
 
 from __future__ import annotations
@@ -82,10 +83,14 @@ class MemorySampler(threading.Thread):
         self.stop_event = threading.Event()
 
     def run(self) -> None:
-        me = os.getpid()
         while not self.stop_event.wait(0.02):
-            total = private_kb(me) + sum(private_kb(p) for p in self.pids()) + shm_kb(me)
-            self.peak_kb = max(self.peak_kb, total)
+            self.peak_kb = max(self.peak_kb, tree_kb(self.pids()))
+
+
+def tree_kb(worker_pids: list[int]) -> int:
+    """The driver's and its workers' own resident memory, plus the driver's shared-memory segments once."""
+    me = os.getpid()
+    return private_kb(me) + sum(private_kb(p) for p in worker_pids) + shm_kb(me)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -279,8 +284,12 @@ def run_config(kind: str, workers: int, w: Workload) -> dict:
         durations: list[float] = []
         pids = (lambda: sc.executor.worker_pids) if kind == "process" else (lambda: [])
         sampler = MemorySampler(pids)
-        sampler.start()
         ssc.start()
+        # What the tree holds before any data (interpreters, imports, the generator's tables, idle workers):
+        # the part of the peak that does not grow with the data.
+        wl.warm_generators()
+        idle_kb = tree_kb(pids())
+        sampler.start()
         for i in range(w.batches):
             data = w.batch(i)
             queue.push(sc.parallelize(data, workers))
@@ -296,7 +305,7 @@ def run_config(kind: str, workers: int, w: Workload) -> dict:
     finally:
         sc.stop()
     return {"seconds": sum(durations), "p50": percentile(durations, 0.5), "p99": percentile(durations, 0.99),
-            "peak_mb": sampler.peak_kb / 1024, "digests": digests}
+            "peak_mb": sampler.peak_kb / 1024, "idle_mb": idle_kb / 1024, "digests": digests}
 
 
 WORKLOADS: dict[str, Callable[[float], Workload]] = {
@@ -334,14 +343,14 @@ def bench(key: str, scale: float) -> list[dict]:
     ref_s, data = ref["seconds"], ref["data_bytes"]
     records = w.batches * w.records_per_batch
     rows = [{"workload": w.name, "config": "plain Python (1 process)", "records_per_s": records / ref_s,
-             "ratio": 1.0, "p50": None, "p99": None, "peak_mb": None, "data_mb": data / 2**20}]
+             "ratio": 1.0, "p50": None, "p99": None, "peak_mb": None, "idle_mb": None, "data_mb": data / 2**20}]
     for kind, workers in CONFIGS:
         r = in_subprocess(key, scale, f"{kind}:{workers}")
         if r["digests"] != ref["digests"]:
             raise AssertionError(f"{w.name} on {kind}/{workers}: results differ from the reference")
         rows.append({"workload": w.name, "config": f"{kind}, {workers} worker{'s' * (workers > 1)}",
                      "records_per_s": records / r["seconds"], "ratio": ref_s / r["seconds"], "p50": r["p50"],
-                     "p99": r["p99"], "peak_mb": r["peak_mb"], "data_mb": data / 2**20})
+                     "p99": r["p99"], "peak_mb": r["peak_mb"], "idle_mb": r["idle_mb"], "data_mb": data / 2**20})
     return rows
 
 
@@ -368,7 +377,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 def print_header() -> None:
     head = (f"{'workload':<24} {'configuration':<26} {'records/s':>12} {'vs ref':>7} {'p50 ms':>8} {'p99 ms':>8} "
-            f"{'peak MB':>8} {'data MB':>8} {'peak/data':>9}")
+            f"{'peak MB':>8} {'data MB':>8} {'peak/data':>9} {'idle MB':>8} {'growth/data':>11}")
     print(head)
     print("-" * len(head), flush=True)
 
@@ -378,8 +387,10 @@ def print_row(r: dict) -> None:
     p99 = "" if r["p99"] is None else f"{r['p99'] * 1000:.0f}"
     mem = "" if r["peak_mb"] is None else f"{r['peak_mb']:.0f}"
     rel = "" if r["peak_mb"] is None else f"{r['peak_mb'] / r['data_mb']:.1f}x"
+    idle = "" if r["idle_mb"] is None else f"{r['idle_mb']:.0f}"
+    growth = "" if r["idle_mb"] is None else f"{(r['peak_mb'] - r['idle_mb']) / r['data_mb']:.1f}x"
     print(f"{r['workload']:<24} {r['config']:<26} {r['records_per_s']:>12,.0f} {r['ratio']:>6.2f}x "
-          f"{p50:>8} {p99:>8} {mem:>8} {r['data_mb']:>8.0f} {rel:>9}", flush=True)
+          f"{p50:>8} {p99:>8} {mem:>8} {r['data_mb']:>8.0f} {rel:>9} {idle:>8} {growth:>11}", flush=True)
 
 
 if __name__ == "__main__":
