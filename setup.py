@@ -49,8 +49,10 @@ extensions = [
     ext("serialisation", ["csrc/ps_frame.c"]),
     ext("deserialisation", ["csrc/ps_frame.c"]),
     ext("partitioning", ["csrc/ps_partition.c"]),
+    ext("agg_kernel", ["csrc/ps_agg.c"]),
     ext("aggregation", ["csrc/ps_agg.c"]),
     ext("groupby", ["csrc/ps_agg.c"]),
+    ext("keyed_state"),
     ext("state"),
     ext("memory", ["csrc/ps_arena.c"]),
 ]

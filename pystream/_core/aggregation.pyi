@@ -1,13 +1,12 @@
-from collections.abc import Callable, Hashable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from typing import Any, TypeVar
+
+from pystream._core.agg_kernel import AggKernel
 
 _D = TypeVar("_D")
 
-class AggTable:
+class AggTable(AggKernel):
     """Insertion-ordered table from key to accumulator (dict key semantics)."""
-
-    reducer: Callable[[Any, Any], Any] | None
-    inverse: Callable[[Any, Any], Any] | None
 
     def __init__(self, reducer: Callable[[Any, Any], Any], inverse: Callable[[Any, Any], Any] | None = None) -> None: ...
     @staticmethod
@@ -18,8 +17,6 @@ class AggTable:
         merge_value: Callable[[Any, Any], Any],
         merge_combiners: Callable[[Any, Any], Any],
     ) -> AggTable: ...
-    def update(self, records: Iterable[tuple[Hashable, Any]]) -> None: ...
-    def update_keys(self, keys: Iterable[Hashable]) -> None: ...
     def merge(self, other: AggTable) -> None: ...
     def subtract(self, other: AggTable) -> None: ...
     def items(self) -> list[tuple[Any, Any]]: ...

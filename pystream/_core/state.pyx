@@ -3,60 +3,49 @@
 
 The user's function is still called once per key (updateStateByKey) or per record (mapWithState), as the API
 requires; everything around the call (grouping, dict lookups, State objects, output lists) runs in C.
+
+The store the kernels update, KeyedState, and its undo log are in keyed_state.pyx. State stays here, next to
+the mapWithState loop, which makes one per record.
 """
 cimport cython
-from cpython.ref cimport Py_DECREF, Py_INCREF
-from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
-from libc.stdint cimport int8_t, uint8_t, uint64_t, uintptr_t
-from libc.stdlib cimport free, realloc
-from libc.string cimport memcpy
-from cpython.dict cimport PyDict_GetItem, PyDict_SetItem, PyDict_DelItem, PyDict_Next, PyDict_Copy
+from cpython.dict cimport PyDict_GetItem, PyDict_SetItem, PyDict_DelItem, PyDict_Next
 from cpython.list cimport PyList_Append, PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
 from cpython.ref cimport PyObject
 
+# Cimported under another name so that the Python import of KeyedState below binds it: Cython drops a Python
+# import of a name it has cimported.
+from pystream._core.keyed_state cimport KeyedState as _KeyedState
+from pystream._core.keyed_state cimport (
+    _Olds,
+    _Slot,
+    _advance,
+    _missing_marker,
+    _pair,
+    _roll_back,
+    _source,
+    _untrack_atomic,
+    _untrack_internal,
+    _writable,
+)
 from pystream._core.lookahead cimport _Peek, _peek_ahead, _peek_start
 from pystream._core.deserialisation import FrameReader
 from pystream.errors import IllegalArgumentError, NoSuchElementError
 
+# Still importable from here: pystream._core.state.KeyedState, and the reducer that checkpoints written while
+# KeyedState lived in this module name.
+from pystream._core.keyed_state import KeyedState, _restore_keyed_state
+
 cdef extern from "Python.h":
     bint PyTuple_CheckExact(object o)
-    bint PyLong_CheckExact(object o)
-    bint PyFloat_CheckExact(object o)
-    double PyFloat_AS_DOUBLE(object o)
-    object PyFloat_FromDouble(double v)
-    object PyLong_FromLongLong(long long v)
-    long long PyLong_AsLongLongAndOverflow(object o, int *overflow)
     int PyGC_Disable()
     int PyGC_Enable()
-    bint PyObject_IS_GC(object o)
-    int PyObject_GC_IsTracked(object o)
-    void PyObject_GC_UnTrack(void *o)
 
 cdef extern from *:
     void _prefetch "__builtin_prefetch"(const void *p)
 
-
-cdef inline void _untrack_atomic(object t):
-    """Untrack a tuple (and the tuples it holds) whose items cannot be part of a reference cycle.
-
-    CPython does this for such tuples at their first collection; doing it as state is built keeps the
-    collector from ever walking a large state: (key, (count, total)) pairs are a few million objects.
-    """
-    cdef Py_ssize_t i
-    cdef object item
-    if not PyTuple_CheckExact(t) or not PyObject_GC_IsTracked(t):
-        return
-    for i in range(PyTuple_GET_SIZE(t)):
-        item = <object>PyTuple_GET_ITEM(t, i)
-        if PyTuple_CheckExact(item):
-            _untrack_atomic(item)
-            if PyObject_GC_IsTracked(item):
-                return
-        elif PyObject_IS_GC(item):
-            # As CPython's own rule: any other container (even an untracked dict) may become tracked later.
-            return
-    PyObject_GC_UnTrack(<void *>t)
+# keyed_state's "no state" marker, in a C global of this module's own: the loops test for it per record.
+cdef object _MISSING = _missing_marker()
 
 
 cdef class _GCPaused:
@@ -132,352 +121,6 @@ cdef inline bint _same_tuple(object a, object b):
     return True
 
 
-cdef inline tuple _pair(object rec):
-    # An exact 2-tuple is used as it is; other pairs (lists, namedtuples) are unpacked once.
-    if PyTuple_CheckExact(rec) and PyTuple_GET_SIZE(rec) == 2:
-        return <tuple>rec
-    try:
-        k, v = rec
-    except (TypeError, ValueError):
-        raise TypeError(f"keyed state needs (key, value) pairs, got {type(rec).__name__}: {rec!r:.80}") from None
-    return (k, v)
-
-
-# Marks "no state" in undo logs: the key was not there before the batch.
-cdef object _MISSING = object()
-
-
-# An old state, as the undo log keeps it. A scalar (n == -1) or a tuple of up to 4 items (n items) whose ints
-# (int64) and floats are stored by value; any other value, or item, is kept by reference (tag OBJ).
-cdef enum:
-    OLD_OBJ = 0
-    OLD_I64 = 1
-    OLD_F64 = 2
-    OLD_NONE = 3
-    OLD_MISSING = -2
-    OLD_SCALAR = -1
-    OLD_MAX_ITEMS = 4
-
-cdef struct _Old:
-    int8_t n
-    uint8_t tag[4]
-    uint64_t bits[4]            # an int64, a double's bits, or an owned PyObject *
-
-
-cdef inline void _old_item(_Old *o, int j, PyObject *x):
-    cdef int overflow = 0
-    cdef long long v
-    cdef double d
-    if PyLong_CheckExact(<object>x):
-        v = PyLong_AsLongLongAndOverflow(<object>x, &overflow)
-        if not overflow:
-            o.tag[j] = OLD_I64
-            o.bits[j] = <uint64_t>v
-            return
-    elif PyFloat_CheckExact(<object>x):
-        d = PyFloat_AS_DOUBLE(<object>x)
-        o.tag[j] = OLD_F64
-        memcpy(&o.bits[j], &d, 8)
-        return
-    elif x == <PyObject *>None:
-        o.tag[j] = OLD_NONE
-        return
-    Py_INCREF(<object>x)
-    o.tag[j] = OLD_OBJ
-    o.bits[j] = <uint64_t><uintptr_t>x
-
-
-cdef inline object _old_value(const _Old *o, int j):
-    cdef double d
-    cdef uint8_t tag = o.tag[j]
-    if tag == OLD_I64:
-        return PyLong_FromLongLong(<long long>o.bits[j])
-    if tag == OLD_F64:
-        memcpy(&d, &o.bits[j], 8)
-        return PyFloat_FromDouble(d)
-    if tag == OLD_NONE:
-        return None
-    return <object><PyObject *><uintptr_t>o.bits[j]
-
-
-@cython.final
-@cython.no_gc
-cdef class _Olds:
-    """The states an undo log restores, one per logged key, in a C array.
-
-    Why not a list of the old objects: keeping each replaced state alive until the version is dropped stopped
-    CPython from reusing its memory for the next state, and freed it a batch later, cold; together that was
-    most of the cost of a mapWithState record (measured: 690 ns hot, 220 without). Ints and floats, alone or in
-    a small tuple, are stored by value, so the old object is freed at once; an older version rebuilds an equal
-    one when it is read. Other values are kept as they are.
-    """
-
-    cdef _Old *items
-    cdef Py_ssize_t n, cap
-
-    def __dealloc__(self):
-        cdef Py_ssize_t i
-        cdef int j
-        if self.items == NULL:
-            return
-        for i in range(self.n):
-            if self.items[i].n == OLD_SCALAR:
-                if self.items[i].tag[0] == OLD_OBJ:
-                    Py_DECREF(<object><PyObject *><uintptr_t>self.items[i].bits[0])
-            else:
-                for j in range(max(self.items[i].n, 0)):
-                    if self.items[i].tag[j] == OLD_OBJ:
-                        Py_DECREF(<object><PyObject *><uintptr_t>self.items[i].bits[j])
-        free(self.items)
-        self.items = NULL
-
-    def __len__(self):
-        return self.n
-
-    cdef int append(self, object old) except -1:
-        cdef _Old *o
-        cdef _Old *grown
-        cdef Py_ssize_t size, j
-        if self.n == self.cap:
-            self.cap = max(64, self.cap * 2)
-            grown = <_Old *>realloc(self.items, self.cap * sizeof(_Old))
-            if grown == NULL:
-                raise MemoryError()
-            self.items = grown
-        o = &self.items[self.n]
-        if old is _MISSING:
-            o.n = OLD_MISSING
-        elif PyTuple_CheckExact(old) and PyTuple_GET_SIZE(old) <= OLD_MAX_ITEMS:
-            size = PyTuple_GET_SIZE(old)
-            o.n = <int8_t>size
-            for j in range(size):
-                _old_item(o, <int>j, PyTuple_GET_ITEM(old, j))
-        else:
-            o.n = OLD_SCALAR
-            _old_item(o, 0, <PyObject *>old)
-        self.n += 1
-        return 0
-
-    cdef object get(self, Py_ssize_t i):
-        """The state logged at i (a new object equal to it for by-value entries), or _MISSING."""
-        cdef const _Old *o = &self.items[i]
-        cdef Py_ssize_t j
-        cdef object t, item
-        if o.n == OLD_MISSING:
-            return _MISSING
-        if o.n == OLD_SCALAR:
-            return _old_value(o, 0)
-        t = PyTuple_New(o.n)
-        for j in range(o.n):
-            item = _old_value(o, <int>j)
-            Py_INCREF(item)
-            PyTuple_SET_ITEM(t, j, item)
-        _untrack_atomic(t)
-        return t
-
-
-@cython.final
-@cython.no_gc
-cdef class _Slot:
-    """updateStateByKey's value for a key: its state, and the batch's values gathered next to it, so the pass
-    over every key needs no second table. Never reachable from user code, so never part of a cycle."""
-
-    cdef object state
-    # The batch's values for the key: none, one (``first``), or a list (``more``). The list handed to the
-    # update function is made just before the call, so it comes hot from CPython's free list instead of
-    # having waited, cold, through the pass over every key.
-    cdef Py_ssize_t n_pending
-    cdef object first
-    cdef list more
-
-
-@cython.final
-cdef class KeyedState:
-    """One partition of a keyed state (updateStateByKey, mapWithState), updated in place batch after batch.
-
-    A batch updates the newest version's key -> state dict (and key -> last update ms with a timeout) instead
-    of copying it: copying a million-key state every batch cost more than updating it. The version it started
-    from stays readable: it becomes a view that keeps an undo log (each changed key and its state and time
-    before the change) on top of the newer version (``newer``). A failing batch applies its log at once, so
-    the partition it started from is intact. ``mapped`` holds what a mapWithState function returned in the
-    batch that made this version.
-    """
-
-    cdef dict _states           # key -> state (key -> _Slot when slotted) while newest, else None
-    cdef bint _slotted
-    cdef dict _times            # key -> last update ms (with a timeout), else None
-    cdef readonly bint timed
-    cdef KeyedState newer
-    cdef list undo_keys
-    cdef _Olds undo_states
-    cdef list undo_times
-    cdef public object mapped
-
-    @staticmethod
-    def from_items(object items, object times=None):
-        """A newest version holding the (key, state) pairs of ``items``; ``times`` (a dict) makes it timed,
-        keys missing from it last updated at 0."""
-        cdef KeyedState ks = KeyedState.__new__(KeyedState)
-        cdef dict states = {}
-        cdef tuple rec
-        for item in items:
-            rec = _pair(item)
-            PyDict_SetItem(states, <object>PyTuple_GET_ITEM(rec, 0), <object>PyTuple_GET_ITEM(rec, 1))
-        ks._states = states
-        if times is not None:
-            ks.timed = True
-            ks._times = {k: times.get(k, 0) for k in states}
-        return ks
-
-    cdef dict _version(self, bint times):
-        # The newest version's dict, then each older version's undo log (newest entry first) back to this one.
-        cdef list chain = []
-        cdef KeyedState ks = self
-        cdef dict out
-        cdef list keys
-        cdef object old
-        cdef Py_ssize_t i, j
-        while ks._states is None:
-            chain.append(ks)
-            ks = ks.newer
-        if times and ks._times is None:
-            return None
-        out = PyDict_Copy(ks._times if times else ks._states)
-        if ks._slotted and not times:
-            for k, slot in out.items():
-                out[k] = (<_Slot>slot).state
-        for j in range(len(chain) - 1, -1, -1):
-            ks = <KeyedState>chain[j]
-            keys = ks.undo_keys
-            for i in range(PyList_GET_SIZE(keys) - 1, -1, -1):
-                old = <object>PyList_GET_ITEM(ks.undo_times, i) if times else ks.undo_states.get(i)
-                if old is _MISSING:
-                    out.pop(<object>PyList_GET_ITEM(keys, i), None)
-                else:
-                    PyDict_SetItem(out, <object>PyList_GET_ITEM(keys, i), old)
-        return out
-
-    def states(self):
-        """Return a new dict: key -> state of this version."""
-        return self._version(False)
-
-    def times(self):
-        """Return a new dict: key -> last update ms of this version (None without a timeout)."""
-        return self._version(True) if self.timed else None
-
-    def items(self):
-        """Return a new list of this version's (key, state) pairs."""
-        cdef list out = []
-        cdef Py_ssize_t pos = 0
-        cdef PyObject *kp
-        cdef PyObject *vp
-        cdef object pair
-        cdef bint slotted = self._states is not None and self._slotted
-        cdef dict states = self._states if self._states is not None else self._version(False)
-        while PyDict_Next(states, &pos, &kp, &vp):
-            pair = (<object>kp, (<_Slot>vp).state if slotted else <object>vp)
-            _untrack_atomic(pair)
-            PyList_Append(out, pair)
-        return out
-
-    @property
-    def is_newest(self):
-        """Whether no later batch has been applied to this version."""
-        return self._states is not None
-
-    def __len__(self):
-        return len(self._states if self._states is not None else self._version(False))
-
-    def __reduce__(self):
-        # A copy elsewhere (a checkpoint, another worker) is a newest version of its own.
-        return _restore_keyed_state, (self.states(), self.times())
-
-    def __repr__(self):
-        return f"KeyedState({len(self)} keys{'' if self._states is not None else ', older version'})"
-
-
-def _restore_keyed_state(dict states, object times):
-    cdef KeyedState ks = KeyedState.__new__(KeyedState)
-    ks._states = states
-    ks._times = times
-    ks.timed = times is not None
-    return ks
-
-
-cdef KeyedState _source(list prev):
-    if PyList_GET_SIZE(prev) == 1 and type(<object>PyList_GET_ITEM(prev, 0)) is KeyedState:
-        return <KeyedState>PyList_GET_ITEM(prev, 0)
-    return None
-
-
-cdef KeyedState _writable(KeyedState src, list prev, bint timed, bint slotted):
-    """The version a batch may update in place: ``src`` if it is the newest (of the right kind), else a copy."""
-    cdef KeyedState ks
-    cdef _Slot slot
-    if src is not None and src._states is not None and src.timed == timed and src._slotted == slotted:
-        return src
-    if src is not None:
-        ks = KeyedState.from_items(src._version(False).items(), (src._version(True) or {}) if timed else None)
-    else:
-        ks = KeyedState.from_items(prev, {} if timed else None)
-    if slotted:
-        for k, v in ks._states.items():
-            slot = _Slot.__new__(_Slot)
-            slot.state = v
-            ks._states[k] = slot
-        ks._slotted = True
-    return ks
-
-
-cdef inline void _untrack_internal(list items):
-    """Untrack a list only this module ever holds (an undo log, the mapped results).
-
-    Nothing outside refers to it, so no reference cycle can pass through it; yet a collection would walk
-    every item of a tracked list of a million entries (measured: 18 ms per batch and worker).
-    """
-    if items is not None:
-        PyObject_GC_UnTrack(<void *>items)
-
-
-cdef KeyedState _advance(KeyedState src, KeyedState head, list keys, _Olds olds, list old_times):
-    """After a successful batch: the new newest version, and ``src`` turned into the view of the old one."""
-    cdef KeyedState out
-    _untrack_internal(keys)
-    _untrack_internal(old_times)
-    if src is not head:
-        return head  # a fresh copy: its source was not touched
-    out = KeyedState.__new__(KeyedState)
-    out._states = head._states
-    out._times = head._times
-    out.timed = head.timed
-    out._slotted = head._slotted
-    src._states = None
-    src._times = None
-    src.newer = out
-    src.undo_keys = keys
-    src.undo_states = olds
-    src.undo_times = old_times
-    return out
-
-
-cdef void _roll_back(dict states, dict times, list keys, _Olds olds, list old_times) except *:
-    cdef Py_ssize_t i
-    cdef object k, old
-    for i in range(PyList_GET_SIZE(keys) - 1, -1, -1):
-        k = <object>PyList_GET_ITEM(keys, i)
-        old = olds.get(i)
-        if old is _MISSING:
-            states.pop(k, None)
-        else:
-            PyDict_SetItem(states, k, old)
-        if times is not None:
-            old = <object>PyList_GET_ITEM(old_times, i)
-            if old is _MISSING:
-                times.pop(k, None)
-            else:
-                PyDict_SetItem(times, k, old)
-
-
 def update_state_by_key(list prev, object batch, object update):
     """One partition of updateStateByKey: ``update(new_values, old_state_or_None)`` for every key with state
     (in state order, [] when it got nothing) then every new key (in arrival order); None drops the key.
@@ -491,9 +134,9 @@ def update_state_by_key(list prev, object batch, object update):
         return [_update_state_by_key(prev, batch, update)]
 
 
-cdef KeyedState _update_state_by_key(list prev, object batch, object update):
-    cdef KeyedState src = _source(prev)
-    cdef KeyedState head = _writable(src, prev, False, True)
+cdef _KeyedState _update_state_by_key(list prev, object batch, object update):
+    cdef _KeyedState src = _source(prev)
+    cdef _KeyedState head = _writable(src, prev, False, True)
     cdef dict slots = head._states
     cdef dict fresh = {}
     cdef list keys = [], dead = []
@@ -587,7 +230,7 @@ cdef KeyedState _update_state_by_key(list prev, object batch, object update):
         if (<_Slot>vp).state is not _MISSING:
             PyDict_SetItem(slots, <object>kp, <object>vp)
             PyList_Append(keys, <object>kp)
-            olds.append(_MISSING)
+            olds.append_missing()
     return _advance(src, head, keys, olds, None)
 
 
@@ -690,10 +333,10 @@ def map_with_state(list prev, object batch, object func, long long t, object tim
         return [_map_with_state(prev, batch, func, t, timeout)]
 
 
-cdef KeyedState _map_with_state(list prev, object batch, object func, long long t, object timeout):
+cdef _KeyedState _map_with_state(list prev, object batch, object func, long long t, object timeout):
     cdef bint timed = timeout is not None
-    cdef KeyedState src = _source(prev)
-    cdef KeyedState head = _writable(src, prev, timed, False)
+    cdef _KeyedState src = _source(prev)
+    cdef _KeyedState head = _writable(src, prev, timed, False)
     cdef dict states = head._states
     cdef dict times = head._times
     # Every change is logged (a key may be logged more than once: undo runs newest first).
@@ -742,7 +385,10 @@ cdef KeyedState _map_with_state(list prev, object batch, object func, long long 
                     PyDict_DelItem(states, k)
                 elif state._updated or (timed and old is not _MISSING):
                     PyList_Append(keys, k)
-                    olds.append(old)
+                    if old is _MISSING:
+                        olds.append_missing()
+                    else:
+                        olds.append(old)
                     if timed:
                         PyList_Append(old_times, _MISSING if old is _MISSING else times[k])
                         PyDict_SetItem(times, k, tt)

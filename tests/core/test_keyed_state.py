@@ -199,6 +199,17 @@ def test_keyed_state_from_items_and_repr():
         KeyedState.from_items([1, 2])
 
 
+def test_a_keyed_state_pickled_before_it_moved_to_keyed_state_still_loads():
+    # What pickle.dumps(KeyedState.from_items([("a", 1), ("b", (2, 3.5))], {"a": 7}), protocol=2) wrote while
+    # KeyedState and its reducer lived in pystream._core.state (checkpoints name the reducer's module).
+    old = (b"\x80\x02cpystream._core.state\n_restore_keyed_state\nq\x00}q\x01(X\x01\x00\x00\x00aq\x02K\x01"
+           b"X\x01\x00\x00\x00bq\x03K\x02G@\x0c\x00\x00\x00\x00\x00\x00\x86q\x04u}q\x05(h\x02K\x07h\x03K\x00u"
+           b"\x86q\x06Rq\x07.")
+    ks = pickle.loads(old)
+    assert type(ks) is KeyedState and ks.is_newest and ks.timed
+    assert ks.states() == {"a": 1, "b": (2, 3.5)} and ks.times() == {"a": 7, "b": 0}
+
+
 def test_a_reader_batch_larger_than_a_chunk_and_a_wrong_batch_type():
     batch = [(k % 1000, 1) for k in range(5000)]
     got = update_state_by_key([], as_input(batch, True), count_sum)[0].states()

@@ -1,0 +1,172 @@
+# What aggregation.pyx cimports from agg_kernel: the table type AggTable derives from, and the key probe,
+# inline, since AggTable's lookups (in, get, []) run once per record in the window operators.
+cimport cython
+from libc.stdint cimport int64_t, uint64_t, uint8_t
+from libc.string cimport memcmp, memcpy
+
+from pystream._core.ps_agg cimport *
+from pystream._core.ps_common cimport *
+from pystream._core.status cimport check_status
+
+
+cdef extern from *:
+    """
+    /* str caches its hash in the object: read it without the two calls PyObject_Hash makes. */
+    static inline Py_hash_t ps_key_hash(PyObject *o) {
+        if (PyUnicode_CheckExact(o)) {
+            Py_hash_t h = ((PyASCIIObject *)o)->hash;
+            if (h != -1) return h;
+        }
+        return PyObject_Hash(o);
+    }
+    """
+    ctypedef struct PyObject
+    ctypedef Py_ssize_t Py_hash_t
+    Py_hash_t _hash "ps_key_hash"(PyObject *o)
+
+
+cdef extern from "Python.h":
+    # Raw-pointer spellings with no implied error checks: the hot loops own their references and
+    # test results themselves, so Cython must not add a refcount pair or a PyErr_Occurred per call.
+    int Py_LT
+    int Py_GT
+    int Py_EQ
+    void _incref "Py_INCREF"(PyObject *o)
+    void _decref "Py_DECREF"(PyObject *o)
+    void _xdecref "Py_XDECREF"(PyObject *o)
+    int _richcmp "PyObject_RichCompareBool"(PyObject *a, PyObject *b, int op)
+    bint _is_int "PyLong_CheckExact"(PyObject *o)
+    bint _is_float "PyFloat_CheckExact"(PyObject *o)
+    bint _is_str "PyUnicode_CheckExact"(PyObject *o)
+    bint _is_tuple "PyTuple_CheckExact"(PyObject *o)
+    Py_ssize_t _tuple_size "PyTuple_GET_SIZE"(PyObject *o)
+    PyObject *_tuple_item "PyTuple_GET_ITEM"(PyObject *o, Py_ssize_t i)
+    Py_ssize_t _list_size "PyList_GET_SIZE"(PyObject *o)
+    PyObject *_list_item "PyList_GET_ITEM"(PyObject *o, Py_ssize_t i)
+    long long _as_ll "PyLong_AsLongLongAndOverflow"(PyObject *o, int *overflow)
+    double _as_double "PyFloat_AS_DOUBLE"(PyObject *o)
+    PyObject *_from_ll "PyLong_FromLongLong"(long long v)
+    PyObject *_from_double "PyFloat_FromDouble"(double v)
+    PyObject *_add "PyNumber_Add"(PyObject *a, PyObject *b)
+    PyObject *_sub "PyNumber_Subtract"(PyObject *a, PyObject *b)
+    PyObject *_vcall "PyObject_Vectorcall"(PyObject *f, PyObject **args, size_t nargsf, PyObject *kw)
+    void _prefetch "PS_AGG_PREFETCH"(PyObject *p)
+    Py_ssize_t _str_len "PyUnicode_GET_LENGTH"(PyObject *o)
+    int _str_kind "PyUnicode_KIND"(PyObject *o)
+    void *_str_data "PyUnicode_DATA"(PyObject *o)
+    bint _is_compact_ascii "PyUnicode_IS_COMPACT_ASCII"(PyObject *o)
+    Py_hash_t _hash_bytes "_Py_HashBytes"(const void *p, Py_ssize_t n)
+    PyObject *_new_str "PyUnicode_New"(Py_ssize_t size, Py_UCS4 maxchar)
+    bint _gc_is "PyObject_IS_GC"(PyObject *o)
+    int _gc_tracked "PyObject_GC_IsTracked"(PyObject *o)
+    void _gc_untrack "PyObject_GC_UnTrack"(PyObject *o)
+
+
+cdef enum:
+    MODE_SUM = 1
+    MODE_MIN = 2
+    MODE_MAX = 3
+    MODE_GENERIC = 4
+    MODE_COMBINER = 5
+
+cdef enum:
+    INV_NONE = 0
+    INV_SUB = 1
+    INV_GENERIC = 2
+
+cdef enum:
+    OP_ADD = 1
+    OP_SUB = 2
+    OP_MIN = 3
+    OP_MAX = 4
+    OP_CALL = 5
+
+
+cdef struct eq_ctx:
+    PyObject *key
+
+
+cdef inline uint8_t _short_str(PyObject *s, uint64_t *out) noexcept:
+    """Packs an exact str of at most 8 data bytes as (tag, bytes); tag 0 if it is longer.  Two
+    exact strs are equal iff their kinds, lengths and data are, and the tag holds kind and length."""
+    cdef int kind = _str_kind(s)
+    cdef size_t nb = <size_t>_str_len(s) * kind
+    if nb > 8:
+        return 0
+    out[0] = 0
+    memcpy(out, _str_data(s), nb)
+    return <uint8_t>((kind << 4) | nb)
+
+
+cdef inline int _key_eq(void *ctx, const ps_agg_entry *e) noexcept:
+    # dict order: the stored key is the left operand of ==.
+    cdef PyObject *stored = <PyObject *>e.key
+    cdef PyObject *probe = (<eq_ctx *>ctx).key
+    cdef Py_ssize_t n
+    cdef int kind
+    cdef uint64_t w
+    if stored == probe:
+        return 1
+    if e.skey_tag and _is_str(probe):
+        # Stored key is a short exact str: decide from the entry alone.
+        return _short_str(probe, &w) == e.skey_tag and w == e.skey
+    if _is_str(stored) and _is_str(probe):
+        # Same answer as str.__eq__ without the call; the hashes already matched.
+        n = _str_len(stored)
+        kind = _str_kind(stored)
+        if n != _str_len(probe) or kind != _str_kind(probe):
+            return 0
+        return memcmp(_str_data(stored), _str_data(probe), <size_t>n * kind) == 0
+    return _richcmp(stored, probe, Py_EQ)
+
+
+cdef void _release_table(ps_agg_table *t) noexcept
+
+
+cdef class AggKernel:
+    cdef ps_agg_table t
+    cdef int mode
+    cdef int inv
+    cdef bint busy
+    cdef bint canon  # numeric modes keep exact ints / floats unboxed even after a Python op
+    cdef readonly object reducer
+    cdef readonly object inverse
+    cdef object create_combiner
+    cdef object merge_value
+    cdef object merge_combiners
+
+    # Final, so that the loops in agg_kernel.pyx call them directly (and inline the inline ones).
+    @cython.final
+    cdef int _enter(self) except -1
+
+    @cython.final
+    cdef inline int64_t _find(self, PyObject *key, Py_hash_t h, size_t *pos) except -2:
+        cdef eq_ctx ctx
+        cdef int64_t idx
+        ctx.key = key
+        if ps_agg_find(&self.t, h, _key_eq, &ctx, &idx, pos) != PS_OK:
+            return -2  # the key's __eq__ raised
+        return idx
+
+    @cython.final
+    cdef int64_t _insert(self, PyObject *key, Py_hash_t h, size_t pos) except -1
+    @cython.final
+    cdef inline void _set(self, int64_t idx, PyObject *res) noexcept
+    @cython.final
+    cdef int _apply(self, int64_t idx, int op, object fn, uint8_t kind, ps_agg_num num,
+                    PyObject *obj) except -1
+    @cython.final
+    cdef inline int _combine(self, int64_t idx, uint8_t kind, ps_agg_num num, PyObject *obj) except -1
+    @cython.final
+    cdef inline int _accumulate(self, PyObject *k, PyObject *v) except -1
+    @cython.final
+    cdef inline void _lookahead(self, PyObject *seq, bint is_list, bint pairs, Py_ssize_t i,
+                                Py_ssize_t n, Py_hash_t *ring, uint8_t *ok) noexcept
+    @cython.final
+    cdef int _update(self, records) except -1
+    @cython.final
+    cdef int _update_keys(self, keys) except -1
+    @cython.final
+    cdef int _merge(self, AggKernel other, bint subtract) except -1
+    @cython.final
+    cdef int _count_span(self, const char *p, Py_ssize_t n) except -1
