@@ -46,7 +46,7 @@ cdef extern from "Python.h":
 
 
 cdef int MAX_DEPTH = PS_MAX_DEPTH
-MAGIC = b"PSRF"
+MAGIC = PS_FRAME_MAGIC[:4]  # from ps_frame.h, the one place the format defines it
 
 cdef object _pickle_loads = pickle.loads
 cdef object _lz4_decompress = lz4.block.decompress

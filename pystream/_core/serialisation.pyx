@@ -51,7 +51,7 @@ COMPRESS_THRESHOLD = 64 * 1024
 cdef Py_ssize_t _COMPRESS_THRESHOLD = COMPRESS_THRESHOLD
 HEADER_SIZE = PS_FRAME_HEADER_SIZE
 FORMAT_VERSION = PS_FRAME_VERSION
-MAGIC = b"PSRF"
+MAGIC = PS_FRAME_MAGIC[:4]  # from ps_frame.h, the one place the format defines it
 
 cdef object _pickle_dumps = pickle.dumps
 cdef object _lz4_compress = lz4.block.compress
