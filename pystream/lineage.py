@@ -70,10 +70,11 @@ class ParallelCollectionRDD(RDD):
         return self._parts[partitions.start:partitions.stop]
 
     def _hold(self, partitions: range) -> None:
-        todo = [i for i in partitions if not self._held[i]]
-        if todo:
-            for i, part in zip(todo, self.ctx.executor.hold([self._parts[i] for i in todo])):
-                self._parts[i] = part
+        # One partition at a time, each list dropped as soon as its frame is written: the batch then lives
+        # as objects plus frames for one partition at most, not for all of them at once.
+        for i in partitions:
+            if not self._held[i]:
+                (self._parts[i],) = self.ctx.executor.hold([self._parts[i]])
                 self._held[i] = True
 
     def _driver_lists(self) -> list[list] | None:

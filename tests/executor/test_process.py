@@ -139,6 +139,46 @@ def test_parallelized_partitions_are_encoded_once_and_kept_as_frames(psc):
     assert big.count() == 40_000 and all(type(p).__name__ == "PooledFrame" for p in big._parts)
 
 
+class _Probe:
+    """A record that, when pickled into a frame, notes which records of the first partition are still alive."""
+
+    first: list = []
+    seen: list = []
+
+    def __init__(self, i):
+        self.i = i
+
+    def __reduce__(self):
+        if self.i == 100:  # the first record of the second partition
+            _Probe.seen.append(sum(r() is not None for r in _Probe.first))
+        return (_Probe, (self.i,))
+
+
+def test_each_parallelized_partition_is_dropped_once_its_frame_is_written(psc):
+    # The driver must not hold a whole batch as objects and as frames at once: the first partition's
+    # objects are gone by the time the second partition is encoded.
+    data = [_Probe(i) for i in range(200)]
+    _Probe.first, _Probe.seen = [weakref.ref(r) for r in data[:100]], []
+    rdd = psc.parallelize(data, 2)
+    del data
+    assert rdd.map(lambda r: r.i).sum() == sum(range(200))
+    assert _Probe.seen == [0]
+    assert [type(p).__name__ for p in rdd._parts] == ["PooledFrame"] * 2
+
+
+def test_large_idle_input_segments_are_not_kept_by_default(psc):
+    # Idle segments hold stale frames that count against the tree's memory: by default only up to 64 MiB
+    # of them are kept for reuse, so a batch of large partitions does not also keep its predecessor's.
+    arena = psc.executor._arena
+    assert arena._max_free_bytes == 64 << 20
+    data = ["x" * 1000] * 40_000  # about 40 MB: a 128 MiB segment with the arena's margin
+    names_before = set(shm_of(os.getpid()))
+    assert psc.parallelize(data, 1).map(len).sum() == 40_000_000
+    gc.collect()
+    assert set(shm_of(os.getpid())) <= names_before
+    assert all(seg.size <= 64 << 20 for seg in arena._free)
+
+
 def mapped_segments(pid):
     with open(f"/proc/{pid}/maps") as fh:
         return {line.split("/dev/shm/")[1].strip() for line in fh if "/dev/shm/ps_" in line}
