@@ -145,10 +145,7 @@ class ProcessExecutor(Executor):
         self._pending_frees: dict[tuple[int, int], list[int]] = {}
         self._stopped = False
         self._incarnations = itertools.count()
-        # An idle segment's pages still hold the frames last written there and count against the tree's
-        # memory; reusing one saves its page faults, a few per cent of a batch. Small inputs keep that saving,
-        # while a batch of large partitions does not also hold its predecessor's stale copy.
-        idle_mb = conf.getInt(INPUT_ARENA_KEY, 64) if conf is not None else 64
+        idle_mb = conf.getInt(INPUT_ARENA_KEY, 256) if conf is not None else 256
         if idle_mb < 0:
             raise ValueError(f"{INPUT_ARENA_KEY} must be >= 0, got {idle_mb}")
         self._arena = InputArena(self._pid, max_free=2 * self.parallelism + 2, max_free_bytes=idle_mb << 20)

@@ -166,19 +166,6 @@ def test_each_parallelized_partition_is_dropped_once_its_frame_is_written(psc):
     assert [type(p).__name__ for p in rdd._parts] == ["PooledFrame"] * 2
 
 
-def test_large_idle_input_segments_are_not_kept_by_default(psc):
-    # Idle segments hold stale frames that count against the tree's memory: by default only up to 64 MiB
-    # of them are kept for reuse, so a batch of large partitions does not also keep its predecessor's.
-    arena = psc.executor._arena
-    assert arena._max_free_bytes == 64 << 20
-    data = ["x" * 1000] * 40_000  # about 40 MB: a 128 MiB segment with the arena's margin
-    names_before = set(shm_of(os.getpid()))
-    assert psc.parallelize(data, 1).map(len).sum() == 40_000_000
-    gc.collect()
-    assert set(shm_of(os.getpid())) <= names_before
-    assert all(seg.size <= 64 << 20 for seg in arena._free)
-
-
 def mapped_segments(pid):
     with open(f"/proc/{pid}/maps") as fh:
         return {line.split("/dev/shm/")[1].strip() for line in fh if "/dev/shm/ps_" in line}
