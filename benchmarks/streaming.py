@@ -365,7 +365,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         print(json.dumps(run_one(args.run, args.scale, args.config)))
         return []
     only = set(args.only.upper().split(","))
-    keys = [k for k in WORKLOADS if k in only or k[:2] in only]
+    keys = [k for k in WORKLOADS if k.upper() in only or k[:2] in only]
     print_header()
     rows: list[dict] = []
     for key in keys:

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import atexit
+import collections
 import contextlib
 import hashlib
 import itertools
@@ -142,7 +143,10 @@ class ProcessExecutor(Executor):
         self._lock = threading.RLock()
         self._ids = itertools.count()
         self._workers: list[_WorkerHandle] = []
-        self._pending_frees: dict[tuple[int, int], list[int]] = {}
+        # (worker, incarnation, block id) of dropped BlockRefs. A deque: finalizers append from whichever
+        # thread drops the last reference (a receiver's, the generator's) while a flush drains it, and both
+        # are atomic on a deque; swapping a dict under a finalizer halfway through its append lost that free.
+        self._pending_frees: collections.deque[tuple[int, int, int]] = collections.deque()
         self._stopped = False
         self._incarnations = itertools.count()
         idle_mb = conf.getInt(INPUT_ARENA_KEY, 256) if conf is not None else 256
@@ -193,12 +197,14 @@ class ProcessExecutor(Executor):
     # -- references ---------------------------------------------------------------------------------------
     def _free_block(self, worker: int, incarnation: int, block_id: int) -> None:
         # Called from finalizers (any thread, possibly during a run): queue it, send with the next message.
-        self._pending_frees.setdefault((worker, incarnation), []).append(block_id)
+        self._pending_frees.append((worker, incarnation, block_id))
 
     def _flush_frees(self) -> None:
-        if not self._pending_frees:
-            return
-        pending, self._pending_frees = self._pending_frees, {}
+        pending: dict[tuple[int, int], list[int]] = {}
+        queued = self._pending_frees
+        while queued:
+            worker, incarnation, block_id = queued.popleft()
+            pending.setdefault((worker, incarnation), []).append(block_id)
         for (index, incarnation), ids in pending.items():
             w = self._workers[index] if index < len(self._workers) else None
             if w is not None and w.incarnation == incarnation and w.process.is_alive():
