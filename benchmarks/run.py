@@ -3,6 +3,7 @@
     python benchmarks/run.py                 # kernels, then the streaming workloads at full size
     python benchmarks/run.py --kernels       # kernels only (about a minute)
     python benchmarks/run.py --scale 0.2     # smaller streaming workloads
+    python benchmarks/run.py --repeat 1      # one round of each streaming configuration (default 3)
 """
 
 from __future__ import annotations
@@ -84,6 +85,7 @@ def main() -> None:
     p.add_argument("--kernels", action="store_true", help="kernels and start-up only")
     p.add_argument("--scale", type=float, default=1.0)
     p.add_argument("--only", default="W1,W2,W3,W4")
+    p.add_argument("--repeat", type=int, default=3, help="rounds of each streaming configuration (medians)")
     args = p.parse_args()
     kernels()
     startup()
@@ -91,7 +93,7 @@ def main() -> None:
         import streaming
 
         print()
-        streaming.main(["--scale", str(args.scale), "--only", args.only])
+        streaming.main(["--scale", str(args.scale), "--only", args.only, "--repeat", str(args.repeat)])
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """End-to-end streaming workloads W1-W4: pystream on each executor against a plain-Python reference.
 
-    python benchmarks/streaming.py [--scale 1.0] [--only W1,W3]
+    python benchmarks/streaming.py [--scale 1.0] [--only W1,W3] [--repeat 3]
 
 Each workload's batches are generated one at a time from a seed (benchmarks/workloads.py). The plain-Python
 single-process reference and every pystream configuration process the same batches, each configuration in a
@@ -8,6 +8,10 @@ fresh process; only processing is timed (generating a batch is not). pystream ru
 manual clock, so each batch starts when the previous one is done: the figure is processing throughput, every
 batch counted (the first one included). Results are checked against the reference exactly (an
 order-independent digest of every batch's output, or of the final state).
+
+Every configuration runs ``--repeat`` times (default 3), in interleaved rounds (reference, in-process,
+1 worker, 2 workers, then again), and each row gives its median run; "ratio range" is the lowest and highest
+ratio of its rounds, each against the median reference: how far one run alone could have strayed.
 
 Printed per configuration: records/s, the ratio to the reference measured in this run, p50/p99 batch processing
 time, the peak memory of the whole process tree (driver + workers, shared-memory segments counted once), that
@@ -337,27 +341,48 @@ def in_subprocess(key: str, scale: float, config: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def bench(key: str, scale: float) -> list[dict]:
+def bench(key: str, scale: float, repeat: int = 1) -> list[dict]:
+    """Every configuration of one workload, ``repeat`` rounds of them interleaved; each figure is the median
+    round's (this machine's speed drifts by a fifth within minutes: one run of each can mislead)."""
     w = WORKLOADS[key](scale)
-    ref = in_subprocess(key, scale, "reference")
-    ref_s, data = ref["seconds"], ref["data_bytes"]
+    configs = ["reference"] + [f"{kind}:{workers}" for kind, workers in CONFIGS]
+    runs: dict[str, list[dict]] = {c: [] for c in configs}
+    for _ in range(repeat):
+        for c in configs:
+            r = in_subprocess(key, scale, c)
+            if c != "reference" and r["digests"] != runs["reference"][0]["digests"]:
+                raise AssertionError(f"{w.name} on {c}: results differ from the reference")
+            runs[c].append(r)
+    ref = median_run(runs["reference"])
+    ref_s, data = ref["seconds"], runs["reference"][0]["data_bytes"]
     records = w.batches * w.records_per_batch
     rows = [{"workload": w.name, "config": "plain Python (1 process)", "records_per_s": records / ref_s,
-             "ratio": 1.0, "p50": None, "p99": None, "peak_mb": None, "idle_mb": None, "data_mb": data / 2**20}]
+             "ratio": 1.0, "p50": None, "p99": None, "peak_mb": None, "idle_mb": None, "data_mb": data / 2**20,
+             "spread": spread([ref_s / r["seconds"] for r in runs["reference"]])}]
     for kind, workers in CONFIGS:
-        r = in_subprocess(key, scale, f"{kind}:{workers}")
-        if r["digests"] != ref["digests"]:
-            raise AssertionError(f"{w.name} on {kind}/{workers}: results differ from the reference")
+        done = runs[f"{kind}:{workers}"]
+        r = median_run(done)
         rows.append({"workload": w.name, "config": f"{kind}, {workers} worker{'s' * (workers > 1)}",
                      "records_per_s": records / r["seconds"], "ratio": ref_s / r["seconds"], "p50": r["p50"],
-                     "p99": r["p99"], "peak_mb": r["peak_mb"], "idle_mb": r["idle_mb"], "data_mb": data / 2**20})
+                     "p99": r["p99"], "peak_mb": r["peak_mb"], "idle_mb": r["idle_mb"], "data_mb": data / 2**20,
+                     "spread": spread([ref_s / x["seconds"] for x in done])})
     return rows
+
+
+def median_run(done: list[dict]) -> dict:
+    return sorted(done, key=lambda r: r["seconds"])[(len(done) - 1) // 2]
+
+
+def spread(ratios: list[float]) -> str:
+    """The range of one configuration's ratios over the rounds (each against the median reference)."""
+    return "" if len(ratios) < 2 else f"{min(ratios):.2f}-{max(ratios):.2f}"
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--scale", type=float, default=1.0, help="fraction of the specified batch sizes")
     p.add_argument("--only", default="W1,W2,W3,W4")
+    p.add_argument("--repeat", type=int, default=3, help="rounds of every configuration; medians are printed")
     p.add_argument("--run", help=argparse.SUPPRESS)  # one workload key, in this process (used internally)
     p.add_argument("--config", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -369,7 +394,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     print_header()
     rows: list[dict] = []
     for key in keys:
-        for row in bench(key, args.scale):
+        for row in bench(key, args.scale, max(1, args.repeat)):
             print_row(row)
             rows.append(row)
     return rows
@@ -377,7 +402,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 def print_header() -> None:
     head = (f"{'workload':<24} {'configuration':<26} {'records/s':>12} {'vs ref':>7} {'p50 ms':>8} {'p99 ms':>8} "
-            f"{'peak MB':>8} {'data MB':>8} {'peak/data':>9} {'idle MB':>8} {'growth/data':>11}")
+            f"{'peak MB':>8} {'data MB':>8} {'peak/data':>9} {'idle MB':>8} {'growth/data':>11} {'ratio range':>12}")
     print(head)
     print("-" * len(head), flush=True)
 
@@ -390,7 +415,8 @@ def print_row(r: dict) -> None:
     idle = "" if r["idle_mb"] is None else f"{r['idle_mb']:.0f}"
     growth = "" if r["idle_mb"] is None else f"{(r['peak_mb'] - r['idle_mb']) / r['data_mb']:.1f}x"
     print(f"{r['workload']:<24} {r['config']:<26} {r['records_per_s']:>12,.0f} {r['ratio']:>6.2f}x "
-          f"{p50:>8} {p99:>8} {mem:>8} {r['data_mb']:>8.0f} {rel:>9} {idle:>8} {growth:>11}", flush=True)
+          f"{p50:>8} {p99:>8} {mem:>8} {r['data_mb']:>8.0f} {rel:>9} {idle:>8} {growth:>11} {r['spread']:>12}",
+          flush=True)
 
 
 if __name__ == "__main__":

@@ -95,6 +95,28 @@ def test_map_with_state_error_rolls_back_updates_removals_and_new_keys():
     assert prev[0].states() == before and prev[0].times() == before_times
 
 
+def test_map_with_state_gives_each_record_a_fresh_state_when_the_function_keeps_it():
+    # The kernel reuses a record's State for the next record only when nothing else holds it.
+    kept = []
+
+    def fn(key, value, state):
+        assert not state._updated and not state._removed
+        if value % 3 == 0:
+            kept.append((key, state))
+        if value % 5 == 0 and state.exists():
+            state.remove()
+        else:
+            state.update((state.getOption() or 0) + value)
+        return key
+
+    prev = map_with_state([], [("a", 1), ("b", 2)], fn, 1000, None)
+    batch = [("a", 3), ("c", 5), ("b", 6), ("a", 10), ("d", 9), ("b", 15), ("c", 12)]
+    out = map_with_state(prev, batch, fn, 2000, None)[0]
+    assert out.states() == {"c": 17, "d": 9}
+    # Every kept State still shows what its own record made of it, untouched by the records after it.
+    assert [(k, s.getOption(), s.exists()) for k, s in kept] == [
+        ("a", 4, True), ("b", 8, True), ("d", 9, True), ("b", None, False), ("c", 17, True)]
+
 # -- a model of mapWithState, checked against every version --------------------------------------------------
 OPS = st.sampled_from(["add", "rm", "keep"])
 
