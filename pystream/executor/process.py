@@ -24,9 +24,11 @@ import itertools
 import logging
 import multiprocessing
 import multiprocessing.connection
+import multiprocessing.util
 import os
 import sys
 import threading
+import time
 import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -148,6 +150,7 @@ class ProcessExecutor(Executor):
         # are atomic on a deque; swapping a dict under a finalizer halfway through its append lost that free.
         self._pending_frees: collections.deque[tuple[int, int, int]] = collections.deque()
         self._stopped = False
+        self._stop_once = threading.Lock()
         self._incarnations = itertools.count()
         idle_mb = conf.getInt(INPUT_ARENA_KEY, 256) if conf is not None else 256
         if idle_mb < 0:
@@ -182,6 +185,9 @@ class ProcessExecutor(Executor):
         return [w.process.pid for w in self._workers if w.process.is_alive()]
 
     def _replace_worker(self, w: _WorkerHandle) -> _WorkerHandle:
+        if self._stopped:
+            # stop() is waiting for this thread to let go: a worker started now would outlive the executor.
+            raise RuntimeError("the executor has been stopped")
         logger.warning("worker %d (pid %s) died; starting a replacement", w.index, w.process.pid)
         try:
             w.conn.close()
@@ -384,6 +390,9 @@ class ProcessExecutor(Executor):
     def _collect(self, tasks: dict[int, _Task], results: dict[int, Any], digest: bytes, payload: bytes,
                  out_mode: str) -> None:
         while len(results) < len(tasks):
+            if self._stopped:
+                # stop() waits for the lock this run holds: give it up within one wait, not after the tasks.
+                raise RuntimeError("the executor has been stopped")
             early, self._early = self._early, []
             for w, msg in early:
                 self._handle(w, msg, tasks, results)
@@ -442,36 +451,49 @@ class ProcessExecutor(Executor):
             self._submit(task, digest, payload, out_mode)
 
     def _heal(self) -> None:
+        if self._stopped:
+            return
         for i, w in enumerate(list(self._workers)):
             if not w.process.is_alive():
                 self._replace_worker(w)
 
     # -- lifecycle ----------------------------------------------------------------------------------------
     def stop(self) -> None:
-        with self._lock:
+        # Flagged before taking the lock: a batch on the scheduler's thread holds it while its tasks run, and
+        # sees the flag within one wait of _collect, so stop() never waits for a long task to end.
+        with self._stop_once:
             if self._stopped:
                 return
             self._stopped = True
+        with self._lock:
             workers, self._workers = self._workers, []
         for w in workers:
             try:
                 w.conn.send(("stop",))
             except OSError:
                 pass
+        # One grace period for all of them, not one each: a worker busy in a long task reads "stop" only after it.
+        _join_all(workers, 2.0)
         for w in workers:
-            w.process.join(2.0)
             if w.process.is_alive():
                 w.process.terminate()
-                w.process.join(2.0)
+        _join_all(workers, 2.0)
+        for w in workers:
             if w.process.is_alive():
                 w.process.kill()
-                w.process.join()
+            w.process.join()
             try:
                 w.conn.close()
             except OSError:
                 pass
         self._arena.close()
         shm.remove_with_prefix(shm.prefix_for(self._pid))
+
+
+def _join_all(workers: list[_WorkerHandle], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    for w in workers:
+        w.process.join(max(0.0, deadline - time.monotonic()))
 
 
 @contextlib.contextmanager
@@ -521,6 +543,9 @@ class _RemoteTraceback(Exception):
         return f'\n"""\n{self.tb}"""'
 
 
+# Registered after multiprocessing.util (imported above) has registered its own exit function, so this runs
+# first (atexit is last in, first out): that one terminates daemon workers and joins every child, and a
+# batch still running on the scheduler's thread would start replacements for the terminated workers.
 @atexit.register
 def _stop_all() -> None:
     for executor in list(_live_executors):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 from collections.abc import Callable, Iterable
@@ -20,6 +21,7 @@ from pystream.streaming.time import duration_ms
 logger = logging.getLogger(__name__)
 
 CLOCK_KEY = "spark.streaming.clock"
+STOP_GRACEFULLY_ON_SHUTDOWN_KEY = "spark.streaming.stopGracefullyOnShutdown"
 _INITIALIZED, _ACTIVE, _STOPPED = "INITIALIZED", "ACTIVE", "STOPPED"
 
 
@@ -257,6 +259,10 @@ class StreamingContext:
             self._scheduler.start(first)
             self._state = _ACTIVE
             StreamingContext._activeContext = self
+            # Spark's shutdown hook: registered after the executor's exit handler, so it runs before it (atexit
+            # is last in, first out). Otherwise the scheduler would go on starting batches on a stopped
+            # executor, each failing and logging, while the interpreter waits to exit.
+            atexit.register(self._stop_on_exit)
         self._listeners.post("onStreamingStarted", StreamingListenerStreamingStarted(self._clock.now_ms()))
 
     def stop(self, stopSparkContext: bool = True, stopGraceFully: bool = False) -> None:
@@ -268,8 +274,13 @@ class StreamingContext:
         if stopSparkContext:
             self._sc.stop()
 
+    def _stop_on_exit(self) -> None:
+        self.stop(stopSparkContext=False,
+                  stopGraceFully=self._sc._conf.getBoolean(STOP_GRACEFULLY_ON_SHUTDOWN_KEY, False))
+
     def _stop_streaming(self, graceful: bool) -> None:
         was_active = self._state == _ACTIVE
+        atexit.unregister(self._stop_on_exit)
         self._state = _STOPPED
         with StreamingContext._lock:
             if StreamingContext._activeContext is self:

@@ -1,5 +1,6 @@
 """The process executor: shared memory, worker lifetime, affinity, retries, cleanup after any end."""
 
+import contextlib
 import gc
 import os
 import signal
@@ -426,16 +427,29 @@ DRIVER = textwrap.dedent("""
 """)
 
 
+@contextlib.contextmanager
+def driver_process(script, *args, **popen):
+    """The driver script running, its output piped; killed and its pipes closed at the end, however it went.
+    Yields the process and the worker PIDs from the script's first line ("PIDS ...")."""
+    proc = subprocess.Popen([sys.executable, str(script), *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **popen)
+    try:
+        first = proc.stdout.readline().split()
+        assert first[0] == "PIDS", proc.stderr.read()
+        yield proc, [int(p) for p in first[1:]]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+
+
 @pytest.mark.parametrize("how", ["raise", "sigint", "sigkill", "sigterm"])
 def test_no_worker_or_segment_survives_the_driver(tmp_path, how):
     script = tmp_path / "driver.py"
     script.write_text(DRIVER)
-    proc = subprocess.Popen([sys.executable, str(script), "raise" if how == "raise" else "run"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        first = proc.stdout.readline().split()
-        assert first[0] == "PIDS", proc.stderr.read()
-        pids = [int(p) for p in first[1:]]
+    with driver_process(script, "raise" if how == "raise" else "run") as (proc, pids):
         assert len(pids) == 2
         assert proc.stdout.readline().strip() == "BATCH"
         if how == "sigint":
@@ -445,14 +459,90 @@ def test_no_worker_or_segment_survives_the_driver(tmp_path, how):
         elif how == "sigterm":
             proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
-        proc.stderr.close()
     assert wait_until(lambda: not any(alive(p) for p in pids), 10), "a worker outlived the driver"
     assert wait_until(lambda: shm_of(proc.pid) == [], 10), shm_of(proc.pid)
+
+
+BUSY_DRIVER = textwrap.dedent("""
+    import sys, time
+    from pystream import SparkConf, SparkContext
+    from pystream.streaming import StreamingContext
+    sc = SparkContext("local[2]", "busy", SparkConf(loadDefaults=False).set("spark.pystream.executor", "process"))
+    print("PIDS", *sc.executor.worker_pids, flush=True)
+    ssc = StreamingContext(sc, 0.1)
+    def slow(x):
+        print("RUNNING", flush=True)  # the worker shares the driver's stdout
+        time.sleep(120)
+        return x
+    ssc.queueStream([[1, 2]]).map(slow).foreachRDD(lambda rdd: rdd.collect())
+    ssc.start()
+    ssc.awaitTermination()
+""")
+
+
+def test_ctrl_c_while_the_job_thread_waits_on_a_long_task_ends_the_driver_promptly(tmp_path):
+    # The batch runs on the scheduler's job thread, which holds the executor while its tasks run: stopping at
+    # exit must not wait for the task, and must not let the job thread start replacement workers.
+    script = tmp_path / "busy.py"
+    script.write_text(BUSY_DRIVER)
+    # Its own session, so that every process it starts, replacement workers included, can be found after.
+    with driver_process(script, start_new_session=True) as (proc, pids):
+        assert "RUNNING" in proc.stdout.readline()  # two tasks print it, maybe on one line
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+        took = time.monotonic() - t0
+    assert took < 10, took
+    assert proc.returncode == -signal.SIGINT
+    assert wait_until(lambda: not any(alive(p) for p in pids), 10), "a worker outlived the driver"
+    assert wait_until(lambda: shm_of(proc.pid) == [], 10), shm_of(proc.pid)
+    assert wait_until(lambda: _in_session(proc.pid) == [], 10), _in_session(proc.pid)
+
+
+def _in_session(sid):
+    found = []
+    for p in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{p}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if fields[0] != "Z" and int(fields[3]) == sid:
+            found.append(int(p))
+    return found
+
+
+ENDING_DRIVER = textwrap.dedent("""
+    import os, sys
+    from pystream import SparkConf, SparkContext
+    from pystream.streaming import StreamingContext
+    conf = SparkConf(loadDefaults=False).set("spark.pystream.executor", "process")
+    conf.set("spark.streaming.stopGracefullyOnShutdown", sys.argv[1])
+    sc = SparkContext("local[2]", "ending", conf)
+    print("PIDS", os.getpid(), *sc.executor.worker_pids, flush=True)
+    ssc = StreamingContext(sc, 0.2)
+    def out(rdd):
+        print("BATCH", sorted(rdd.collect()), flush=True)
+    ssc.queueStream([[("a", 1), ("b", 2), ("a", 3)]]).reduceByKey(lambda a, b: a + b).foreachRDD(out)
+    ssc.start()
+    # The script ends here, with the context running and its first batch not yet due.
+""")
+
+
+@pytest.mark.parametrize("graceful", ["true", "false"])
+def test_a_script_that_ends_with_its_context_running_stops_it(tmp_path, graceful):
+    script = tmp_path / "ending.py"
+    script.write_text(ENDING_DRIVER)
+    done = subprocess.run([sys.executable, str(script), graceful], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    driver, *pids = [int(p) for p in lines[0].split()[1:]]
+    if graceful == "true":
+        # spark.streaming.stopGracefullyOnShutdown: the batch due at exit still runs, before the workers stop.
+        assert "BATCH [('a', 4), ('b', 2)]" in lines[1:], done.stdout
+    assert "Error" not in done.stderr, done.stderr
+    assert wait_until(lambda: not any(alive(p) for p in pids), 10), "a worker outlived the driver"
+    assert wait_until(lambda: shm_of(driver) == [], 10), shm_of(driver)
 
 
 def test_startup_to_first_output_under_a_second(tmp_path):
