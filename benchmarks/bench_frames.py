@@ -4,11 +4,13 @@
     python benchmarks/bench_frames.py                 # side-by-side ratios (ratios())
     python benchmarks/bench_frames.py --arena-cache   # the same, both on the allocator pystream's workers use
 
-Decoding 1M records makes about 100 MB of fresh objects (pickle: 150 MB), and with CPython's own allocator
-each of their pages is a kernel page fault, for both contenders alike: more than half of either's time here.
-pystream's workers keep freed allocator arenas mapped instead (``spark.pystream.worker.arenaCacheMB``), so
-``--arena-cache`` installs that cache in this process first (it cannot be removed again, hence its own
-process) and measures both contenders on it: the decode cost a worker actually pays, side by side.
+Decoding 1M records makes about 100 MB of fresh objects (pickle: 150 MB). With CPython's own allocator each
+4 KiB page of them is a kernel page fault: more than half of pickle's time here. A large ``frames.decode``
+borrows pystream's arena allocator for its length, which maps them from 2 MiB huge pages (pickle, run after
+it in the same process, is back on CPython's allocator). pystream's workers also keep freed arenas mapped
+(``spark.pystream.worker.arenaCacheMB``), so ``--arena-cache`` installs that cache in this process first (it
+cannot be removed again, hence its own process) and measures both contenders on it: the decode cost a worker
+actually pays, side by side, with pickle on the same allocator.
 """
 
 from __future__ import annotations

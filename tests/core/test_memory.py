@@ -62,3 +62,85 @@ def test_workers_run_with_the_configured_cache():
         sc.stop()
     assert [s["installed"] for s in stats] == [True, True]
     assert all(s["capacity"] == 8 for s in stats)
+
+
+def test_a_bulk_decode_maps_its_objects_from_huge_pages_and_gives_the_allocator_back():
+    # A fresh interpreter with CPython's own arena allocator, as in a user's driver process.
+    out = run_python("""
+        import gc
+        from pystream import frames
+        from pystream._core.memory import arena_cache_stats
+
+        def anon_huge_kb():
+            with open("/proc/self/smaps_rollup") as fh:
+                return next(int(l.split()[1]) for l in fh if l.startswith("AnonHugePages:"))
+
+        with open("/sys/kernel/mm/transparent_hugepage/enabled") as fh:
+            thp = fh.read().split("[")[1].split("]")[0]
+        records = [(f"key{i % 1000}", i, i * 0.5) for i in range(400_000)]
+        frame = frames.encode(records)
+        before = arena_cache_stats()
+        huge_before = anon_huge_kb()
+        decoded = frames.decode(frame)
+        during = arena_cache_stats()
+        assert decoded == records
+        assert not during["bulk"] and not during["installed"], during
+        # The decode's arenas came from pystream's allocator; with transparent huge pages not off, as huge pages.
+        assert during["misses"] - before["misses"] >= 40, (before, during)
+        if thp != "never":
+            assert anon_huge_kb() - huge_before >= 32 * 1024, (thp, anon_huge_kb(), huge_before)
+        # CPython's own allocator is back: objects made now come from its arenas, not from pystream's.
+        more = [(i, str(i)) for i in range(200_000)]
+        assert arena_cache_stats()["misses"] == during["misses"]
+        # And it frees the arenas pystream mapped, giving the memory back (no huge page is left).
+        del decoded, more
+        gc.collect()
+        assert anon_huge_kb() <= huge_before + 2048, anon_huge_kb()
+        small = frames.decode(frames.encode(records[:100]))  # too few records to borrow the allocator
+        assert arena_cache_stats()["misses"] == during["misses"] and small == records[:100]
+        print("ok")
+    """)
+    assert out.strip() == "ok"
+
+
+def test_a_failing_or_nested_bulk_decode_restores_the_allocator():
+    out = run_python("""
+        import pickle
+        from pystream import frames
+        from pystream.errors import CorruptFrameError
+        from pystream._core.memory import arena_cache_stats
+
+        inner = frames.encode(list(range(20_000)))
+
+        class Nested:
+            # Unpickling it decodes another bulk frame, inside the outer frame's decode.
+            def __reduce__(self):
+                return (frames.decode, (inner,))
+
+        outer = frames.encode([Nested()] + [(i, "x") for i in range(20_000)])
+        got = frames.decode(outer)
+        assert got[0] == list(range(20_000)) and got[1:] == [(i, "x") for i in range(20_000)]
+        assert not arena_cache_stats()["bulk"]
+
+        # A frame whose payload ends half-way through its records (checksum made to match) fails after
+        # decoding thousands of them: that ends the bulk allocation too.
+        import struct, xxhash
+        raw = frames.encode([(i, "y" * 10) for i in range(50_000)], compress=False)
+        head = len(frames.MAGIC) + struct.calcsize("<BBHQQQQ")  # the last field is the checksum
+        payload = raw[head:][: (len(raw) - head) // 2]
+        bad = bytearray(frames.MAGIC + struct.pack("<BBHQQQQ", 1, 0, 0, 50_000, len(payload), len(payload), 0)
+                        + payload)
+        struct.pack_into("<Q", bad, head - 8, xxhash.xxh64_intdigest(bytes(bad[head:])))
+        try:
+            frames.decode(bytes(bad))
+        except CorruptFrameError as e:
+            assert "payload offset" in str(e), e
+        else:
+            raise AssertionError("a truncated frame decoded")
+        assert not arena_cache_stats()["bulk"]
+        n = arena_cache_stats()["misses"]
+        more = [(i, str(i)) for i in range(200_000)]
+        assert arena_cache_stats()["misses"] == n
+        print("ok")
+    """)
+    assert out.strip() == "ok"
