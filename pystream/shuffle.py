@@ -88,6 +88,50 @@ def run_pipeline(func: PipelineFn | None, split: int, records: list) -> list:
     return out if isinstance(out, list) else list(out)
 
 
+class TableSplit:
+    """A map task's buckets while they are still its aggregation table's entries.
+
+    An executor that ships some buckets to other processes asks for those as frames (``split(frames)``):
+    their pairs are encoded straight from the table and never become tuples, which the task would make,
+    the executor encode and then free, all on the stage's critical path. Indexing or iterating gives every
+    bucket as a list, as ``split_by_key(table.items(), ...)`` would.
+    """
+
+    __slots__ = ("table", "num_partitions", "_lists")
+
+    def __init__(self, table: AggTable, num_partitions: int) -> None:
+        self.table: AggTable | None = table
+        self.num_partitions = num_partitions
+        self._lists: list[list] | None = None
+
+    def split(self, frames: Iterable[int] = ()) -> list:
+        """One entry per bucket: a list of pairs, or for each index in ``frames`` a FrameWriter of them."""
+        if self._lists is not None:
+            return self._lists
+        assert self.table is not None
+        out = self.table.split_items(self.num_partitions, frames)
+        self.table = None  # the buckets hold what is needed from it
+        if not frames:
+            self._lists = out
+        return out
+
+    def __len__(self) -> int:
+        return self.num_partitions
+
+    def __getitem__(self, j: int) -> list:
+        return self.split()[j]
+
+    def __iter__(self) -> Iterator[list]:
+        return iter(self.split())
+
+
+def _table_buckets(table: AggTable, num_partitions: int,
+                   partition_func: Callable[[Any], int]) -> TableSplit | list[list]:
+    if partition_func is portable_hash:
+        return TableSplit(table, num_partitions)
+    return split_by_key(table.items(), num_partitions, partition_func)
+
+
 def split_by_key(records: list, num_partitions: int, partition_func: Callable[[Any], int]) -> list[list]:
     """Split (key, value) pairs into ``num_partitions`` buckets by ``partition_func(key) % num_partitions``."""
     if partition_func is portable_hash:
@@ -112,13 +156,12 @@ class MapSideTask:
 
     streams_input = _HAS_PIPELINE
 
-    def __call__(self, split: int, records: list) -> list[list]:
+    def __call__(self, split: int, records: list) -> TableSplit | list[list]:
         if self.aggregator is not None:
             table = self.aggregator.map_table()
             table.update(records if self.pipeline is None else self.pipeline(split, iter(records)))
-            records = table.items()
-        else:
-            records = run_pipeline(self.pipeline, split, records)
+            return _table_buckets(table, self.num_partitions, self.partition_func)
+        records = run_pipeline(self.pipeline, split, records)
         return split_by_key(records, self.num_partitions, self.partition_func)
 
 
@@ -137,18 +180,17 @@ class CountingMapSideTask:
 
     streams_input = _HAS_PIPELINE
 
-    def __call__(self, split: int, records: list) -> list[list]:
+    def __call__(self, split: int, records: list) -> TableSplit | list[list]:
         table = AggTable(operator.add)
         source = records if self.pipeline is None else self.pipeline(split, iter(records))
         if self.split_words:
             table.count_words(source)
         else:
             table.update_keys(source)
-        items = table.items()
-        if self.weight != 1:
-            w = self.weight
-            items = [(k, n * w) for k, n in items]
-        return split_by_key(items, self.num_partitions, self.partition_func)
+        if self.weight == 1:
+            return _table_buckets(table, self.num_partitions, self.partition_func)
+        w = self.weight
+        return split_by_key([(k, n * w) for k, n in table.items()], self.num_partitions, self.partition_func)
 
 
 class RoundRobinTask:

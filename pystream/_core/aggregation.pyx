@@ -34,8 +34,15 @@ from pystream._core.agg_kernel cimport (
     _release_table,
     _xdecref,
 )
+from cpython.list cimport PyList_New, PyList_SET_ITEM
+from cpython.ref cimport Py_INCREF
+from libc.stdint cimport uint32_t, uint64_t
+from libc.stdlib cimport calloc, free, malloc
+
+from pystream._core.hashing cimport fast_key_hash
 from pystream._core.ps_agg cimport *
 from pystream._core.ps_common cimport *
+from pystream._core.serialisation cimport FrameWriter
 from pystream._core.status cimport check_status
 
 import operator
@@ -197,6 +204,74 @@ cdef class AggTable(AggKernel):
                 out[j] = pair
                 j += 1
         return out
+
+    def split_items(self, long num_partitions, frames=()):
+        """Return the (key, value) pairs split by ``portable_hash(key) % num_partitions``: one entry per
+        partition, each in this table's order, exactly ``partitioning.partition(self.items(), n)``.
+
+        Partition j is a list of pairs, or, for each j in ``frames``, a ``serialisation.FrameWriter`` holding
+        them encoded (as if appended), with no tuple made: the pairs a map task ships to another worker.
+        Raises ValueError for a partition count below 1 or a ``frames`` index out of range.
+        """
+        if num_partitions < 1 or num_partitions > 0xFFFFFFFF:
+            raise ValueError(f"number of partitions must be between 1 and 2**32 - 1, got {num_partitions}")
+        cdef uint32_t n = <uint32_t>num_partitions, p
+        cdef bint pow2 = (n & (n - 1)) == 0
+        cdef list writers = [None] * n
+        for j in frames:
+            if not 0 <= j < n:
+                raise ValueError(f"frames index {j} is outside 0..{n - 1}")
+            writers[j] = FrameWriter(self.t.n_live // n + 1)
+        cdef size_t r, m = self.t.n_entries
+        cdef uint64_t h
+        cdef ps_agg_entry *e
+        cdef uint32_t *ids = <uint32_t *>malloc((m + 1) * sizeof(uint32_t))
+        cdef Py_ssize_t *counts = <Py_ssize_t *>calloc(n, sizeof(Py_ssize_t))
+        cdef Py_ssize_t *fill = <Py_ssize_t *>calloc(n, sizeof(Py_ssize_t))
+        cdef list parts = [None] * n
+        cdef tuple pair
+        cdef object w
+        try:
+            if ids == NULL or counts == NULL or fill == NULL:
+                raise MemoryError()
+            # A key's hash may run its __hash__ (keys that are not str, int, ...): no one may change the
+            # table meanwhile.
+            self._enter()
+            try:
+                for r in range(m):
+                    e = &self.t.entries[r]
+                    if e.kind == PS_AGG_DEAD:
+                        continue
+                    if r + 16 < m:
+                        _prefetch(<PyObject *>self.t.entries[r + 16].key)
+                    h = fast_key_hash(<object>e.key)
+                    p = <uint32_t>(h & (n - 1)) if pow2 else <uint32_t>(h % n)
+                    ids[r] = p
+                    counts[p] += 1
+                for p in range(n):
+                    parts[p] = writers[p] if writers[p] is not None else PyList_New(counts[p])
+                for r in range(m):
+                    e = &self.t.entries[r]
+                    if e.kind == PS_AGG_DEAD:
+                        continue
+                    p = ids[r]
+                    w = writers[p]
+                    if w is not None:
+                        (<FrameWriter>w).add_pair(<object>e.key, _value(e))
+                        continue
+                    pair = (<object>e.key, _value(e))
+                    if e.kind != PS_AGG_OBJ and not _gc_is(<PyObject *>e.key):
+                        _gc_untrack(<PyObject *>pair)
+                    Py_INCREF(pair)
+                    PyList_SET_ITEM(parts[p], fill[p], pair)
+                    fill[p] += 1
+            finally:
+                self.busy = False
+        finally:
+            free(ids)
+            free(counts)
+            free(fill)
+        return parts
 
     def keys(self):
         cdef list out = [None] * <Py_ssize_t>self.t.n_live

@@ -1,5 +1,6 @@
 # What other _core modules cimport from serialisation: FrameWriter, so a kernel that makes frames (the
-# partitioner's partition_frames) encodes records straight into them, with no list in between.
+# partitioner's partition_frames, a table's split_items) encodes records straight into them, with no list in
+# between.
 cimport cython
 from libc.stdint cimport uint64_t
 
@@ -20,4 +21,6 @@ cdef class FrameWriter:
     cdef _estate _e
     cdef readonly Py_ssize_t count
     cdef int add(self, object record) except -1
+    cdef int add_pair(self, object key, object value) except -1
+    cdef void _undo(self, size_t mark, uint64_t strings) noexcept
     cdef void _seal(self) noexcept

@@ -29,9 +29,11 @@ class Buckets(list):
     __slots__ = ()
 
 
-def write_frames(lists: list[list], driver_pid: int, owner: str) -> tuple[shm.Segment, list[tuple[int, int]]]:
-    """Encode each list as one frame, all in one new segment; return it and each frame's (offset, length)."""
-    encoded = [frames.encode(records) for records in lists]
+def write_frames(lists: list[list | FrameWriter], driver_pid: int,
+                 owner: str) -> tuple[shm.Segment, list[tuple[int, int]]]:
+    """Encode each list as one frame (a FrameWriter is one already), all in one new segment; return it and
+    each frame's (offset, length)."""
+    encoded = [part if isinstance(part, FrameWriter) else frames.encode(part) for part in lists]
     total = sum(len(e) for e in encoded)
     seg = shm.Segment.create(shm.new_name(driver_pid, owner), total)
     try:
@@ -39,9 +41,13 @@ def write_frames(lists: list[list], driver_pid: int, owner: str) -> tuple[shm.Se
         spans = []
         pos = 0
         for e in encoded:
-            view[pos:pos + len(e)] = e
-            spans.append((pos, len(e)))
-            pos += len(e)
+            if isinstance(e, FrameWriter):
+                n = e.write_into(view, pos)
+            else:
+                n = len(e)
+                view[pos:pos + n] = e
+            spans.append((pos, n))
+            pos += n
         view.release()
     except BaseException:
         seg.close()

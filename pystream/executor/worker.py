@@ -20,6 +20,7 @@ import cloudpickle
 
 from pystream._core.memory import install_arena_cache
 from pystream.executor import shm
+from pystream.shuffle import TableSplit
 from pystream.executor.wire import (
     INLINE_LIMIT,
     Buckets,
@@ -85,10 +86,12 @@ class Worker:
             return ("frame", seg.name, spans[0][0], spans[0][1])
         return ("obj", value)
 
-    def ship_buckets(self, buckets: list[list], workers: int) -> tuple:
+    def ship_buckets(self, buckets: list[list] | TableSplit, workers: int) -> tuple:
         # Reduce task j runs on worker j mod W: buckets bound for this worker stay here as blocks; only the
         # others are encoded into shared memory.
         remote = [j for j in range(len(buckets)) if j % workers != self.index]
+        if isinstance(buckets, TableSplit):
+            buckets = buckets.split(frames=remote)  # the remote ones encoded from the table, as frames
         local = {j: self.keep(buckets[j]) for j in range(len(buckets)) if j % workers == self.index}
         name, spans = None, {}
         if remote:

@@ -431,3 +431,67 @@ def test_nan_and_subclass_keys_follow_dict():
     assert [(id(k), v) for k, v in t.items()] == [(id(k), v) for k, v in want]
     t.update(tuple(pairs))  # tuples of records take the same path
     assert [v for v in t.values()] == [2 * v for _, v in want]
+
+
+# -- split_items: a table's pairs split by the stable key hash, as lists or straight into frames ---------------
+@settings(max_examples=200)
+@given(records=st.lists(st.tuples(keys_st, int_st), max_size=60), n=st.integers(1, 9), data=st.data())
+def test_split_items_equals_partitioning_the_items(records, n, data):
+    from pystream import frames
+    from pystream._core.partitioning import partition
+
+    t = AggTable(operator.add)
+    t.update(records)
+    expected = partition(t.items(), n)
+    as_frames = data.draw(st.sets(st.integers(0, n - 1)))
+    got = t.split_items(n, as_frames)
+    assert len(got) == n
+    for j in range(n):
+        if j in as_frames:
+            # Byte for byte the frame the lists would encode to, without the tuples being made.
+            assert got[j].count == len(expected[j])
+            assert got[j].getvalue() == frames.encode(expected[j], compress=False)
+            assert [norm(r) for r in frames.decode(got[j].getvalue())] == [norm(r) for r in expected[j]]
+        else:
+            assert [norm(r) for r in got[j]] == [norm(r) for r in expected[j]]
+    assert [norm(r) for r in t.split_items(n)[0]] == [norm(r) for r in expected[0]]
+
+
+def test_split_items_of_counted_words_and_object_values():
+    from pystream._core.partitioning import partition
+
+    t = AggTable.counter()
+    t.count_words(["to be or not to be", "that is the question"] * 50)
+    t[("tuple", 1)] = 7
+    del t["or"]  # a dead entry among the live ones is skipped
+    assert t.split_items(4) == partition(t.items(), 4)
+    combined = AggTable(lambda a, b: a + b)
+    combined.update([("a", [1]), ("b", [2]), ("a", [3])])  # Python-object values
+    assert sorted(sum(combined.split_items(3), [])) == [("a", [1, 3]), ("b", [2])]
+
+
+def test_split_items_refuses_bad_arguments_and_reentry():
+    t = AggTable(operator.add)
+    t.update([("a", 1), ("b", 2)])
+    with pytest.raises(ValueError, match="between 1"):
+        t.split_items(0)
+    with pytest.raises(ValueError, match="outside 0..1"):
+        t.split_items(2, [2])
+
+    class Meddler:
+        # Hashed by the stable hash's fallback (hash()), which here tries to change the table mid-split.
+        def __hash__(self):
+            if armed:
+                t["c"] = 3
+            return 1
+
+        def __eq__(self, other):
+            return self is other
+
+    armed = False
+    t.update([(Meddler(), 1)])
+    armed = True
+    with pytest.raises(IllegalStateError):
+        t.split_items(2)
+    armed = False
+    assert len(t.split_items(2)[0]) + len(t.split_items(2)[1]) == 3
