@@ -13,7 +13,7 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
-from pystream.errors import IllegalStateError
+from pystream.errors import IllegalArgumentError, IllegalStateError
 
 logger = logging.getLogger(__name__)
 
@@ -21,6 +21,18 @@ _MASTER_RE = re.compile(r"^local(?:\[(\*|\d+)(?:,\s*\d+)?\])?$")
 
 #: SparkConf key choosing the executor: "inprocess" (every task in the driver) or "process" (worker pool).
 EXECUTOR_KEY = "spark.pystream.executor"
+
+
+_TIME_UNITS_MS = {"us": 0.001, "ms": 1, "s": 1000, "m": 60_000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
+_TIME_RE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*")
+
+
+def _time_ms(key: str, text: str) -> int:
+    m = _TIME_RE.fullmatch(str(text).lower())
+    if m is None or m.group(2) not in ("", *_TIME_UNITS_MS):
+        raise IllegalArgumentError(
+            f"{key} must be a duration such as 500ms, 30s or 2min (a plain number is milliseconds), got {text!r}")
+    return int(float(m.group(1)) * _TIME_UNITS_MS.get(m.group(2), 1))
 
 
 class SparkConf:
@@ -85,6 +97,13 @@ class SparkConf:
     def getBoolean(self, key: str, default: bool) -> bool:
         value = self._lookup(key)
         return default if value is None else value.strip().lower() in ("true", "1", "yes")
+
+    def getTimeAsMs(self, key: str, default: str) -> int:
+        """Return a duration property in milliseconds, as Spark's ``SparkConf.getTimeAsMs``: a plain number is
+        milliseconds, or a number with a unit (``ms``, ``s``, ``m``/``min``, ``h``, ``d``, e.g. ``"30s"``).
+        Raises IllegalArgumentError for any other value."""
+        value = self._lookup(key)
+        return _time_ms(key, default if value is None else value)
 
     def getAll(self) -> list[tuple[str, str]]:
         """Return every property as a list of (key, value) pairs."""

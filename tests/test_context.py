@@ -376,3 +376,20 @@ def test_conf_from_environment_matches_camel_case_keys(monkeypatch):
     assert conf.getInt("spark.task.maxFailures", 4) == 2
     assert conf.get("spark.task.maxFailures") == "2"
     assert SparkConf(loadDefaults=False).getInt("spark.task.maxFailures", 4) == 4
+
+
+@pytest.mark.parametrize("text, ms", [("250", 250), ("250ms", 250), ("30s", 30_000), ("1.5s", 1500),
+                                      ("2min", 120_000), ("2m", 120_000), ("1h", 3_600_000), (" 5 S ", 5000)])
+def test_time_properties_read_as_spark_reads_them(text, ms):
+    conf = _conf().set("spark.streaming.gracefulStopTimeout", text)
+    assert conf.getTimeAsMs("spark.streaming.gracefulStopTimeout", "1s") == ms
+    assert _conf().getTimeAsMs("spark.streaming.gracefulStopTimeout", "3s") == 3000  # the default when unset
+
+
+@pytest.mark.parametrize("text", ["", "soon", "10 parsecs", "-5s", "1e3"])
+def test_a_malformed_time_property_is_a_typed_error_naming_it(text):
+    from pystream.errors import IllegalArgumentError
+
+    conf = _conf().set("spark.streaming.gracefulStopTimeout", text)
+    with pytest.raises(IllegalArgumentError, match="spark.streaming.gracefulStopTimeout must be a duration"):
+        conf.getTimeAsMs("spark.streaming.gracefulStopTimeout", "1s")

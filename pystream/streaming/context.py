@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -22,6 +23,9 @@ logger = logging.getLogger(__name__)
 
 CLOCK_KEY = "spark.streaming.clock"
 STOP_GRACEFULLY_ON_SHUTDOWN_KEY = "spark.streaming.stopGracefullyOnShutdown"
+GRACEFUL_STOP_TIMEOUT_KEY = "spark.streaming.gracefulStopTimeout"
+#: How long a non-graceful stop() waits for a running batch before leaving it (Spark's JobScheduler: 2 s).
+_STOP_WAIT_S = 2.0
 _INITIALIZED, _ACTIVE, _STOPPED = "INITIALIZED", "ACTIVE", "STOPPED"
 
 
@@ -42,6 +46,7 @@ class StreamingContext:
         if not isinstance(sparkContext, SparkContext):
             raise TypeError(f"sparkContext must be a SparkContext, got {type(sparkContext).__name__}")
         self._sc = sparkContext
+        self._graceful_timeout_s = 0.0  # set by start() from spark.streaming.gracefulStopTimeout
         self._graph = DStreamGraph(duration_ms(batchDuration, "batchDuration"))
         if clock is None:
             kind = (sparkContext._conf.get(CLOCK_KEY) or "system").lower()
@@ -238,6 +243,8 @@ class StreamingContext:
 
             check_config(self)
             batch = self._graph.batch_ms
+            # Read now, so that a malformed value fails start(), not a stop() half-way through.
+            self._graceful_timeout_s = self._sc._conf.getTimeAsMs(GRACEFUL_STOP_TIMEOUT_KEY, f"{10 * batch}ms") / 1000
             if self._recovery is not None:
                 # Rebuilt from a checkpoint: the graph keeps its zero time; the batches after the checkpointed
                 # one (scheduled but unfinished, then those missed while down) run first, then the clock's.
@@ -266,8 +273,10 @@ class StreamingContext:
         self._listeners.post("onStreamingStarted", StreamingListenerStreamingStarted(self._clock.now_ms()))
 
     def stop(self, stopSparkContext: bool = True, stopGraceFully: bool = False) -> None:
-        """Stop the streams (idempotent). ``stopGraceFully`` first processes the data already received
-        (bounded by 10 batch intervals); ``stopSparkContext`` also stops the SparkContext."""
+        """Stop the streams (idempotent). ``stopGraceFully`` first processes the data already received, for at
+        most ``spark.streaming.gracefulStopTimeout`` (default 10 batch intervals); otherwise queued batches are
+        dropped and a running one gets 2 seconds to finish (as Spark's job scheduler gives it) before stop()
+        returns without it. ``stopSparkContext`` also stops the SparkContext, which ends such a batch."""
         with self._stop_lock:
             if self._state != _STOPPED:
                 self._stop_streaming(stopGraceFully)
@@ -292,19 +301,24 @@ class StreamingContext:
                     inp._stop(graceful)
                 except Exception:
                     logger.exception("Error stopping input stream %s", inp.name)
-            timeout = 10 * self._graph.batch_ms / 1000.0
             if graceful:
+                # One deadline for the whole graceful stop, as Spark's gracefulStopTimeout.
+                deadline = time.monotonic() + self._graceful_timeout_s
+
+                def left() -> float:
+                    return max(0.0, deadline - time.monotonic())
+
                 # Everything received before now belongs to a batch at or after now: wait for that batch.
                 target = self._clock.now_ms()
-                if not sched.wait_generated(target, timeout):
+                if not sched.wait_generated(target, left()):
                     logger.warning("graceful stop: timed out waiting for the last batch to be generated")
                 sched.stop_generation()
-                if not sched.wait_idle(timeout):
+                if not sched.wait_idle(left()):
                     logger.warning("graceful stop: timed out waiting for queued batches to finish")
-                sched.stop_jobs(drop_pending=False, timeout=timeout)
+                sched.stop_jobs(drop_pending=False, timeout=left())
             else:
                 sched.stop_generation()
-                sched.stop_jobs(drop_pending=True, timeout=timeout)
+                sched.stop_jobs(drop_pending=True, timeout=_STOP_WAIT_S)
         if self._wal is not None:
             self._wal.close()
         with self._term:
