@@ -17,6 +17,11 @@ Printed per configuration: records/s, the ratio to the reference measured in thi
 time, the peak memory of the whole process tree (driver + workers, shared-memory segments counted once), that
 peak divided by the in-memory size of one batch window of input plus the state, and the same for the growth of
 the peak over what the tree held before the first batch (interpreters, imports, the generator, idle workers).
+
+For W1 and W3, which have a scaling target, a last line gives 2 workers against 1 worker (median of the
+rounds' ratios) beside this machine's own scaling at the same time: two copies of the reference running at
+once, against one alone (``machine_scaling``, one more configuration in each round). On a shared virtual
+machine that ceiling moves by a third within minutes.
 """
 
 from __future__ import annotations
@@ -139,6 +144,14 @@ class Workload:
         """Run the reference; return (processing seconds, digests, bytes of one window of input + state)."""
         raise NotImplementedError
 
+    #: Whether the issue sets a 2-worker scaling target for this workload (then ``work`` exists, and this
+    #: machine's own scaling of the reference is measured beside it).
+    scaling_target = False
+
+    def work(self, batch: list, state: dict) -> None:
+        """The reference's processing of one batch."""
+        raise NotImplementedError
+
 
 class WordCount(Workload):
     def __init__(self, scale: float) -> None:
@@ -148,6 +161,11 @@ class WordCount(Workload):
 
     def batch(self, i: int) -> list:
         return wl.zipf_batch(i, self.records_per_batch)
+
+    scaling_target = True
+
+    def work(self, batch: list, state: dict) -> None:
+        wl.wordcount(batch)
 
     def build(self, sc, lines):
         digests: list[int] = []
@@ -172,6 +190,8 @@ class WindowedWordCount(WordCount):
         super().__init__(scale)
         self.name = "W2 windowed word count"
         self.window = 3
+
+    scaling_target = False
 
     def build(self, sc, lines):
         digests: list[int] = []
@@ -205,6 +225,11 @@ class Stateful(Workload):
 
     def batch(self, i: int) -> list:
         return wl.event_batch(i, self.records_per_batch, self.keys)
+
+    scaling_target = True
+
+    def work(self, batch: list, state: dict) -> None:
+        wl.state_update(state, batch)
 
     def build(self, sc, events):
         final: dict = {}
@@ -321,12 +346,59 @@ WORKLOADS: dict[str, Callable[[float], Workload]] = {
 }
 
 
+def _reference_worker(key: str, scale: float, barrier: Any, out: Any) -> None:
+    """The reference's work, timed batch by batch; each batch starts when every such process is ready."""
+    w = WORKLOADS[key](scale)
+    state: dict = {}
+    spent = []
+    for i in range(w.batches):
+        batch = w.batch(i)  # generated before the barrier: not timed, as in the reference
+        barrier.wait()
+        t0 = time.perf_counter()
+        w.work(batch, state)
+        spent.append(time.perf_counter() - t0)
+        del batch
+    out.put(spent)
+
+
+def _run_references(key: str, scale: float, copies: int) -> list[list[float]]:
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")  # this process runs no thread: forking it is safe
+    barrier, out = ctx.Barrier(copies), ctx.Queue()
+    procs = [ctx.Process(target=_reference_worker, args=(key, scale, barrier, out)) for _ in range(copies)]
+    for p in procs:
+        p.start()
+    try:
+        return [out.get(timeout=600) for _ in procs]
+    finally:
+        for p in procs:
+            p.join(60)
+            if p.is_alive():
+                p.kill()
+                p.join()
+
+
+def machine_scaling(key: str, scale: float) -> dict:
+    """How this machine scales the plain-Python reference itself: the reference alone in one process, then
+    two copies of it at once, each batch started together; scaling is twice the work in the time the slower
+    copy took. The same work in both, so this is the machine (its two cores, shared caches and memory, its
+    host's other tenants), not the algorithm; each contender is a fresh fork of this process, so none inherits
+    a heap another warmed. The ceiling, at this moment, for any 2-worker speed-up."""
+    one = sum(_run_references(key, scale, 1)[0])
+    a, b = _run_references(key, scale, 2)
+    two = sum(max(x, y) for x, y in zip(a, b))
+    return {"one_s": one, "two_s": two, "scaling": 2 * one / two}
+
+
 def run_one(key: str, scale: float, config: str) -> dict:
     """One configuration of one workload, in this process: "reference" or "<executor>:<workers>"."""
     w = WORKLOADS[key](scale)
     if config == "reference":
         seconds, digests, data = w.reference()
         return {"seconds": seconds, "digests": digests, "data_bytes": data}
+    if config == "machine":
+        return machine_scaling(key, scale)
     kind, workers = config.split(":")
     return run_config(kind, int(workers), w)
 
@@ -345,12 +417,13 @@ def bench(key: str, scale: float, repeat: int = 1) -> list[dict]:
     """Every configuration of one workload, ``repeat`` rounds of them interleaved; each figure is the median
     round's (this machine's speed drifts by a fifth within minutes: one run of each can mislead)."""
     w = WORKLOADS[key](scale)
-    configs = ["reference"] + [f"{kind}:{workers}" for kind, workers in CONFIGS]
+    configs = ["reference"] + [f"{kind}:{workers}" for kind, workers in CONFIGS] + (
+        ["machine"] if w.scaling_target else [])
     runs: dict[str, list[dict]] = {c: [] for c in configs}
     for _ in range(repeat):
         for c in configs:
             r = in_subprocess(key, scale, c)
-            if c != "reference" and r["digests"] != runs["reference"][0]["digests"]:
+            if c not in ("reference", "machine") and r["digests"] != runs["reference"][0]["digests"]:
                 raise AssertionError(f"{w.name} on {c}: results differ from the reference")
             runs[c].append(r)
     ref = median_run(runs["reference"])
@@ -366,6 +439,13 @@ def bench(key: str, scale: float, repeat: int = 1) -> list[dict]:
                      "records_per_s": records / r["seconds"], "ratio": ref_s / r["seconds"], "p50": r["p50"],
                      "p99": r["p99"], "peak_mb": r["peak_mb"], "idle_mb": r["idle_mb"], "data_mb": data / 2**20,
                      "spread": spread([ref_s / x["seconds"] for x in done])})
+    if w.scaling_target:
+        # Round by round: 2 workers against 1 worker, and this machine's own 2-process scaling of the
+        # reference, each pair measured minutes apart at most.
+        ours = sorted(a["seconds"] / b["seconds"] for a, b in zip(runs["process:1"], runs["process:2"]))
+        machine = sorted(m["scaling"] for m in runs["machine"])
+        rows.append({"workload": w.name, "scaling": ours[(len(ours) - 1) // 2], "scaling_range": ours,
+                     "machine": machine[(len(machine) - 1) // 2], "machine_range": machine})
     return rows
 
 
@@ -408,6 +488,13 @@ def print_header() -> None:
 
 
 def print_row(r: dict) -> None:
+    if "scaling" in r:
+        ours, machine = r["scaling_range"], r["machine_range"]
+        print(f"{r['workload']:<24} scaling, 2 workers / 1 worker: {r['scaling']:.2f}x "
+              f"(rounds {ours[0]:.2f}-{ours[-1]:.2f}; target 1.6x {'ok' if r['scaling'] >= 1.6 else 'BELOW'}); "
+              f"this machine's own, 2 copies of the plain-Python reference at once: {r['machine']:.2f}x "
+              f"(rounds {machine[0]:.2f}-{machine[-1]:.2f})", flush=True)
+        return
     p50 = "" if r["p50"] is None else f"{r['p50'] * 1000:.0f}"
     p99 = "" if r["p99"] is None else f"{r['p99'] * 1000:.0f}"
     mem = "" if r["peak_mb"] is None else f"{r['peak_mb']:.0f}"
