@@ -210,7 +210,7 @@ cdef class AggTable(AggKernel):
         partition, each in this table's order, exactly ``partitioning.partition(self.items(), n)``.
 
         Partition j is a list of pairs, or, for each j in ``frames``, a ``serialisation.FrameWriter`` holding
-        them encoded (as if appended), with no tuple made: the pairs a map task ships to another worker.
+        them encoded (as if appended), with no list of them made: the pairs a map task ships to another worker.
         Raises ValueError for a partition count below 1 or a ``frames`` index out of range.
         """
         if num_partitions < 1 or num_partitions > 0xFFFFFFFF:
@@ -257,7 +257,8 @@ cdef class AggTable(AggKernel):
                     p = ids[r]
                     w = writers[p]
                     if w is not None:
-                        (<FrameWriter>w).add_pair(<object>e.key, _value(e))
+                        # A tuple that goes straight back to CPython's free list once encoded.
+                        (<FrameWriter>w).add((<object>e.key, _value(e)))
                         continue
                     pair = (<object>e.key, _value(e))
                     if e.kind != PS_AGG_OBJ and not _gc_is(<PyObject *>e.key):

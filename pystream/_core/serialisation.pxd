@@ -21,6 +21,4 @@ cdef class FrameWriter:
     cdef _estate _e
     cdef readonly Py_ssize_t count
     cdef int add(self, object record) except -1
-    cdef int add_pair(self, object key, object value) except -1
-    cdef void _undo(self, size_t mark, uint64_t strings) noexcept
     cdef void _seal(self) noexcept

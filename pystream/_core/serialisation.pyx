@@ -387,30 +387,12 @@ cdef class FrameWriter:
         try:
             _enc(&self._e, record, 0)
         except BaseException:
-            self._undo(mark, strings)
-            raise
-        self.count += 1
-        return 0
-
-    cdef void _undo(self, size_t mark, uint64_t strings) noexcept:
-        # A record that fails to encode leaves no partial bytes behind: the frame stays valid without it.
-        self._e.w.len = mark
-        if self._e.strings.next_index != strings:
-            # Strings it wrote are gone, but the table still points at them: stop using the table.
-            self._e.strings.next_index = strings
-            self._e.table_off = True
-
-    cdef int add_pair(self, object key, object value) except -1:
-        """``add((key, value))``, byte for byte, without making the tuple (a table's entries, split by key)."""
-        cdef size_t mark = self._e.w.len
-        cdef uint64_t strings = self._e.strings.next_index
-        try:
-            _reserve(&self._e.w, 1)
-            ps_w_u8(&self._e.w, PS_TAG_TUPLE_SMALL + 2)
-            _enc(&self._e, key, 1)
-            _enc(&self._e, value, 1)
-        except BaseException:
-            self._undo(mark, strings)
+            # A record that fails to encode leaves no partial bytes behind: the frame stays valid without it.
+            self._e.w.len = mark
+            if self._e.strings.next_index != strings:
+                # Strings it wrote are gone, but the table still points at them: stop using the table.
+                self._e.strings.next_index = strings
+                self._e.table_off = True
             raise
         self.count += 1
         return 0
