@@ -20,7 +20,6 @@ import cloudpickle
 
 from pystream._core.memory import install_arena_cache
 from pystream.executor import shm
-from pystream.shuffle import TableSplit
 from pystream.executor.wire import (
     INLINE_LIMIT,
     Buckets,
@@ -31,6 +30,7 @@ from pystream.executor.wire import (
     read_frame,
     write_frames,
 )
+from pystream.shuffle import TableSplit
 
 
 class Worker:

@@ -75,8 +75,16 @@ def test_a_bulk_decode_maps_its_objects_from_huge_pages_and_gives_the_allocator_
             with open("/proc/self/smaps_rollup") as fh:
                 return next(int(l.split()[1]) for l in fh if l.startswith("AnonHugePages:"))
 
+        def thp_faults():
+            # Huge-page faults the kernel served, and those it served with small pages for want of a free
+            # huge page (a fragmented host): the request is ours, the outcome the kernel's.
+            with open("/proc/vmstat") as fh:
+                v = dict(l.split() for l in fh)
+            return int(v.get("thp_fault_alloc", 0)), int(v.get("thp_fault_fallback", 0))
+
         with open("/sys/kernel/mm/transparent_hugepage/enabled") as fh:
             thp = fh.read().split("[")[1].split("]")[0]
+        faults_before = thp_faults()
         records = [(f"key{i % 1000}", i, i * 0.5) for i in range(400_000)]
         frame = frames.encode(records)
         before = arena_cache_stats()
@@ -88,7 +96,10 @@ def test_a_bulk_decode_maps_its_objects_from_huge_pages_and_gives_the_allocator_
         # The decode's arenas came from pystream's allocator; with transparent huge pages not off, as huge pages.
         assert during["misses"] - before["misses"] >= 40, (before, during)
         if thp != "never":
-            assert anon_huge_kb() - huge_before >= 32 * 1024, (thp, anon_huge_kb(), huge_before)
+            served, fell_back = (a - b for a, b in zip(thp_faults(), faults_before))
+            assert served + fell_back >= 16, (served, fell_back)  # >= 32 MiB asked for as huge pages
+            if fell_back == 0:
+                assert anon_huge_kb() - huge_before >= 32 * 1024, (thp, anon_huge_kb(), huge_before)
         # CPython's own allocator is back: objects made now come from its arenas, not from pystream's.
         more = [(i, str(i)) for i in range(200_000)]
         assert arena_cache_stats()["misses"] == during["misses"]
