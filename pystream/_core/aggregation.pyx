@@ -40,6 +40,7 @@ from libc.stdint cimport uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc
 
 from pystream._core.hashing cimport fast_key_hash
+from pystream._core.partitioning cimport check_num_partitions
 from pystream._core.ps_agg cimport *
 from pystream._core.ps_common cimport *
 from pystream._core.serialisation cimport FrameWriter
@@ -75,6 +76,14 @@ cdef int _reducer_mode(fn):
     if fn is max:
         return MODE_MAX
     return MODE_GENERIC
+
+
+cdef inline tuple _pair(const ps_agg_entry *e):
+    pair = (<object>e.key, _value(e))
+    if e.kind != PS_AGG_OBJ and not _gc_is(<PyObject *>e.key):
+        # (atomic key, number) cannot be in a cycle: spare the collector a walk over it.
+        _gc_untrack(<PyObject *>pair)
+    return pair
 
 
 cdef inline object _value(const ps_agg_entry *e):
@@ -189,7 +198,6 @@ cdef class AggTable(AggKernel):
 
     def items(self):
         cdef list out = [None] * <Py_ssize_t>self.t.n_live
-        cdef tuple pair
         cdef size_t r, j = 0
         cdef ps_agg_entry *e
         for r in range(self.t.n_entries):
@@ -197,11 +205,7 @@ cdef class AggTable(AggKernel):
                 _prefetch(<PyObject *>self.t.entries[r + 16].key)
             e = &self.t.entries[r]
             if e.kind != PS_AGG_DEAD:
-                pair = (<object>e.key, _value(e))
-                if e.kind != PS_AGG_OBJ and not _gc_is(<PyObject *>e.key):
-                    # (atomic key, number) cannot be in a cycle: spare the collector a walk over it.
-                    _gc_untrack(<PyObject *>pair)
-                out[j] = pair
+                out[j] = _pair(e)
                 j += 1
         return out
 
@@ -213,8 +217,7 @@ cdef class AggTable(AggKernel):
         them encoded (as if appended), with no list of them made: the pairs a map task ships to another worker.
         Raises ValueError for a partition count below 1 or a ``frames`` index out of range.
         """
-        if num_partitions < 1 or num_partitions > 0xFFFFFFFF:
-            raise ValueError(f"number of partitions must be between 1 and 2**32 - 1, got {num_partitions}")
+        check_num_partitions(num_partitions)
         cdef uint32_t n = <uint32_t>num_partitions, p
         cdef bint pow2 = (n & (n - 1)) == 0
         cdef list writers = [None] * n
@@ -260,9 +263,7 @@ cdef class AggTable(AggKernel):
                         # A tuple that goes straight back to CPython's free list once encoded.
                         (<FrameWriter>w).add((<object>e.key, _value(e)))
                         continue
-                    pair = (<object>e.key, _value(e))
-                    if e.kind != PS_AGG_OBJ and not _gc_is(<PyObject *>e.key):
-                        _gc_untrack(<PyObject *>pair)
+                    pair = _pair(e)
                     Py_INCREF(pair)
                     PyList_SET_ITEM(parts[p], fill[p], pair)
                     fill[p] += 1

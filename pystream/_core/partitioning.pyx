@@ -42,7 +42,7 @@ cdef list _as_list(records):
     return records if PyList_CheckExact(records) else list(records)
 
 
-cdef int _check_n(long n) except -1:
+cdef int check_num_partitions(long n) except -1:
     if n < 1 or n > 0xFFFFFFFF:
         raise ValueError(f"number of partitions must be between 1 and 2**32 - 1, got {n}")
     return 0
@@ -238,7 +238,7 @@ def partition(records, long num_partitions) -> list:
     The assignment is identical in every process and every run. Raises TypeError for a record that is not a
     (key, value) pair and ValueError for a partition count below 1.
     """
-    _check_n(num_partitions)
+    check_num_partitions(num_partitions)
     return _partition_lists([_as_list(records)], <uint32_t>num_partitions)
 
 
@@ -248,7 +248,7 @@ def partition_many(parts, long num_partitions) -> list:
     Partition j holds the first list's records for j, then the second's, and so on, each in input order.
     Same errors as ``partition``.
     """
-    _check_n(num_partitions)
+    check_num_partitions(num_partitions)
     return _partition_lists([_as_list(p) for p in parts], <uint32_t>num_partitions)
 
 
@@ -259,7 +259,7 @@ def partition_frames(parts, long num_partitions) -> list:
     partition j, in the order ``partition_many`` gives them, encoded in the same single pass that assigns them,
     ready to be copied into shared memory for a task. Same errors as ``partition``.
     """
-    _check_n(num_partitions)
+    check_num_partitions(num_partitions)
     cdef list inputs = [_as_list(part) for part in parts]
     cdef uint32_t nparts = <uint32_t>num_partitions
     cdef Py_ssize_t total = 0, i, n
@@ -291,7 +291,7 @@ def partition_frames(parts, long num_partitions) -> list:
 def partition_ids(records, long num_partitions):
     """Return a uint32 numpy array with the partition of each (key, value) record (same rule as ``partition``)."""
     import numpy as np
-    _check_n(num_partitions)
+    check_num_partitions(num_partitions)
     cdef list recs = _as_list(records)
     cdef Py_ssize_t n = PyList_GET_SIZE(recs)
     out = np.empty(n, dtype=np.uint32)
@@ -317,7 +317,7 @@ def scatter(records, ids, long num_partitions) -> list:
     """Split ``records`` into ``num_partitions`` lists given each record's partition id (any int sequence or
     array, e.g. from a custom partition function). Raises ValueError naming the first id out of range."""
     import numpy as np
-    _check_n(num_partitions)
+    check_num_partitions(num_partitions)
     cdef list recs = _as_list(records)
     cdef Py_ssize_t n = PyList_GET_SIZE(recs)
     arr = np.ascontiguousarray(ids, dtype=np.int64)
