@@ -101,7 +101,7 @@ ps_status ps_frame_header_parse(const uint8_t *buf, size_t len, ps_frame_header 
     h->stored_len = get_u64le(buf + 16);
     h->raw_len = get_u64le(buf + 24);
     h->checksum = get_u64le(buf + 32);
-    if (h->version != PS_FRAME_VERSION) return PS_ERR_VERSION;
+    if (h->version < PS_FRAME_MIN_VERSION || h->version > PS_FRAME_VERSION) return PS_ERR_VERSION;
     if ((h->flags & ~PS_FRAME_KNOWN_FLAGS) != 0 || h->reserved != 0) return PS_ERR_FLAGS;
     if (h->stored_len > (uint64_t)(SIZE_MAX / 2)) return PS_ERR_LENGTH;
     if (h->flags & PS_FRAME_FLAG_LZ4) {

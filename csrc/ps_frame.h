@@ -21,7 +21,9 @@
 #include "ps_common.h"
 
 #define PS_FRAME_MAGIC "PSRF"
-#define PS_FRAME_VERSION 1
+/* Version 2 added PS_TAG_STRTAB_END; a version 1 frame is a version 2 frame without it, so both are read. */
+#define PS_FRAME_VERSION 2
+#define PS_FRAME_MIN_VERSION 1
 #define PS_FRAME_HEADER_SIZE 40
 #define PS_FRAME_FLAG_LZ4 0x01u
 #define PS_FRAME_KNOWN_FLAGS PS_FRAME_FLAG_LZ4
@@ -46,6 +48,7 @@ enum {
     PS_TAG_DICT = 0x0B,      /* varint n, n key/value pairs */
     PS_TAG_PICKLE = 0x0C,    /* varint n, n bytes of pickle protocol 5 */
     PS_TAG_STRREF = 0x0D,    /* varint i: the i-th string stored with a PS_TAG_STR* tag in this frame */
+    PS_TAG_STRTAB_END = 0x0E, /* prefix of a value, at most once per frame: no later literal is referenced */
     PS_TAG_TUPLE_SMALL = 0x20, /* 0x20 + n, n < 16 */
     PS_TAG_LIST_SMALL = 0x30,  /* 0x30 + n, n < 16 */
     PS_TAG_INT_SMALL = 0x40,   /* 0x40 + v, 0 <= v < 64 */
@@ -69,6 +72,10 @@ typedef struct {
  * which is most of the decode cost for keyed records. Both sides number every literal short string
  * (tag PS_TAG_STR_SMALL, 1..63 bytes) in order of appearance; the encoder may stop remembering new ones
  * (PS_STRTAB_MAX_ENTRIES) but keeps counting, so indices always agree.
+ *
+ * An encoder that gives up on the table for the rest of the frame (its strings do not repeat: text lines)
+ * writes PS_TAG_STRTAB_END before the next value. The decoder then stops keeping literals: a reader that
+ * decodes a frame a chunk at a time can free each chunk's strings instead of holding every one to the end.
  *
  * Slots hold the literal's offset in the output buffer rather than a pointer: the buffer may move when it
  * grows, and the string objects being encoded may die (a pickled value's __reduce__ can run any code). */

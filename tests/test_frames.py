@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import math
 import struct
+import sys
 from collections import namedtuple
 from multiprocessing import shared_memory
 
@@ -61,10 +62,10 @@ def resign(frame: bytearray) -> bytearray:
     return frame
 
 
-def forged(payload: bytes, count: int) -> bytes:
-    return bytes(
-        resign(bytearray(frames.MAGIC + struct.pack("<BBHQQQQ", 1, 0, 0, count, len(payload), len(payload), 0) + payload))
-    )
+def forged(payload: bytes, count: int, version: int = 1) -> bytes:
+    """An uncompressed frame of ``payload``; version 1 by default, which every later version still reads."""
+    header = struct.pack("<BBHQQQQ", version, 0, 0, count, len(payload), len(payload), 0)
+    return bytes(resign(bytearray(frames.MAGIC + header + payload)))
 
 
 SCALARS = [
@@ -261,7 +262,8 @@ def test_decode_buffers_without_copy():
 def test_header_layout():
     data = frames.encode([1, 2, 3], compress=False)
     magic, ver, flags, res, count, stored, raw, cks = struct.unpack_from("<4sBBHQQQQ", data)
-    assert (magic, ver, flags, res, count, stored, raw) == (b"PSRF", 1, 0, 0, 3, len(data) - H, len(data) - H)
+    assert (magic, ver, flags, res, count, stored, raw) == (b"PSRF", 2, 0, 0, 3, len(data) - H, len(data) - H)
+    assert frames.FORMAT_VERSION == 2
     assert cks == xxhash.xxh64_intdigest(data[H:])
 
 
@@ -286,7 +288,17 @@ def test_bad_magic(frame):
 
 def test_bad_version(frame):
     frame[4] = 9
-    corrupt(frame, "version 9")
+    corrupt(frame, "version 9 is not supported .*versions 1 to 2")
+    frame[4] = 0
+    corrupt(frame, "version 0")
+
+
+def test_version_1_frames_still_decode(frame):
+    # Version 2 only added the end-of-string-table tag: a frame from a version 1 build (a checkpoint, a
+    # write-ahead log) reads as it always did.
+    expected = frames.decode(frame)
+    frame[4] = 1
+    assert frames.decode(frame) == expected
 
 
 @pytest.mark.parametrize("bit", range(1, 8))
@@ -345,7 +357,7 @@ def test_forged_string_length():
 def test_bad_varint_and_tag_and_utf8_and_strref():
     corrupt(forged(b"\x03" + b"\xff" * 10 + b"\x01", 1), "bad int")
     corrupt(forged(b"\xc5", 1), "unknown value tag 0xc5")
-    corrupt(forged(b"\x0e", 1), "unknown value tag 0x0e")
+    corrupt(forged(b"\x0f", 1), "unknown value tag 0x0f")
     corrupt(forged(b"\x82\xc3\x28", 1), "not valid UTF-8")
     corrupt(forged(b"\x83\xed\xa0\x80", 1), "not valid UTF-8")  # an encoded surrogate
     corrupt(forged(b"\x0d\x00", 1), "string reference #0")
@@ -381,6 +393,42 @@ def test_flat_tuples_that_are_malformed_fail_as_any_record():
     assert frames.decode(forged(b"\x22\x81a\x0d\x00", 1)) == [("a", "a")]
     assert frames.decode(forged(b"\x22\x81b\x07\x01z" + b"\x22\x0d\x00\x40", 2)) == [("b", b"z"), ("b", 0)]
     corrupt(forged(b"\x22\x81b\x07\x01z" + b"\x22\x0d\x01\x40", 2), "record 1 .*string reference #1 but only 1")
+
+
+def test_string_table_end_tag():
+    # PS_TAG_STRTAB_END (0x0e) prefixes a value: literals before it stay referable, later ones are not kept.
+    assert frames.decode(forged(b"\x81a\x0e\x81b\x0d\x00", 3, 2)) == ["a", "b", "a"]
+    corrupt(forged(b"\x81a\x0e\x81b\x0d\x01", 3, 2), "record 2 .*string reference #1 but only 1")
+    # Inside a tuple of scalars (the fast path hands it to the generic decoder), and before a whole record.
+    assert frames.decode(forged(b"\x22\x81a\x0e\x81b" + b"\x22\x0d\x00\x41", 2, 2)) == [("a", "b"), ("a", 1)]
+    corrupt(forged(b"\x22\x81a\x0e\x81b" + b"\x22\x0d\x01\x41", 2, 2), "record 1 .*string reference #1 but only 1")
+    assert frames.decode(forged(b"\x81a" + b"\x0e\x22\x81b\x0d\x00", 2, 2)) == ["a", ("b", "a")]
+    # Once per frame, and always before a value.
+    corrupt(forged(b"\x0e\x81a\x0e\x81b", 2, 2), "record 1 .*string table ends a second time")
+    corrupt(forged(b"\x81a\x0e", 1, 2), "1 payload bytes left after the last of 1 records")
+    corrupt(forged(b"\x81a\x0e", 2, 2), "record 1 .*payload ends where a value was expected")
+
+
+def test_unique_strings_end_the_table_so_a_reader_keeps_none_of_them():
+    # Text lines hardly ever repeat: after its trial the encoder stops looking them up and says so, once.
+    lines = [f"line {i} of a text that does not repeat" for i in range(20_000)]
+    data = frames.encode(lines, compress=False)
+    assert data[H:].count(b"\x0e") == 1
+    assert frames.decode(data) == lines
+    # A reader that decodes a chunk at a time holds no line it has handed out (the table would, otherwise:
+    # a map task's whole input alive until its last record).
+    reader = frames.FrameReader(data)
+    chunks = [reader.next_chunk(1000) for _ in range(20)]
+    assert [x for c in chunks for x in c] == lines
+    last = chunks[-1][-1]
+    del chunks
+    assert sys.getrefcount(last) == 2  # this name and the call's argument
+    reader.close()
+    # Repeated strings keep the table (and the sharing) for the whole frame.
+    keys = [(f"k{i % 500}", i) for i in range(20_000)]
+    data = frames.encode(keys, compress=False)
+    out = frames.decode(data)
+    assert out == keys and out[0][0] is out[500][0] is out[19_500][0]
 
 
 def test_reader_names_the_failing_record_by_its_place_in_the_frame():

@@ -31,6 +31,17 @@ SEEDS = [
 ]
 
 
+def _version_2_frame(payload: bytes, count: int) -> bytes:
+    return frames.MAGIC + struct.pack("<BBHQQQQ", 2, 0, 0, count, len(payload), len(payload),
+                                      xxhash.xxh64_intdigest(payload)) + payload
+
+
+# The end of the string table (tag 0x0e), which the encoder writes only after thousands of unique strings:
+# "a", then ("b", "a") with the table ended before it, then ("a", 1).
+SEEDS.append(_version_2_frame(b"\x81a" + b"\x0e\x22\x81b\x0d\x00" + b"\x22\x0d\x00\x41", 3))
+assert frames.decode(SEEDS[-1]) == ["a", ("b", "a"), ("a", 1)]
+
+
 def read_in_chunks(data, size: int) -> list:
     reader = frames.FrameReader(data)
     out: list = []

@@ -57,6 +57,7 @@ ctypedef struct _dstate:
     ps_reader r
     Py_ssize_t record
     PyObject *strings  # list of literal short strings, in order: targets of PS_TAG_STRREF
+    bint keep_strings  # False after PS_TAG_STRTAB_END: no later literal is referenced, none is kept
 
 
 cdef int _fail(_dstate *s, ps_status st, str what) except -1:
@@ -157,7 +158,7 @@ cdef extern from *:
      * consumed, nothing changed: the generic decoder starts over at the same byte and reports any damage);
      * -1: an exception (MemoryError). A new literal string joins the string table only once its whole
      * record has decoded, so that starting over cannot add it twice. */
-    static int ps_dec_flat_record(ps_reader *r, PyObject *strings, PyObject *out, Py_ssize_t i) {
+    static int ps_dec_flat_record(ps_reader *r, PyObject *strings, int keep, PyObject *out, Py_ssize_t i) {
         const uint8_t *p = r->p, *end = r->end;
         if (PS_UNLIKELY(p >= end)) return 0;
         size_t n = (size_t)p[0] - PS_TAG_TUPLE_SMALL;
@@ -187,7 +188,7 @@ cdef extern from *:
                 if ((o = PyUnicode_New((Py_ssize_t)len, 127)) == NULL) goto fail;
                 memcpy(PyUnicode_DATA(o), rr.p, len);
                 rr.p += len;
-                if (len) literals |= 1u << k;  /* the empty string is never in the table */
+                if (len && keep) literals |= 1u << k;  /* the empty string is never in the table */
             } else if (t == PS_TAG_FLOAT) {
                 if (end - rr.p < 8) goto other;
                 if ((o = PyFloat_FromDouble(ps_load_f64le(rr.p))) == NULL) goto fail;
@@ -229,16 +230,16 @@ cdef extern from *:
 
     /* ps_dec_flat_record for out[i], out[i + 1], ... up to out[n - 1]: the index of the first record it
      * did not decode (n when it did them all), or -1 on an exception. */
-    static Py_ssize_t ps_dec_flat_run(ps_reader *r, PyObject *strings, PyObject *out, Py_ssize_t i,
+    static Py_ssize_t ps_dec_flat_run(ps_reader *r, PyObject *strings, int keep, PyObject *out, Py_ssize_t i,
                                       Py_ssize_t n) {
         for (; i < n; i++) {
-            int st = ps_dec_flat_record(r, strings, out, i);
+            int st = ps_dec_flat_record(r, strings, keep, out, i);
             if (st <= 0) return st < 0 ? -1 : i;
         }
         return n;
     }
     """
-    Py_ssize_t ps_dec_flat_run(ps_reader *r, PyObject *strings, object out, Py_ssize_t i,
+    Py_ssize_t ps_dec_flat_run(ps_reader *r, PyObject *strings, int keep, object out, Py_ssize_t i,
                                Py_ssize_t n) except -1
 
 
@@ -331,7 +332,7 @@ cdef object _dec(_dstate *s, int depth):
     if tag >= PS_TAG_STR_SMALL:
         if tag < PS_TAG_STR_SMALL_END:
             u = _dec_str(s, tag - PS_TAG_STR_SMALL)
-            if tag != PS_TAG_STR_SMALL:
+            if tag != PS_TAG_STR_SMALL and s.keep_strings:
                 PyList_Append(<object>s.strings, u)
             return u
         r.p -= 1
@@ -353,6 +354,12 @@ cdef object _dec(_dstate *s, int depth):
         return <object>PyList_GET_ITEM(<object>s.strings, n)
     if tag == PS_TAG_INT:
         return PyLong_FromLongLong(ps_unzigzag(_varint(s, "int")))
+    if tag == PS_TAG_STRTAB_END:
+        if not s.keep_strings:
+            r.p -= 1
+            _fail(s, PS_ERR_TAG, "the string table ends a second time")
+        s.keep_strings = False
+        return _dec(s, depth)  # the value it prefixes (once: a second end fails above)
     if tag == PS_TAG_STR:
         return _dec_str(s, _varint(s, "string length"))
     if tag == PS_TAG_NONE:
@@ -397,7 +404,8 @@ cdef str _header_problem(ps_status st, ps_frame_header *h, size_t length, uint64
     if st == PS_ERR_TRUNCATED and (length < PS_FRAME_HEADER_SIZE):
         return f"buffer of {length} bytes is shorter than the {PS_FRAME_HEADER_SIZE}-byte frame header"
     if st == PS_ERR_VERSION:
-        return f"format version {h.version} is not supported (this build reads version {PS_FRAME_VERSION})"
+        return (f"format version {h.version} is not supported (this build reads versions {PS_FRAME_MIN_VERSION} "
+                f"to {PS_FRAME_VERSION})")
     if st == PS_ERR_FLAGS:
         if h.flags & ~PS_FRAME_FLAG_LZ4:
             return f"unknown flag bits 0x{h.flags & ~PS_FRAME_FLAG_LZ4:02x} set (flags byte 0x{h.flags:02x})"
@@ -424,6 +432,7 @@ cdef inline void _start(_dstate *s, const uint8_t *p, size_t n, list strings) no
     s.r.end = p + n
     s.record = 0
     s.strings = <PyObject *>strings
+    s.keep_strings = True
 
 
 cdef int _check_end(_dstate *s, uint64_t count) except -1:
@@ -438,7 +447,7 @@ cdef int _dec_records(_dstate *s, list out, Py_ssize_t n, Py_ssize_t first) exce
     slots: runs of flat tuples in C, any other record through the generic decoder."""
     cdef Py_ssize_t i = 0
     while i < n:
-        i = ps_dec_flat_run(&s.r, s.strings, out, i, n)
+        i = ps_dec_flat_run(&s.r, s.strings, s.keep_strings, out, i, n)
         if i < n:
             s.record = first + i
             item = _dec(s, 0)

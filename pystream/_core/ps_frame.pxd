@@ -43,6 +43,7 @@ cdef extern from "ps_frame.h" nogil:
     const char *PS_FRAME_MAGIC
     enum:
         PS_FRAME_VERSION
+        PS_FRAME_MIN_VERSION
         PS_FRAME_HEADER_SIZE
         PS_FRAME_FLAG_LZ4
         PS_LZ4_MAX_RATIO
@@ -63,6 +64,7 @@ cdef extern from "ps_frame.h" nogil:
         PS_TAG_DICT
         PS_TAG_PICKLE
         PS_TAG_STRREF
+        PS_TAG_STRTAB_END
         PS_TAG_TUPLE_SMALL
         PS_TAG_LIST_SMALL
         PS_TAG_INT_SMALL

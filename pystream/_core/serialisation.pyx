@@ -145,7 +145,10 @@ cdef inline int _enc_short_str(_estate *e, const uint8_t *s, size_t n) except -1
             ps_w_varint(w, sl.index)
             return 0
         if e.probes == e.trial and e.hits * 8 < e.probes:
+            # Tell the decoder too, before this literal: it need not keep this or any later one.
             e.table_off = True
+            _reserve(w, 1)
+            ps_w_u8(w, PS_TAG_STRTAB_END)
     _reserve(w, 1 + n)
     if sl != NULL:
         ps_strtab_fill(&e.strings, sl, w.len, h)
