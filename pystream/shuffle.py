@@ -254,14 +254,15 @@ class ReduceSideTask:
         return out if isinstance(out, list) else list(out)
 
 
-def merge_buckets(aggregator: Aggregator | None, buckets: Iterable[list]) -> Iterable[Any]:
-    """One reduce partition from its buckets: their combiners merged per key, or (no aggregator) their
-    records one bucket after the other."""
+def merge_buckets(aggregator: Aggregator | None, buckets: Iterable[list | FrameReader]) -> Iterable[Any]:
+    """One reduce partition from its buckets (lists, or frames from other workers read as they are merged):
+    their combiners merged per key, or (no aggregator) their records one bucket after the other."""
     if aggregator is None:
         return itertools.chain.from_iterable(buckets)
     table = aggregator.merge_table()
     for bucket in buckets:
-        table.update(bucket)
+        for chunk in record_chunks(bucket):
+            table.update(chunk)
     return table.items()
 
 

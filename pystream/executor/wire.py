@@ -144,8 +144,9 @@ def open_in(seg: shm.Segment, offset: int, length: int) -> FrameReader:
     return FrameReader(seg.buf, offset, length)
 
 
-def close_readers(readers: list[FrameReader]) -> None:
-    """Close the readers a task was given, so the segments they read can be reused or unmapped."""
+def close_readers(readers: list[FrameReader | shm.Segment]) -> None:
+    """Close the readers a task was given, so the segments they read can be reused or unmapped (and close,
+    after its readers, each segment mapped only for them)."""
     for reader in readers:
         reader.close()
     readers.clear()

@@ -47,14 +47,24 @@ class Worker:
         self.mapped: dict[str, shm.Segment] = {}
 
     # -- inputs -------------------------------------------------------------------------------------------
-    def resolve(self, desc: tuple, readers: list[FrameReader] | None = None) -> Any:
-        """The task input ``desc`` describes. With ``readers`` (a task that streams its input), a driver input
-        frame is not decoded here but given as a FrameReader, collected in ``readers`` to close after."""
+    def resolve(self, desc: tuple, readers: list[FrameReader | shm.Segment] | None = None) -> Any:
+        """The task input ``desc`` describes. With ``readers`` (a task that streams its input), a frame is not
+        decoded here but given as a FrameReader (a reduce task's buckets from other workers too); the readers,
+        and the segments they read, are collected in ``readers`` to close after."""
         kind = desc[0]
         if kind == "obj":
             return desc[1]
         if kind == "frame":
-            return read_frame(desc[1], desc[2], desc[3])
+            if readers is None:
+                return read_frame(desc[1], desc[2], desc[3])
+            seg = shm.Segment.attach(desc[1])
+            try:
+                reader = open_in(seg, desc[2], desc[3])
+            except BaseException:
+                seg.close()
+                raise
+            readers += (reader, seg)  # in this order: a segment closes once nothing reads it
+            return reader
         if kind == "pooled":
             seg = self.mapped.get(desc[1])
             if seg is None:
@@ -67,7 +77,7 @@ class Worker:
         if kind == "block":
             return self.blocks[desc[1]]
         if kind == "list":
-            return Buckets(self.resolve(d) for d in desc[1])
+            return Buckets(self.resolve(d, readers) for d in desc[1])
         if kind == "tuple":
             return tuple(self.resolve(d, readers) for d in desc[1])
         raise ValueError(f"unknown input description {kind!r}")
@@ -142,7 +152,7 @@ class Worker:
     def run_task(self, task_id: int, digest: bytes, split: int, desc: tuple, out_mode: str) -> None:
         # A task that consumes its records in order says so (streams_input): its input frames are decoded a
         # chunk at a time as it goes, and each chunk is freed while still in cache.
-        readers: list[FrameReader] | None = None
+        readers: list[FrameReader | shm.Segment] | None = None
         try:
             fn = self.functions[digest]
             if getattr(fn, "streams_input", False):

@@ -237,6 +237,42 @@ def test_a_streaming_task_reads_its_input_a_chunk_at_a_time_and_no_reader_outliv
         [["this FrameReader is closed"]] * 2
 
 
+def test_a_streaming_reduce_task_reads_other_workers_buckets_as_it_merges_them(psc, shm_names):
+    from pystream.executor.wire import Buckets
+
+    class SplitsInTwo:  # a map task: bucket j gets the records of key parity j
+        def __call__(self, split, records):
+            return [[r for r in records if r[0] % 2 == j] for j in range(2)]
+
+    class TellsItsBuckets:
+        streams_input = True
+
+        def __call__(self, split, buckets):
+            return [(type(b).__name__, sorted(b)) for b in buckets]
+
+    data = [(i, split) for split in range(2) for i in range(5_000)]
+    halves = [data[:5_000], data[5_000:]]
+    maps = psc.executor.run_tasks(SplitsInTwo(), halves, stage="shuffle-map")
+    inputs = [Buckets(m[j] for m in maps) for j in range(2)]
+    out = psc.executor.run_tasks(TellsItsBuckets(), inputs, stage="test")
+    for j in range(2):
+        # Reduce task j runs on worker j: its own map task's bucket stayed there as a list; the other
+        # worker's came through shared memory and is read as a frame, never decoded whole.
+        assert [kind for kind, _ in out[j]] == ["list" if m == j else "FrameReader" for m in range(2)]
+        assert [recs for _, recs in out[j]] == [sorted(r for r in h if r[0] % 2 == j) for h in halves]
+    # The non-streaming path still decodes them, and equal.
+    plain = psc.executor.run_tasks(lambda split, buckets: [sorted(b) for b in buckets], inputs, stage="test")
+    assert plain == [[recs for _, recs in out[j]] for j in range(2)]
+    del maps, inputs
+    gc.collect()
+    psc.executor.release()
+    pid = os.getpid()
+    deadline = time.monotonic() + 10
+    while any(n.startswith(f"ps_{pid}_w") for n in shm_names()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [n for n in shm_names() if n.startswith(f"ps_{pid}_w")]  # every bucket segment unlinked
+
+
 def test_kept_partitions_stay_in_workers_and_are_freed(psc):
     rdd = psc.parallelize(range(1000), 4).map(lambda x: x * 2).cache()
     assert rdd.count() == 1000
