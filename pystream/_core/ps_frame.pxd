@@ -92,6 +92,7 @@ cdef extern from "ps_frame.h" nogil:
     uint32_t ps_strhash(const uint8_t *s, size_t n)
     ps_strtab_slot *ps_strtab_probe(ps_strtab *t, const uint8_t *buf, const uint8_t *s, size_t n, uint32_t h)
     void ps_strtab_fill(ps_strtab *t, ps_strtab_slot *sl, size_t off, uint32_t h)
+    void ps_strtab_prefetch(const ps_strtab *t, const uint8_t *s, size_t n)
 
     ctypedef struct ps_frame_header:
         uint8_t magic[4]
