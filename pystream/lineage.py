@@ -77,6 +77,9 @@ class ParallelCollectionRDD(RDD):
                 (self._parts[i],) = self.ctx.executor.hold([self._parts[i]])
                 self._held[i] = True
 
+    def _holds_driver_records(self) -> bool:
+        return not any(self._held) and any(type(p) is list and p for p in self._parts)
+
     def _driver_lists(self) -> list[list] | None:
         """The partitions as lists, while the driver still holds them so (not yet taken by the executor)."""
         if any(self._held) or not all(type(p) is list for p in self._parts):

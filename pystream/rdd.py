@@ -129,6 +129,10 @@ class RDD:
     def _do_compute(self) -> list[list]:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _holds_driver_records(self) -> bool:
+        """Whether this RDD keeps records as Python objects of the driver (not in shared memory or a worker)."""
+        return False
+
     def _run(self, action: Callable[[int, Iterator[Any]], Any], partitions: range | None = None) -> list[Any]:
         """Run ``action(split, iterator)`` on (some of) the partitions through the executor."""
         src, fn = self._pipeline()

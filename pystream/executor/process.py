@@ -149,6 +149,10 @@ class ProcessExecutor(Executor):
         # thread drops the last reference (a receiver's, the generator's) while a flush drains it, and both
         # are atomic on a deque; swapping a dict under a finalizer halfway through its append lost that free.
         self._pending_frees: collections.deque[tuple[int, int, int]] = collections.deque()
+        # Objects discard() keeps for the next tasks to overlap their freeing, each with the release() count
+        # at its discard: what no task came to drop within a batch is dropped by the next release().
+        self._discarded: collections.deque[tuple[int, Any]] = collections.deque()
+        self._releases = 0
         self._stopped = False
         self._stop_once = threading.Lock()
         self._incarnations = itertools.count()
@@ -232,10 +236,21 @@ class ProcessExecutor(Executor):
                 except OSError:
                     pass
 
+    def discard(self, obj: Any) -> None:
+        self._discarded.append((self._releases, obj))
+
+    def _drop_discarded(self, before: int | None = None) -> None:
+        # Popped one at a time (a deque's ends are thread-safe): an object's finalizer may discard more.
+        q = self._discarded
+        while q and (before is None or q[0][0] < before):
+            q.popleft()
+
     def release(self) -> None:
         # Workers then free the previous batch's partitions (state versions, cached blocks) while the driver
         # waits for the next batch, not at the start of it.
         with self._lock:
+            self._releases += 1
+            self._drop_discarded(before=self._releases - 1)
             if not self._stopped:
                 self._flush_released()
 
@@ -361,6 +376,8 @@ class ProcessExecutor(Executor):
             try:
                 for task in tasks.values():
                     self._submit(task, digest, payload, out_mode)
+                # The workers are busy: the driver frees what it discarded meanwhile, not before their tasks.
+                self._drop_discarded()
                 # After the tasks, not before: a worker frees what the last stage left while the driver waits,
                 # instead of before its task (freeing a stage's buckets took up to 3 ms).
                 self._flush_released()
@@ -486,6 +503,7 @@ class ProcessExecutor(Executor):
                 w.conn.close()
             except OSError:
                 pass
+        self._drop_discarded()
         self._arena.close()
         shm.remove_with_prefix(shm.prefix_for(self._pid))
 

@@ -139,6 +139,10 @@ class DStream:
             rdd = self._generated.pop(old)
             if rdd is not None and self._persisted:
                 rdd.unpersist()
+            if rdd is not None and rdd._holds_driver_records():
+                # Its records are Python objects of the driver's: the executor frees them when that costs
+                # no task any time. (An RDD holding shared memory is dropped now, so the next batch reuses it.)
+                self._sc.executor.discard(rdd)
         for p in self._parents:
             p._clear_metadata(t)
 

@@ -273,6 +273,56 @@ def test_a_streaming_reduce_task_reads_other_workers_buckets_as_it_merges_them(p
     assert not [n for n in shm_names() if n.startswith(f"ps_{pid}_w")]  # every bucket segment unlinked
 
 
+def test_discarded_objects_are_freed_while_the_next_tasks_run(psc):
+    class Records(list):  # weakly referable
+        pass
+
+    ex = psc.executor
+    ex.release()
+    first = Records(range(1000))
+    ref = weakref.ref(first)
+    ex.discard(first)
+    del first
+    gc.collect()
+    assert ref() is not None  # kept: freeing it now would delay the tasks that come next
+    assert ex.run_tasks(lambda split, recs: len(recs), [[1], [2, 3]], stage="test") == [1, 2]
+    assert ref() is None  # dropped once those tasks were sent
+
+    # With no tasks to overlap, a batch later at most.
+    second = Records(range(10))
+    ref = weakref.ref(second)
+    ex.discard(second)
+    del second
+    ex.release()
+    assert ref() is not None
+    ex.release()
+    assert ref() is None
+
+
+def test_a_forgotten_batch_of_driver_records_is_freed_during_the_next_batch(psc):
+    # Batches partitioned on the driver (updateStateByKey's shuffle of a queueStream) keep their records as
+    # driver objects; freeing them took 30 ms at the end of every W3 batch, before the next could start.
+    ssc = manual_context(psc, 1.0)
+    rdds = [psc.parallelize([(k % 50, 1) for k in range(2000 * i, 2000 * (i + 1))], 2) for i in range(4)]
+    refs = [weakref.ref(r) for r in rdds]
+    out = collect(ssc.queueStream(rdds).updateStateByKey(lambda vs, s: (s or 0) + sum(vs)))
+    del rdds
+    ssc.start()
+    try:
+        advance(ssc, 2)
+        gc.collect()
+        assert [sorted(o) for o in out.batches] == [[(k, 40 * i) for k in range(50)] for i in (1, 2)]
+        # Batch 1 is forgotten (inputs are remembered for one batch), and waits for batch 3's tasks.
+        assert refs[0]() is not None
+        advance(ssc, 1)
+        gc.collect()
+        assert refs[0]() is None and refs[1]() is not None
+        advance(ssc, 1)
+        assert sorted(out.batches[-1]) == [(k, 160) for k in range(50)]
+    finally:
+        ssc.stop(stopSparkContext=False)
+
+
 def test_kept_partitions_stay_in_workers_and_are_freed(psc):
     rdd = psc.parallelize(range(1000), 4).map(lambda x: x * 2).cache()
     assert rdd.count() == 1000
