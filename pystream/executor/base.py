@@ -57,7 +57,7 @@ class Executor(abc.ABC):
         """Whether any of these partition handles was lost (its worker died). Never, in-process."""
         return False
 
-    def discard(self, obj: Any) -> None:
+    def discard(self, obj: Any) -> None:  # noqa: B027 - optional hook
         """Forget ``obj``, which the driver is done with (a forgotten batch's records). The default drops it
         now; an executor whose tasks run in other processes may keep it until its workers are busy with the
         next tasks, and drop it then: freeing half a million records takes the driver 30 ms, which would

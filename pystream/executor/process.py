@@ -237,7 +237,8 @@ class ProcessExecutor(Executor):
                     pass
 
     def discard(self, obj: Any) -> None:
-        self._discarded.append((self._releases, obj))
+        if not self._stopped:  # a stopped executor runs no more tasks: obj goes now
+            self._discarded.append((self._releases, obj))
 
     def _drop_discarded(self, before: int | None = None) -> None:
         # Popped one at a time (a deque's ends are thread-safe): an object's finalizer may discard more.
