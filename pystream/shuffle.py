@@ -81,6 +81,11 @@ def is_plain_split(f: Any) -> bool:
     return _plain_lambda(f, _SPLIT_CODE) and f.__code__.co_names == ("split",)
 
 
+def piped(func: PipelineFn | None, split: int, records: Iterable[Any]) -> Iterable[Any]:
+    """A fused narrow pipeline's output for one partition, as it comes (the records themselves without one)."""
+    return records if func is None else func(split, iter(records))
+
+
 def run_pipeline(func: PipelineFn | None, split: int, records: list) -> list:
     """Apply a fused narrow pipeline to one partition and materialise the result as a list."""
     if func is None:
@@ -182,7 +187,7 @@ class MapSideTask:
     def __call__(self, split: int, records: list | FrameReader) -> TableSplit | list[list]:
         if self.aggregator is not None:
             table = self.aggregator.map_table()
-            for chunk in record_chunks(records if self.pipeline is None else self.pipeline(split, iter(records))):
+            for chunk in record_chunks(piped(self.pipeline, split, records)):
                 table.update(chunk)
             return _table_buckets(table, self.num_partitions, self.partition_func)
         records = run_pipeline(self.pipeline, split, records)
@@ -207,7 +212,7 @@ class CountingMapSideTask:
     def __call__(self, split: int, records: list | FrameReader) -> TableSplit | list[list]:
         table = AggTable(operator.add)
         fold = table.count_words if self.split_words else table.update_keys
-        for chunk in record_chunks(records if self.pipeline is None else self.pipeline(split, iter(records))):
+        for chunk in record_chunks(piped(self.pipeline, split, records)):
             fold(chunk)
         if self.weight == 1:
             return _table_buckets(table, self.num_partitions, self.partition_func)
