@@ -370,13 +370,15 @@ class ProcessExecutor(Executor):
             self._early: list = []
             self._heal()  # a worker that died between stages is replaced before anything is sent to it
             tasks = {}
-            for split, data in enumerate(inputs):
-                task = _Task(next(self._ids), split, data, split % self.parallelism)
-                tasks[task.task_id] = task
             results: dict[int, Any] = {}
             try:
-                for task in tasks.values():
+                # Each input read just before its task is sent: reading one may encode it (a partition the
+                # driver holds as objects), which then overlaps the tasks already sent.
+                for split, data in enumerate(inputs):
+                    task = _Task(next(self._ids), split, data, split % self.parallelism)
+                    tasks[task.task_id] = task
                     self._submit(task, digest, payload, out_mode)
+                del data
                 # The workers are busy: the driver frees what it discarded meanwhile, not before their tasks.
                 self._drop_discarded()
                 # After the tasks, not before: a worker frees what the last stage left while the driver waits,
