@@ -7,13 +7,30 @@ import operator
 
 import pytest
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from pystream import frames
+from pystream._core.aggregation import AggTable
 from pystream._core.hashing import portable_hash
-from pystream.shuffle import FOLD_CHUNK, Aggregator, CountingMapSideTask, MapSideTask, record_chunks
+from pystream.shuffle import (
+    FOLD_CHUNK,
+    Aggregator,
+    CountingMapSideTask,
+    MapSideTask,
+    TableSplit,
+    merge_buckets,
+    record_chunks,
+)
+
+
+def pairs_of(bucket) -> list:
+    """A bucket's (key, combiner) pairs, whatever form it takes (a list, or a table of the map side)."""
+    return bucket.items() if type(bucket) is AggTable else list(bucket)
 
 
 def buckets(result) -> list[list]:
-    return [sorted(b, key=repr) for b in result]
+    return [sorted(pairs_of(b), key=repr) for b in result]
 
 
 def reader(records: list) -> frames.FrameReader:
@@ -75,3 +92,65 @@ def test_a_failing_record_fails_the_task_wherever_it_is():
         task(0, reader(bad))
     with pytest.raises(TypeError):
         task(0, bad)
+
+
+REDUCERS = {
+    "add": operator.add,
+    "min": min,
+    "python": lambda a, b: a * 2 + b,  # order-sensitive: merged in the wrong order, it shows
+}
+
+
+@settings(max_examples=150, deadline=None)
+@given(maps=st.lists(st.lists(st.tuples(st.sampled_from(["a", "b", "c", 1, 2.0, (1, "x"), None]),
+                                        st.integers(-5, 5)), max_size=30), min_size=1, max_size=4),
+       reducer=st.sampled_from(sorted(REDUCERS)), n=st.integers(1, 4), data=st.data())
+def test_reduce_side_merge_of_tables_lists_and_frames_is_the_fold_of_every_pair(maps, reducer, n, data):
+    # Each map task's buckets in whatever form an executor hands them over: the map table's own parts
+    # (kept on the reduce task's worker), lists, or frames from another worker. Every form merges to the
+    # fold of all the map outputs' pairs, map after map, as one dict loop would.
+    func = REDUCERS[reducer]
+    agg = Aggregator.from_reducer(func)
+    task = MapSideTask(None, agg, n, portable_hash)
+    outputs = [task(0, list(records)) for records in maps]
+    assert all(isinstance(o, TableSplit) for o in outputs)
+    forms = [data.draw(st.lists(st.sampled_from(["table", "list", "frame"]), min_size=n, max_size=n))
+             for _ in outputs]
+    handed = []
+    for out, form in zip(outputs, forms):
+        frame_ids = [j for j in range(n) if form[j] == "frame"]
+        split = out.split(frames=frame_ids)
+        handed.append([frames.FrameReader(split[j].getvalue()) if form[j] == "frame" else
+                       split[j].items() if form[j] == "list" else split[j] for j in range(n)])
+    for j in range(n):
+        want: dict = {}
+        for records in maps:
+            combined: dict = {}
+            for k, v in records:
+                if portable_hash(k) % n == j:
+                    combined[k] = func(combined[k], v) if k in combined else v
+            for k, v in combined.items():
+                want[k] = func(want[k], v) if k in want else v
+        tables = [h[j] for h in handed if type(h[j]) is AggTable]
+        before = [t.items() for t in tables]
+        got = list(merge_buckets(agg, [h[j] for h in handed]))
+        assert got == list(want.items())
+        # A map task's table is read, never changed: a reduce task that runs again merges it again.
+        assert [t.items() for t in tables] == before
+        assert list(merge_buckets(agg, [h[j] for h in handed if type(h[j]) is AggTable])) == \
+            list(merge_buckets(agg, [t.items() for t in tables]))
+
+
+def test_a_single_table_bucket_is_the_partition_and_a_combiner_table_merges_by_its_pairs():
+    agg = Aggregator.from_reducer(operator.add)
+    (only,) = MapSideTask(None, agg, 1, portable_hash)(0, PAIRS)
+    assert type(only) is AggTable
+    assert merge_buckets(agg, [only]) == only.items()
+    # combineByKey's map table folds with other functions than its merge: merged through its pairs.
+    comb = Aggregator(lambda v: [v], lambda c, v: c + [v], operator.add)
+    tables = [MapSideTask(None, comb, 1, portable_hash)(0, half)[0] for half in (PAIRS[:10], PAIRS[5:15])]
+    assert not comb.merge_table().can_merge(tables[0])
+    want: dict = {}
+    for k, v in PAIRS[:10] + PAIRS[5:15]:
+        want.setdefault(k, []).append(v)
+    assert sorted(merge_buckets(comb, tables), key=repr) == sorted(want.items(), key=repr)

@@ -139,6 +139,36 @@ cdef class AggTable(AggKernel):
 
     # ---- plumbing -------------------------------------------------------------------------------
 
+    cdef AggTable _empty_like(self):
+        """An empty table with this one's reducers."""
+        cdef AggTable c = AggTable.__new__(AggTable)
+        c.mode, c.inv, c.canon = self.mode, self.inv, self.canon
+        c.reducer, c.inverse = self.reducer, self.inverse
+        c.create_combiner, c.merge_value, c.merge_combiners = (
+            self.create_combiner, self.merge_value, self.merge_combiners)
+        return c
+
+    cdef int _take_entry(self, const ps_agg_entry *src) except -1:
+        """Adds a copy of another table's entry, whose key this table does not hold yet."""
+        cdef size_t pos
+        cdef int64_t idx
+        cdef ps_agg_entry *e
+        idx = self._find(<PyObject *>src.key, src.hash, &pos)
+        if idx >= 0:
+            raise AssertionError("_take_entry() of a key the table holds")
+        idx = self._insert(<PyObject *>src.key, src.hash, pos)
+        e = &self.t.entries[idx]
+        e.kind = src.kind
+        e.num = src.num
+        if src.kind == PS_AGG_OBJ:
+            _incref(<PyObject *>src.num.obj)
+        return 0
+
+    def can_merge(self, other):
+        """Return whether ``merge(other)`` accepts ``other``: both tables fold with the same kind of reducer
+        (tables from different reducers, or a combineByKey table into a plain one, do not merge)."""
+        return isinstance(other, AggTable) and (<AggTable>other).mode == self.mode
+
     cdef int _put(self, key, value) except -1:
         """Sets a key's accumulator directly (unpickling, __setitem__)."""
         cdef Py_hash_t h = _hash(<PyObject *>key)
@@ -209,22 +239,31 @@ cdef class AggTable(AggKernel):
                 j += 1
         return out
 
-    def split_items(self, long num_partitions, frames=()):
+    def split_items(self, long num_partitions, frames=(), tables=()):
         """Return the (key, value) pairs split by ``portable_hash(key) % num_partitions``: one entry per
         partition, each in this table's order, exactly ``partitioning.partition(self.items(), n)``.
 
-        Partition j is a list of pairs, or, for each j in ``frames``, a ``serialisation.FrameWriter`` holding
-        them encoded (as if appended), with no list of them made: the pairs a map task ships to another worker.
-        Raises ValueError for a partition count below 1 or a ``frames`` index out of range.
+        Partition j is a list of pairs; or, for each j in ``frames``, a ``serialisation.FrameWriter`` holding
+        them encoded (as if appended), with no list of them made: the pairs a map task ships to another worker;
+        or, for each j in ``tables``, a table like this one (same reducers) holding them, entries copied in C
+        with no pair made: what a reduce task on this worker merges (``merge()``) without folding pairs.
+        Raises ValueError for a partition count below 1, or an index out of range or in both.
         """
         check_num_partitions(num_partitions)
         cdef uint32_t n = <uint32_t>num_partitions, p
         cdef bint pow2 = (n & (n - 1)) == 0
         cdef list writers = [None] * n
+        cdef list subs = [None] * n
         for j in frames:
             if not 0 <= j < n:
                 raise ValueError(f"frames index {j} is outside 0..{n - 1}")
             writers[j] = FrameWriter(self.t.n_live // n + 1)
+        for j in tables:
+            if not 0 <= j < n:
+                raise ValueError(f"tables index {j} is outside 0..{n - 1}")
+            if writers[j] is not None:
+                raise ValueError(f"partition {j} cannot be both a frame and a table")
+            subs[j] = self._empty_like()
         cdef size_t r, m = self.t.n_entries
         cdef uint64_t h
         cdef ps_agg_entry *e
@@ -252,7 +291,11 @@ cdef class AggTable(AggKernel):
                     ids[r] = p
                     counts[p] += 1
                 for p in range(n):
-                    parts[p] = writers[p] if writers[p] is not None else PyList_New(counts[p])
+                    if subs[p] is not None:
+                        parts[p] = subs[p]
+                        check_status(ps_agg_reserve(&(<AggTable>subs[p]).t, <size_t>counts[p]))
+                    else:
+                        parts[p] = writers[p] if writers[p] is not None else PyList_New(counts[p])
                 for r in range(m):
                     e = &self.t.entries[r]
                     if e.kind == PS_AGG_DEAD:
@@ -262,6 +305,9 @@ cdef class AggTable(AggKernel):
                     if w is not None:
                         # A tuple that goes straight back to CPython's free list once encoded.
                         (<FrameWriter>w).add((<object>e.key, _value(e)))
+                        continue
+                    if subs[p] is not None:
+                        (<AggTable>subs[p])._take_entry(e)
                         continue
                     pair = _pair(e)
                     Py_INCREF(pair)
@@ -366,14 +412,10 @@ cdef class AggTable(AggKernel):
         self.busy = False
 
     def copy(self):
-        cdef AggTable c = AggTable.__new__(AggTable)
+        cdef AggTable c = self._empty_like()
         cdef size_t r
         cdef ps_agg_entry *e
         cdef ps_status st
-        c.mode, c.inv, c.canon = self.mode, self.inv, self.canon
-        c.reducer, c.inverse = self.reducer, self.inverse
-        c.create_combiner, c.merge_value, c.merge_combiners = (
-            self.create_combiner, self.merge_value, self.merge_combiners)
         ps_agg_free(&c.t)
         st = ps_agg_copy(&c.t, &self.t)
         if st != PS_OK:

@@ -18,6 +18,7 @@ from typing import Any
 
 import cloudpickle
 
+from pystream._core.aggregation import AggTable
 from pystream._core.memory import install_arena_cache
 from pystream.executor import shm
 from pystream.executor.wire import (
@@ -87,7 +88,7 @@ class Worker:
         block_id = self.next_block
         self.next_block += 1
         self.blocks[block_id] = value
-        return ("block", block_id, len(value) if isinstance(value, list) else 1)
+        return ("block", block_id, len(value) if isinstance(value, (list, AggTable)) else 1)
 
     def ship(self, value: Any) -> tuple:
         if isinstance(value, list) and len(value) > INLINE_LIMIT:
@@ -143,7 +144,10 @@ class Worker:
 
     def export(self, request_id: int, block_id: int) -> None:
         try:
-            seg, spans = write_frames([self.blocks[block_id]], self.driver_pid, self.owner)
+            block = self.blocks[block_id]
+            if type(block) is AggTable:  # a map task's bucket: read elsewhere as its pairs
+                block = block.items()
+            seg, spans = write_frames([block], self.driver_pid, self.owner)
             seg.close()
             self.conn.send(("exported", request_id, ("frame", seg.name, spans[0][0], spans[0][1])))
         except BaseException as exc:  # a missing block or a failed write: the driver decides

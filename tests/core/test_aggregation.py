@@ -444,7 +444,9 @@ def test_split_items_equals_partitioning_the_items(records, n, data):
     t.update(records)
     expected = partition(t.items(), n)
     as_frames = data.draw(st.sets(st.integers(0, n - 1)))
-    got = t.split_items(n, as_frames)
+    as_tables = data.draw(st.sets(st.integers(0, n - 1).filter(lambda j: j not in as_frames)))
+    before = norm_items(t.items())
+    got = t.split_items(n, as_frames, as_tables)
     assert len(got) == n
     for j in range(n):
         if j in as_frames:
@@ -452,9 +454,43 @@ def test_split_items_equals_partitioning_the_items(records, n, data):
             assert got[j].count == len(expected[j])
             assert got[j].getvalue() == frames.encode(expected[j], compress=False)
             assert [norm(r) for r in frames.decode(got[j].getvalue())] == [norm(r) for r in expected[j]]
+        elif j in as_tables:
+            # A table of its own with the same reducer: it folds more values as the whole table would.
+            assert type(got[j]) is AggTable and t.can_merge(got[j])
+            assert norm_items(got[j].items()) == norm_items(expected[j])
+            got[j].update(expected[j])
+            assert norm_items(got[j].items()) == [(k, norm(v + v)) for (k, _), (_, v) in
+                                                  zip(norm_items(expected[j]), expected[j])]
         else:
             assert [norm(r) for r in got[j]] == [norm(r) for r in expected[j]]
+    assert norm_items(t.items()) == before  # the table itself is left as it was
     assert [norm(r) for r in t.split_items(n)[0]] == [norm(r) for r in expected[0]]
+
+
+@settings(max_examples=100)
+@given(records=st.lists(st.tuples(keys_st, value_st), max_size=40), n=st.integers(1, 5))
+def test_split_tables_keep_the_reducers_and_object_values(records, n):
+    # Tables split off a table of Python-object values and a Python reducer own their values: dropping
+    # the source (and the other parts) leaves them whole.
+    import gc
+
+    def join(a, b):
+        return (a, b)
+
+    t = AggTable(join)
+    t.update(records)
+    expected = t.items()
+    parts = t.split_items(n, (), range(n))
+    del t
+    gc.collect()
+    merged = AggTable(join)
+    for part in parts:
+        assert merged.can_merge(part)
+        merged.merge(part)
+    assert sorted(map(repr, merged.items())) == sorted(map(repr, expected))
+    for part in parts:
+        part.update([(k, "x") for k, _ in part.items()])
+        assert all(type(v) is tuple and v[1] == "x" for v in part.values())
 
 
 def test_split_items_of_counted_words_and_object_values():
@@ -477,6 +513,10 @@ def test_split_items_refuses_bad_arguments_and_reentry():
         t.split_items(0)
     with pytest.raises(ValueError, match="outside 0..1"):
         t.split_items(2, [2])
+    with pytest.raises(ValueError, match="tables index 5 is outside 0..1"):
+        t.split_items(2, (), [5])
+    with pytest.raises(ValueError, match="both a frame and a table"):
+        t.split_items(2, [1], [1])
 
     class Meddler:
         # Hashed by the stable hash's fallback (hash()), which here tries to change the table mid-split.
@@ -495,3 +535,13 @@ def test_split_items_refuses_bad_arguments_and_reentry():
         t.split_items(2)
     armed = False
     assert len(t.split_items(2)[0]) + len(t.split_items(2)[1]) == 3
+
+
+def test_can_merge_tells_which_tables_merge_accepts():
+    adds, mins = AggTable(operator.add), AggTable(min)
+    combined = AggTable.combiner(lambda v: [v], lambda c, v: c + [v], operator.add)
+    assert adds.can_merge(AggTable.counter()) and adds.can_merge(AggTable(lambda a, b: a + b))
+    assert not adds.can_merge(mins) and not adds.can_merge(combined) and not adds.can_merge({"a": 1})
+    for other in (mins, combined):
+        with pytest.raises(ValueError, match="different reducers"):
+            adds.merge(other)
