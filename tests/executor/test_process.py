@@ -167,6 +167,43 @@ def test_each_parallelized_partition_is_dropped_once_its_frame_is_written(psc):
     assert [type(p).__name__ for p in rdd._parts] == ["PooledFrame"] * 2
 
 
+class _Gate:
+    """A record whose pickling (as the second partition is encoded) waits for the first task to start."""
+
+    path: str | None = None
+    saw: bool | None = None
+
+    def __init__(self, i):
+        self.i = i
+
+    def __reduce__(self):
+        if self.i == 100 and _Gate.path is not None:
+            deadline = time.monotonic() + 10
+            while not os.path.exists(_Gate.path) and time.monotonic() < deadline:
+                time.sleep(0.002)
+            _Gate.saw = os.path.exists(_Gate.path)
+        return (_Gate, (self.i,))
+
+
+def test_the_first_task_runs_while_the_next_partition_is_encoded(psc, tmp_path):
+    # A stage's tasks are sent as their inputs are read: partition 0's task is at work before partition 1
+    # of the same driver-held collection has been encoded, not after every partition was.
+    started = str(tmp_path / "first-task-started")
+
+    def note_start(i, it):
+        if i == 0:
+            open(started, "w").close()
+        return [sum(r.i for r in it)]
+
+    _Gate.path, _Gate.saw = started, None
+    try:
+        rdd = psc.parallelize([_Gate(i) for i in range(200)], 2)
+        assert rdd.mapPartitionsWithIndex(note_start).collect() == [sum(range(100)), sum(range(100, 200))]
+    finally:
+        _Gate.path = None
+    assert _Gate.saw is True
+
+
 def mapped_segments(pid):
     with open(f"/proc/{pid}/maps") as fh:
         return {line.split("/dev/shm/")[1].strip() for line in fh if "/dev/shm/ps_" in line}
