@@ -217,9 +217,12 @@ class CountingMapSideTask:
 
     def __call__(self, split: int, records: list | FrameReader) -> TableSplit | list[list]:
         table = AggTable(operator.add)
-        fold = table.count_words if self.split_words else table.update_keys
-        for chunk in record_chunks(piped(self.pipeline, split, records)):
-            fold(chunk)
+        if self.split_words and self.pipeline is None and type(records) is FrameReader:
+            table.count_words(records)  # lines split where they lie in the frame: no str made for them
+        else:
+            fold = table.count_words if self.split_words else table.update_keys
+            for chunk in record_chunks(piped(self.pipeline, split, records)):
+                fold(chunk)
         if self.weight == 1:
             return _table_buckets(table, self.num_partitions, self.partition_func)
         w = self.weight

@@ -9,6 +9,8 @@ cimport cython
 from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 
+from pystream._core.deserialisation cimport FrameReader
+
 from pystream.errors import IllegalStateError
 
 __all__ = ["AggKernel"]
@@ -500,34 +502,54 @@ cdef class AggKernel:
         e.num.i = 1
         return 0
 
+    @cython.final
+    cdef int _count_line_words(self, const unsigned char *p, Py_ssize_t n) except -1:
+        """Adds 1 per word of the ASCII line at p (n bytes), split as ``str.split()`` splits it."""
+        cdef Py_ssize_t i = 0, start
+        while i < n:
+            while i < n and ps_ascii_space[p[i]]:
+                i += 1
+            start = i
+            while i < n and not ps_ascii_space[p[i]]:
+                i += 1
+            if i > start:
+                self._count_span(<const char *>p + start, i - start)
+        return 0
+
+    @cython.final
+    cdef int _count_line(self, object line) except -1:
+        cdef PyObject *lp = <PyObject *>line
+        if _is_str(lp) and _is_compact_ascii(lp):
+            return self._count_line_words(<const unsigned char *>_str_data(lp), _str_len(lp))
+        return self._update_keys(line.split())
+
     def count_words(self, lines):
         """Adds 1 per word of ``line.split()`` for every line: ``flatMap(lambda l: l.split())`` followed by
         counting, fused. ASCII str lines are split in C without creating a str per word (only new keys are
-        created); any other line goes through its own ``split()``. Needs a sum table (``operator.add``)."""
-        cdef object line
-        cdef PyObject *lp
-        cdef const unsigned char *p
-        cdef Py_ssize_t n, i, start
+        created); any other line goes through its own ``split()``. ``lines`` is an iterable, or a FrameReader
+        (read to its end), whose ASCII str records are split where they lie in the frame, with no str made
+        for them either. Needs a sum table (``operator.add``)."""
+        cdef const uint8_t *p
+        cdef Py_ssize_t n
+        cdef list chunk
         if self.mode != MODE_SUM:
             raise ValueError("count_words() needs a table summing with operator.add")
         self._enter()
         try:
-            for line in lines:
-                lp = <PyObject *>line
-                if _is_str(lp) and _is_compact_ascii(lp):
-                    p = <const unsigned char *>_str_data(lp)
-                    n = _str_len(lp)
-                    i = 0
-                    while i < n:
-                        while i < n and ps_ascii_space[p[i]]:
-                            i += 1
-                        start = i
-                        while i < n and not ps_ascii_space[p[i]]:
-                            i += 1
-                        if i > start:
-                            self._count_span(<const char *>p + start, i - start)
-                else:
-                    self._update_keys(line.split())
+            if type(lines) is not FrameReader:
+                for line in lines:
+                    self._count_line(line)
+                return
+            reader = <FrameReader>lines
+            while True:
+                if reader.take_ascii_str(&p, &n):
+                    self._count_line_words(<const unsigned char *>p, n)
+                    continue
+                # Any other record (or a malformed one, which raises here) is decoded, one at a time.
+                chunk = reader.next_chunk(1)
+                if not chunk:
+                    return
+                self._count_line(chunk[0])
         finally:
             self.busy = False
 

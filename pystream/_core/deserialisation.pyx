@@ -53,13 +53,6 @@ cdef object _pickle_loads = pickle.loads
 cdef object _lz4_decompress = lz4.block.decompress
 
 
-ctypedef struct _dstate:
-    ps_reader r
-    Py_ssize_t record
-    PyObject *strings  # list of literal short strings, in order: targets of PS_TAG_STRREF
-    bint keep_strings  # False after PS_TAG_STRTAB_END: no later literal is referenced, none is kept
-
-
 cdef int _fail(_dstate *s, ps_status st, str what) except -1:
     raise_status(st, f"record {s.record} at payload offset {ps_r_offset(&s.r)}: {what}")
     return -1
@@ -541,14 +534,6 @@ cdef class FrameReader:
     outlive the memory it was given.
     """
 
-    cdef Py_buffer _view
-    cdef bint _has_view
-    cdef object _raw            # the decompressed payload of an lz4 frame
-    cdef list _strings
-    cdef _dstate _s
-    cdef readonly Py_ssize_t count
-    cdef Py_ssize_t _next
-
     def __cinit__(self, buffer, Py_ssize_t offset=0, Py_ssize_t length=-1):
         cdef ps_frame_header h
         cdef const uint8_t *start
@@ -618,6 +603,54 @@ cdef class FrameReader:
             _check_end(&self._s, <uint64_t>self.count)
         return <list>out
 
+
+    cdef int take_ascii_str(self, const uint8_t **p, Py_ssize_t *n) except -1:
+        """1, with the span of its bytes in the frame, when the next record is a str of ASCII characters
+        that the frame keeps no reference to (a long one, or once the string table has ended): the record
+        is then read, with no str made. 0, reading nothing, for any other record, or none left, or one that
+        is malformed (``next_chunk`` reads it, or says what is wrong with it)."""
+        cdef ps_reader *r = &self._s.r
+        cdef ps_reader t
+        cdef const uint8_t *q
+        cdef uint8_t tag
+        cdef uint64_t size
+        cdef bint ends_table = False
+        if self._next < 0:
+            raise ValueError("this FrameReader is closed")
+        if self._next >= self.count or r.p >= r.end:
+            return 0
+        q = r.p
+        tag = q[0]
+        if tag == PS_TAG_STRTAB_END:
+            # The prefix ends the table before the value it prefixes: that value is not kept either.
+            if not self._s.keep_strings or r.end - q < 2:
+                return 0
+            ends_table = True
+            q += 1
+            tag = q[0]
+        if PS_TAG_STR_SMALL <= tag < PS_TAG_STR_SMALL_END:
+            size = tag - PS_TAG_STR_SMALL
+            if size != 0 and self._s.keep_strings and not ends_table:
+                return 0  # a literal a later PS_TAG_STRREF may name: it must become a str object
+            q += 1
+        elif tag == PS_TAG_STR:
+            t.start, t.p, t.end = r.start, q + 1, r.end
+            if ps_r_varint(&t, &size) != PS_OK:
+                return 0
+            q = t.p
+        else:
+            return 0
+        if size > <uint64_t>(r.end - q) or not ps_is_ascii(q, size):
+            return 0
+        p[0] = q
+        n[0] = <Py_ssize_t>size
+        r.p = q + size
+        if ends_table:
+            self._s.keep_strings = False
+        self._next += 1
+        if self._next == self.count:
+            _check_end(&self._s, <uint64_t>self.count)
+        return 1
 
     def __iter__(self):
         return FrameReaderIterator(self)

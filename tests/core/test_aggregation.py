@@ -545,3 +545,51 @@ def test_can_merge_tells_which_tables_merge_accepts():
     for other in (mins, combined):
         with pytest.raises(ValueError, match="different reducers"):
             adds.merge(other)
+
+
+# -- count_words: flatMap(str.split) and counting, fused; over a list, or in place over a frame's records ------
+line_st = st.one_of(st.text(alphabet=st.sampled_from("ab c\t\n\x1c\x1f\x0bé€xyz"), max_size=80),
+                    st.sampled_from(["to be", "or", "x" * 70 + " y", ""]), st.binary(max_size=6))
+
+
+@settings(max_examples=300)
+@given(lines=st.lists(line_st, max_size=40), compress=st.booleans())
+def test_count_words_is_a_dict_loop_over_the_split_lines_from_a_list_or_a_frame(lines, compress):
+    from pystream import frames
+
+    want: dict = {}
+    for line in lines:
+        for w in line.split():
+            want[w] = want.get(w, 0) + 1
+    t = AggTable(operator.add)
+    t.count_words(lines)
+    assert t.items() == list(want.items())
+    # Read in place: ASCII lines split where they lie in the frame, every other record decoded first.
+    reader = frames.FrameReader(frames.encode(lines, compress=compress))
+    t = AggTable(operator.add)
+    t.count_words(reader)
+    assert t.items() == list(want.items()) and reader.remaining == 0
+
+
+def test_count_words_in_place_over_a_frame_whose_string_table_ends():
+    from pystream import frames
+
+    # Thousands of distinct short lines: the encoder numbers them, then gives up (ends the string table);
+    # repeats before that point are references to earlier literals.
+    lines = [f"w{i % 5000} w{i % 7}" for i in range(20_000)] + ["tail é", 3]
+    data = frames.encode(lines[:-1], compress=False)
+    assert b"\x0e" in data[frames.HEADER_SIZE:]
+    t = AggTable(operator.add)
+    t.count_words(frames.FrameReader(data))
+    ref = AggTable(operator.add)
+    ref.count_words(lines[:-1])
+    assert t.items() == ref.items()
+    # A record without split() fails as it does from a list; a closed reader cannot be read.
+    with pytest.raises(AttributeError):
+        AggTable(operator.add).count_words(frames.FrameReader(frames.encode(lines)))
+    reader = frames.FrameReader(data)
+    reader.close()
+    with pytest.raises(ValueError, match="closed"):
+        AggTable(operator.add).count_words(reader)
+    with pytest.raises(ValueError, match="operator.add"):
+        AggTable(min).count_words(frames.FrameReader(data))
