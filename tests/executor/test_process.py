@@ -310,6 +310,29 @@ def test_a_streaming_reduce_task_reads_other_workers_buckets_as_it_merges_them(p
     assert not [n for n in shm_names() if n.startswith(f"ps_{pid}_w")]  # every bucket segment unlinked
 
 
+def test_a_map_tasks_table_bucket_read_on_another_worker_arrives_as_its_pairs(psc):
+    # A map task keeps the buckets bound for its own worker as tables split off its aggregation table. Read
+    # by a task on another worker (exported through shared memory), such a bucket is its (key, value) pairs.
+    import operator
+
+    from pystream import portable_hash
+    from pystream._core.aggregation import AggTable
+    from pystream.shuffle import Aggregator, MapSideTask
+
+    records = [(f"k{i % 40}", i) for i in range(400)]
+    maps = psc.executor.run_tasks(MapSideTask(None, Aggregator.from_reducer(operator.add), 2, portable_hash),
+                                  [records, []], stage="shuffle-map")
+    local = maps[0][0]
+    assert isinstance(local, BlockRef) and local.worker == 0 and len(local) > 0
+    table = AggTable(operator.add)
+    table.update(records)
+    want = [kv for kv in table.items() if portable_hash(kv[0]) % 2 == 0]
+    assert len(local) == len(want)
+    out = psc.executor.run_tasks(lambda split, b: (type(b).__name__, list(b.items()) if split == 0 else b),
+                                 [local, local], stage="test")
+    assert out == [("AggTable", want), ("list", want)]
+
+
 def test_discarded_objects_are_freed_while_the_next_tasks_run(psc):
     class Records(list):  # weakly referable
         pass
