@@ -437,12 +437,22 @@ class ProcessExecutor(Executor):
         kind, task_id = msg[0], msg[1]
         task = w.running.pop(task_id, None)
         if task is None:
+            if kind == "done":
+                self._drop_reply(w, msg[2])
             return
         if kind == "done":
             results[task_id] = self._result(w, msg[2])
         elif kind == "failed":
             _, _, type_name, message, tb, blob = msg
             raise _remote_error(type_name, message, tb, blob, task.split, w.index)
+
+    def _drop_reply(self, w: _WorkerHandle, reply: tuple) -> None:
+        # The outputs of a task no one waits for any more (a stage that failed while it ran): the references
+        # made here go at once, which frees the worker's blocks and unlinks the segments, as for any result.
+        if reply[0] == "frame":
+            _SharedSegment(reply[1])
+        elif reply[0] in ("block", "buckets"):
+            self._result(w, reply)
 
     def _result(self, w: _WorkerHandle, reply: tuple) -> Any:
         kind = reply[0]

@@ -333,6 +333,28 @@ def test_a_map_tasks_table_bucket_read_on_another_worker_arrives_as_its_pairs(ps
     assert out == [("AggTable", want), ("list", want)]
 
 
+def test_outputs_of_tasks_a_failed_stage_abandoned_are_freed(psc, shm_names):
+    # Task 1 fails at once; task 0 goes on and ships its buckets (one in a segment, one kept on its worker)
+    # after the stage has already raised. Its reply comes in during the next stage: nothing it made is left.
+    def map_side(split, recs):
+        if split == 1:
+            raise ValueError("boom")
+        time.sleep(0.3)
+        return [[(f"k{i}", i) for i in range(500)], [(f"j{i}", i) for i in range(500)]]
+
+    pid = os.getpid()
+    psc.executor.release()
+    with pytest.raises(ValueError, match="boom"):
+        psc.executor.run_tasks(map_side, [[1], [2]], stage="shuffle-map")
+    time.sleep(0.5)
+    assert psc.executor.run_tasks(lambda split, recs: len(recs), [[1, 2], [3]], stage="test") == [2, 1]
+    psc.executor.release()
+    deadline = time.monotonic() + 10
+    while any(n.startswith(f"ps_{pid}_w") for n in shm_names()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [n for n in shm_names() if n.startswith(f"ps_{pid}_w")]
+
+
 def test_discarded_objects_are_freed_while_the_next_tasks_run(psc):
     class Records(list):  # weakly referable
         pass
