@@ -288,6 +288,9 @@ def merge_buckets(aggregator: Aggregator | None,
             else:
                 table.update(bucket.items())
             continue
+        if type(bucket) is FrameReader:
+            table.update(bucket)  # (str, int) pairs folded from the frame's bytes: no tuple, no str but new keys
+            continue
         for chunk in record_chunks(bucket):
             table.update(chunk)
     return table.items()

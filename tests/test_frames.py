@@ -603,6 +603,31 @@ def test_frame_writer_leaves_a_failed_record_out_whole():
     assert w.count == 5
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.lists(values, max_size=12))
+def test_property_frame_writer_without_a_string_table_holds_the_same_records(records):
+    # No string is referenced: each is stored where it occurs, and the frame says so before its first record.
+    w = frames.FrameWriter(len(records), strings=False)
+    w.extend(records)
+    data = w.getvalue()
+    assert same(frames.decode(data), records) and w.count == len(records)
+    assert data[frames.HEADER_SIZE:frames.HEADER_SIZE + 1] == (b"\x0e" if records else b"")
+
+
+def test_frame_writer_without_a_string_table_leaves_a_failed_first_record_out_whole():
+    class Unpicklable:
+        def __reduce__(self):
+            raise RuntimeError("no")
+
+    w = frames.FrameWriter(strings=False)
+    with pytest.raises(TypeError, match="pickling it failed"):
+        w.append(("key-a", [Unpicklable()]))
+    assert frames.decode(w.getvalue()) == []  # not even the table's end is left behind
+    w.extend([("key-a", 1), ("key-a", 2)])
+    assert frames.decode(w.getvalue()) == [("key-a", 1), ("key-a", 2)]
+    assert w.getvalue().count(b"key-a") == 2  # repeated, not referenced
+
+
 def test_frame_writer_write_into():
     recs = [(f"k{i % 9}", i) for i in range(1_000)]
     w = frames.FrameWriter()

@@ -174,3 +174,5 @@ cdef class AggKernel:
     cdef int _count_line_words(self, const unsigned char *p, Py_ssize_t n) except -1
     @cython.final
     cdef int _count_line(self, object line) except -1
+    @cython.final
+    cdef int _fold_span(self, const char *p, Py_ssize_t n, int64_t v) except -1

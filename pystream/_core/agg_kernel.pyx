@@ -36,6 +36,31 @@ cdef struct span_ctx:
     Py_ssize_t n
 
 
+cdef struct key_span_ctx:
+    const char *p
+    Py_ssize_t n
+    bint unsure  # a stored key with this hash was not an exact str: only Python's == can tell
+
+
+cdef int _key_span_eq(void *ctx, const ps_agg_entry *e) noexcept:
+    # As _span_eq, for tables whose keys came from anywhere: a key that is not an exact str (a str subclass
+    # may equal the word) is not settled here; the caller then compares through a str object.
+    cdef PyObject *stored = <PyObject *>e.key
+    cdef key_span_ctx *c = <key_span_ctx *>ctx
+    cdef uint64_t w = 0
+    if e.skey_tag:
+        if c.n > 8 or e.skey_tag != <uint8_t>((1 << 4) | c.n):
+            return 0
+        memcpy(&w, c.p, <size_t>c.n)
+        return w == e.skey
+    if not _is_str(stored):
+        c.unsure = True
+        return 0
+    if _str_kind(stored) != 1 or _str_len(stored) != c.n:
+        return 0
+    return memcmp(_str_data(stored), c.p, <size_t>c.n) == 0
+
+
 cdef int _span_eq(void *ctx, const ps_agg_entry *e) noexcept:
     # A word of an ASCII line equals a stored key only if that key is an exact str with the same bytes.
     cdef PyObject *stored = <PyObject *>e.key
@@ -459,12 +484,72 @@ cdef class AggKernel:
     # ---- public API -----------------------------------------------------------------------------
 
     def update(self, records):
-        """Folds (key, value) pairs into their keys' accumulators, in order."""
+        """Folds (key, value) pairs into their keys' accumulators, in order. ``records`` is an iterable, or a
+        FrameReader (read to its end), whose (ASCII str, int) pairs are folded from the frame's bytes, with
+        no object made for them but a new key."""
+        cdef const uint8_t *p
+        cdef Py_ssize_t n
+        cdef int64_t v
         self._enter()
         try:
-            self._update(records)
+            if type(records) is not FrameReader:
+                self._update(records)
+                return
+            reader = <FrameReader>records
+            while True:
+                if self.mode != MODE_COMBINER and reader.take_ascii_int_pair(&p, &n, &v):
+                    self._fold_span(<const char *>p, n, v)
+                    continue
+                # Any other record (or a malformed one, which raises here) is decoded, with those after it.
+                chunk = reader.next_chunk(256)
+                if not chunk:
+                    return
+                self._update(chunk)
         finally:
             self.busy = False
+
+    @cython.final
+    cdef int _fold_span(self, const char *p, Py_ssize_t n, int64_t v) except -1:
+        """Folds the int v into the accumulator of the ASCII str key at p (n bytes), as ``update`` would fold
+        the pair (the key's str made only if the table lacks it)."""
+        cdef key_span_ctx ctx
+        cdef int64_t idx
+        cdef size_t pos
+        cdef ps_agg_entry *e
+        cdef PyObject *key
+        cdef ps_agg_num num
+        cdef Py_hash_t h = _hash_bytes(p, n)  # what hash() of the key's str gives
+        if h == -1:
+            h = -2
+        num.i = v
+        ctx.p = p
+        ctx.n = n
+        ctx.unsure = False
+        if ps_agg_find(&self.t, h, _key_span_eq, &ctx, &idx, &pos) != PS_OK:
+            raise RuntimeError("aggregation table probe failed")
+        if idx >= 0:
+            return self._combine(idx, PS_AGG_I64, num, NULL)
+        cdef object value = None if self.canon and not ctx.unsure else v
+        key = _new_str(n, 127)
+        if key == NULL:
+            raise MemoryError()
+        memcpy(_str_data(key), p, <size_t>n)
+        try:
+            if ctx.unsure:
+                # A key that may equal it, which only its __eq__ can settle: the pair as any other.
+                return self._accumulate(key, <PyObject *>value)
+            idx = self._insert(key, h, pos)
+        finally:
+            _decref(key)  # the table holds its own reference
+        e = &self.t.entries[idx]
+        if value is None:
+            e.kind = PS_AGG_I64
+            e.num = num
+        else:
+            _incref(<PyObject *>value)
+            e.kind = PS_AGG_OBJ
+            e.num.obj = <PyObject *>value
+        return 0
 
     @cython.final
     cdef int _count_span(self, const char *p, Py_ssize_t n) except -1:

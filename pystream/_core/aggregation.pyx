@@ -257,7 +257,7 @@ cdef class AggTable(AggKernel):
         for j in frames:
             if not 0 <= j < n:
                 raise ValueError(f"frames index {j} is outside 0..{n - 1}")
-            writers[j] = FrameWriter(self.t.n_live // n + 1)
+            writers[j] = FrameWriter(self.t.n_live // n + 1, False)  # its keys do not repeat
         for j in tables:
             if not 0 <= j < n:
                 raise ValueError(f"tables index {j} is outside 0..{n - 1}")

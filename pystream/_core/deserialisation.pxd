@@ -1,10 +1,10 @@
 # What other _core modules cimport from deserialisation: FrameReader, so a kernel that folds a frame's records
-# (a table counting the words of text lines) may read a record's bytes where they lie in the frame, making no
-# object for it.
+# (a table counting the words of text lines, or merging (word, count) pairs) may read a record's bytes where
+# they lie in the frame, making no object for it.
 cimport cython
 from cpython.buffer cimport Py_buffer
 from cpython.object cimport PyObject
-from libc.stdint cimport uint8_t
+from libc.stdint cimport int64_t, uint8_t
 
 from pystream._core.ps_frame cimport ps_reader
 
@@ -28,3 +28,4 @@ cdef class FrameReader:
     cdef void _release(self) noexcept
     cpdef list next_chunk(self, Py_ssize_t size=*)
     cdef int take_ascii_str(self, const uint8_t **p, Py_ssize_t *n) except -1
+    cdef int take_ascii_int_pair(self, const uint8_t **p, Py_ssize_t *n, int64_t *v) except -1

@@ -652,6 +652,78 @@ cdef class FrameReader:
             _check_end(&self._s, <uint64_t>self.count)
         return 1
 
+    cdef int take_ascii_int_pair(self, const uint8_t **p, Py_ssize_t *n, int64_t *v) except -1:
+        """1, with its key's bytes in the frame and its int, when the next record is a (str, int) pair whose
+        str is of ASCII characters the frame keeps no reference to, and whose int fits int64: the record is
+        then read, with no object made. 0, reading nothing, otherwise (``next_chunk`` reads the record)."""
+        cdef ps_reader *r = &self._s.r
+        cdef ps_reader t
+        cdef const uint8_t *q
+        cdef const uint8_t *key
+        cdef uint8_t tag
+        cdef uint64_t size, raw
+        cdef bint keep = self._s.keep_strings
+        if self._next < 0:
+            raise ValueError("this FrameReader is closed")
+        if self._next >= self.count:
+            return 0
+        q = r.p
+        # The end of the string table may prefix the pair or its key (never both: a second end is an error).
+        if q < r.end and q[0] == PS_TAG_STRTAB_END:
+            if not keep:
+                return 0
+            keep = False
+            q += 1
+        if q >= r.end or q[0] != PS_TAG_TUPLE_SMALL + 2:
+            return 0
+        q += 1
+        if q < r.end and q[0] == PS_TAG_STRTAB_END:
+            if not keep:
+                return 0
+            keep = False
+            q += 1
+        if q >= r.end:
+            return 0
+        tag = q[0]
+        if PS_TAG_STR_SMALL <= tag < PS_TAG_STR_SMALL_END:
+            size = tag - PS_TAG_STR_SMALL
+            if size != 0 and keep:
+                return 0  # a literal a later PS_TAG_STRREF may name: it must become a str object
+            q += 1
+        elif tag == PS_TAG_STR:
+            t.start, t.p, t.end = r.start, q + 1, r.end
+            if ps_r_varint(&t, &size) != PS_OK:
+                return 0
+            q = t.p
+        else:
+            return 0
+        if size > <uint64_t>(r.end - q) or not ps_is_ascii(q, size):
+            return 0
+        key = q
+        q += size
+        if q >= r.end:
+            return 0
+        tag = q[0]
+        if PS_TAG_INT_SMALL <= tag < PS_TAG_STR_SMALL:
+            v[0] = tag - PS_TAG_INT_SMALL
+            q += 1
+        elif tag == PS_TAG_INT:
+            t.start, t.p, t.end = r.start, q + 1, r.end
+            if ps_r_varint(&t, &raw) != PS_OK:
+                return 0
+            v[0] = ps_unzigzag(raw)
+            q = t.p
+        else:
+            return 0
+        p[0] = key
+        n[0] = <Py_ssize_t>size
+        r.p = q
+        self._s.keep_strings = keep
+        self._next += 1
+        if self._next == self.count:
+            _check_end(&self._s, <uint64_t>self.count)
+        return 1
+
     def __iter__(self):
         return FrameReaderIterator(self)
 

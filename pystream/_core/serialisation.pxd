@@ -14,6 +14,7 @@ ctypedef struct _estate:
     uint64_t hits
     uint64_t trial
     bint table_off
+    bint end_pending  # PS_TAG_STRTAB_END is written before the next record (a FrameWriter without a table)
 
 
 @cython.final

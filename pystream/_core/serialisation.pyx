@@ -119,6 +119,7 @@ cdef inline void _estate_init(_estate *e, Py_ssize_t records) noexcept:
     e.probes = 0
     e.hits = 0
     e.table_off = False
+    e.end_pending = False
     e.trial = max(<uint64_t>_TABLE_TRIAL, <uint64_t>records // 4)
 
 
@@ -398,11 +399,18 @@ cdef class FrameWriter:
     It encodes exactly as ``encode(records, compress=False)`` would encode all the records appended, and can be
     read out any number of times (each read seals the records so far into a complete frame). A partitioner
     fills one per partition in a single pass over its input (``partitioning.partition_frames``).
+    ``strings=False`` is for records whose strings do not repeat (a table's keys): no string table is kept,
+    and the frame says so before its first record, which lets a reader take each string where it lies.
     """
 
-    def __cinit__(self, Py_ssize_t expected=0):
+    def __cinit__(self, Py_ssize_t expected=0, bint strings=True):
         ps_writer_init(&self._e.w, NULL, 0)
         _estate_init(&self._e, expected)
+        if not strings:
+            # Records whose strings do not repeat (a table's keys): no table, and the decoder is told before
+            # the first record, so it keeps none of them and may read them where they lie.
+            self._e.table_off = True
+            self._e.end_pending = True
         self.count = 0
         _open_payload_space(&self._e.w, expected)
 
@@ -413,11 +421,17 @@ cdef class FrameWriter:
     cdef int add(self, object record) except -1:
         cdef size_t mark = self._e.w.len
         cdef uint64_t strings = self._e.strings.next_index
+        cdef bint end_pending = self._e.end_pending
         try:
+            if end_pending:
+                _reserve(&self._e.w, 1)
+                ps_w_u8(&self._e.w, PS_TAG_STRTAB_END)
+                self._e.end_pending = False
             _enc(&self._e, record, 0)
         except BaseException:
             # A record that fails to encode leaves no partial bytes behind: the frame stays valid without it.
             self._e.w.len = mark
+            self._e.end_pending = end_pending
             if self._e.strings.next_index != strings:
                 # Strings it wrote are gone, but the table still points at them: stop using the table.
                 self._e.strings.next_index = strings

@@ -450,9 +450,12 @@ def test_split_items_equals_partitioning_the_items(records, n, data):
     assert len(got) == n
     for j in range(n):
         if j in as_frames:
-            # Byte for byte the frame the lists would encode to, without the tuples being made.
+            # Byte for byte the frame the lists would encode to with no string table (a table's keys do not
+            # repeat), without the tuples being made.
             assert got[j].count == len(expected[j])
-            assert got[j].getvalue() == frames.encode(expected[j], compress=False)
+            plain = frames.FrameWriter(strings=False)
+            plain.extend(expected[j])
+            assert got[j].getvalue() == plain.getvalue()
             assert [norm(r) for r in frames.decode(got[j].getvalue())] == [norm(r) for r in expected[j]]
         elif j in as_tables:
             # A table of its own with the same reducer: it folds more values as the whole table would.
@@ -593,3 +596,64 @@ def test_count_words_in_place_over_a_frame_whose_string_table_ends():
         AggTable(operator.add).count_words(reader)
     with pytest.raises(ValueError, match="operator.add"):
         AggTable(min).count_words(frames.FrameReader(data))
+
+
+# -- update from a FrameReader: (ASCII str, int) pairs folded from the frame's bytes -------------------------
+class StrKey(str):
+    """A str subclass: equal to (and hashed as) the plain str, stored by the table as a key of its own type."""
+
+
+pair_key_st = st.one_of(st.sampled_from(["a", "b", "ab", "k" * 9, "k" * 70, "é", "", "clé"]),
+                        st.text(alphabet="abc", max_size=3), st.sampled_from([1, 2.5, None, (1, "a")]))
+pair_value_st = st.one_of(st.integers(-100, 100), st.sampled_from([I64_MAX, I64_MIN, 2**64, -(2**70)]),
+                          st.sampled_from([0.5, "s"]))
+FOLD_REDUCERS = {"add": operator.add, "min": min, "max": max, "python": lambda a, b: (a, b) if a != b else a}
+
+
+@settings(max_examples=300, deadline=None)
+@given(records=st.lists(st.tuples(pair_key_st, pair_value_st), max_size=40),
+       seed=st.lists(st.tuples(st.sampled_from(["a", "ab", StrKey("a"), StrKey("b"), 3]), st.integers(0, 3)),
+                     max_size=4),
+       reducer=st.sampled_from(sorted(FOLD_REDUCERS)), strings=st.booleans())
+def test_update_from_a_frame_reader_is_update_from_the_decoded_records(records, seed, reducer, strings):
+    from pystream import frames
+
+    def fold(source):
+        t = AggTable(FOLD_REDUCERS[reducer])
+        t.update(seed)  # keys already there, some of them str subclasses equal to a frame's plain str
+        try:
+            t.update(source)
+        except TypeError as e:  # "s" + 1, min("s", 1): the same error whichever way the pairs come
+            return ("error", str(e))
+        return [(type(k).__name__, norm(k), repr(v)) for k, v in t.items()]
+
+    if strings:
+        data = frames.encode(records, compress=False)
+    else:
+        w = frames.FrameWriter(len(records), strings=False)
+        w.extend(records)
+        data = w.getvalue()
+    reader = frames.FrameReader(data)
+    assert fold(reader) == fold(records)
+    assert reader.remaining == 0 or fold(records)[0] == "error"
+
+
+def test_update_from_a_frame_reader_of_many_keys_and_a_combiner_table():
+    from pystream import frames
+
+    pairs = [(f"w{i % 3000}", i) for i in range(9000)] + [("w1", 2**70), ("w2", 1.5), ("wé", 1)]
+    for strings in (True, False):
+        w = frames.FrameWriter(strings=strings)
+        w.extend(pairs)
+        got, want = AggTable(operator.add), AggTable(operator.add)
+        got.update(frames.FrameReader(w.getvalue()))
+        want.update(pairs)
+        assert norm_items(got.items()) == norm_items(want.items())
+    # combineByKey's table folds through create_combiner and merge_value: every pair decoded.
+    comb = AggTable.combiner(lambda v: [v], lambda c, v: c + [v], operator.add)
+    comb.update(frames.FrameReader(frames.encode(pairs[:10])))
+    assert comb.items() == [(k, [v]) for k, v in pairs[:10]]
+    reader = frames.FrameReader(frames.encode(pairs))
+    reader.close()
+    with pytest.raises(ValueError, match="closed"):
+        AggTable(operator.add).update(reader)
