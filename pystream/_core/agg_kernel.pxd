@@ -169,8 +169,6 @@ cdef class AggKernel:
     @cython.final
     cdef int _merge(self, AggKernel other, bint subtract) except -1
     @cython.final
-    cdef int _count_span(self, const char *p, Py_ssize_t n) except -1
-    @cython.final
     cdef int _count_line_words(self, const unsigned char *p, Py_ssize_t n) except -1
     @cython.final
     cdef int _count_line(self, object line) except -1

@@ -34,19 +34,15 @@ _ONE = 1
 cdef struct span_ctx:
     const char *p
     Py_ssize_t n
-
-
-cdef struct key_span_ctx:
-    const char *p
-    Py_ssize_t n
     bint unsure  # a stored key with this hash was not an exact str: only Python's == can tell
 
 
-cdef int _key_span_eq(void *ctx, const ps_agg_entry *e) noexcept:
-    # As _span_eq, for tables whose keys came from anywhere: a key that is not an exact str (a str subclass
-    # may equal the word) is not settled here; the caller then compares through a str object.
+cdef int _span_eq(void *ctx, const ps_agg_entry *e) noexcept:
+    # A word of ASCII bytes equals a stored key that is an exact str with the same bytes. A key that is not
+    # an exact str (a str subclass may equal the word) is not settled here: the caller then compares through
+    # a str object.
     cdef PyObject *stored = <PyObject *>e.key
-    cdef key_span_ctx *c = <key_span_ctx *>ctx
+    cdef span_ctx *c = <span_ctx *>ctx
     cdef uint64_t w = 0
     if e.skey_tag:
         if c.n > 8 or e.skey_tag != <uint8_t>((1 << 4) | c.n):
@@ -57,22 +53,6 @@ cdef int _key_span_eq(void *ctx, const ps_agg_entry *e) noexcept:
         c.unsure = True
         return 0
     if _str_kind(stored) != 1 or _str_len(stored) != c.n:
-        return 0
-    return memcmp(_str_data(stored), c.p, <size_t>c.n) == 0
-
-
-cdef int _span_eq(void *ctx, const ps_agg_entry *e) noexcept:
-    # A word of an ASCII line equals a stored key only if that key is an exact str with the same bytes.
-    cdef PyObject *stored = <PyObject *>e.key
-    cdef span_ctx *c = <span_ctx *>ctx
-    cdef uint64_t w = 0
-    if e.skey_tag:
-        # A short str key's kind, length and bytes live in the entry: no need to touch the key object.
-        if c.n > 8 or e.skey_tag != <uint8_t>((1 << 4) | c.n):
-            return 0
-        memcpy(&w, c.p, <size_t>c.n)
-        return w == e.skey
-    if not _is_str(stored) or _str_kind(stored) != 1 or _str_len(stored) != c.n:
         return 0
     return memcmp(_str_data(stored), c.p, <size_t>c.n) == 0
 
@@ -512,7 +492,7 @@ cdef class AggKernel:
     cdef int _fold_span(self, const char *p, Py_ssize_t n, int64_t v) except -1:
         """Folds the int v into the accumulator of the ASCII str key at p (n bytes), as ``update`` would fold
         the pair (the key's str made only if the table lacks it)."""
-        cdef key_span_ctx ctx
+        cdef span_ctx ctx
         cdef int64_t idx
         cdef size_t pos
         cdef ps_agg_entry *e
@@ -525,7 +505,7 @@ cdef class AggKernel:
         ctx.p = p
         ctx.n = n
         ctx.unsure = False
-        if ps_agg_find(&self.t, h, _key_span_eq, &ctx, &idx, &pos) != PS_OK:
+        if ps_agg_find(&self.t, h, _span_eq, &ctx, &idx, &pos) != PS_OK:
             raise RuntimeError("aggregation table probe failed")
         if idx >= 0:
             return self._combine(idx, PS_AGG_I64, num, NULL)
@@ -552,42 +532,6 @@ cdef class AggKernel:
         return 0
 
     @cython.final
-    cdef int _count_span(self, const char *p, Py_ssize_t n) except -1:
-        cdef span_ctx ctx
-        cdef int64_t idx
-        cdef size_t pos
-        cdef ps_agg_entry *e
-        cdef PyObject *key
-        cdef ps_agg_num one_num
-        cdef Py_hash_t h = _hash_bytes(p, n)  # what hash() of the word's str gives
-        if h == -1:
-            h = -2
-        ctx.p = p
-        ctx.n = n
-        if ps_agg_find(&self.t, h, _span_eq, &ctx, &idx, &pos) != PS_OK:
-            raise RuntimeError("aggregation table probe failed")
-        if idx >= 0:
-            e = &self.t.entries[idx]
-            if e.kind == PS_AGG_I64 and e.num.i != 0x7FFFFFFFFFFFFFFF:
-                e.num.i += 1
-            else:
-                one_num.i = 1
-                self._combine(idx, PS_AGG_I64, one_num, <PyObject *>_ONE)
-            return 0
-        key = _new_str(n, 127)
-        if key == NULL:
-            raise MemoryError()
-        memcpy(_str_data(key), p, <size_t>n)
-        try:
-            idx = self._insert(key, h, pos)
-        finally:
-            _decref(key)  # the table holds its own reference
-        e = &self.t.entries[idx]
-        e.kind = PS_AGG_I64
-        e.num.i = 1
-        return 0
-
-    @cython.final
     cdef int _count_line_words(self, const unsigned char *p, Py_ssize_t n) except -1:
         """Adds 1 per word of the ASCII line at p (n bytes), split as ``str.split()`` splits it."""
         cdef Py_ssize_t i = 0, start
@@ -598,7 +542,7 @@ cdef class AggKernel:
             while i < n and not ps_ascii_space[p[i]]:
                 i += 1
             if i > start:
-                self._count_span(<const char *>p + start, i - start)
+                self._fold_span(<const char *>p + start, i - start, 1)
         return 0
 
     @cython.final

@@ -657,3 +657,19 @@ def test_update_from_a_frame_reader_of_many_keys_and_a_combiner_table():
     reader.close()
     with pytest.raises(ValueError, match="closed"):
         AggTable(operator.add).update(reader)
+
+
+def test_words_and_frame_pairs_fold_into_an_equal_str_subclass_key_as_a_dict_would():
+    from pystream import frames
+
+    for source in (["to be to"], frames.FrameReader(frames.encode(["to be to"], compress=False))):
+        t = AggTable(operator.add)
+        t.update([(StrKey("to"), 5)])
+        t.count_words(source)
+        assert [(type(k), k, v) for k, v in t.items()] == [(StrKey, "to", 7), (str, "be", 1)]
+    w = frames.FrameWriter(strings=False)
+    w.extend([("to", 1), ("be", 2)])
+    t = AggTable(lambda a, b: a * 10 + b)  # a Python reducer: values kept as objects
+    t.update([(StrKey("to"), 5)])
+    t.update(frames.FrameReader(w.getvalue()))
+    assert [(type(k), k, v) for k, v in t.items()] == [(StrKey, "to", 51), (str, "be", 2)]
