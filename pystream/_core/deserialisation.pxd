@@ -29,3 +29,5 @@ cdef class FrameReader:
     cpdef list next_chunk(self, Py_ssize_t size=*)
     cdef int take_ascii_str(self, const uint8_t **p, Py_ssize_t *n) except -1
     cdef int take_ascii_int_pair(self, const uint8_t **p, Py_ssize_t *n, int64_t *v) except -1
+    cdef const uint8_t *_next_record(self) except? NULL
+    cdef int _took(self, const uint8_t *end, bint keep) except -1

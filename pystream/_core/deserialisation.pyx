@@ -519,6 +519,44 @@ def decode(buffer):
         PyBuffer_Release(&view)
 
 
+cdef inline const uint8_t *_table_end(const uint8_t *q, const uint8_t *end, bint *keep) noexcept:
+    """Past the end of the string table at q, if there is one (``keep`` then False); q otherwise. NULL for
+    NULL, or for an end the table already had (an error that the generic decoder reports)."""
+    if q == NULL or q >= end or q[0] != PS_TAG_STRTAB_END:
+        return q
+    if not keep[0]:
+        return NULL
+    keep[0] = False
+    return q + 1
+
+
+cdef inline const uint8_t *_ascii_literal(const ps_reader *r, const uint8_t *q, bint keep,
+                                          uint64_t *size) noexcept:
+    """Where the bytes of the str value at q begin (``size`` of them), if it is a str of ASCII characters
+    that the frame keeps no reference to: a long one, an empty one, or any once the table ended (``keep``
+    False). NULL for any other value, or a malformed one."""
+    cdef ps_reader t
+    cdef uint8_t tag
+    if q == NULL or q >= r.end:
+        return NULL
+    tag = q[0]
+    if PS_TAG_STR_SMALL <= tag < PS_TAG_STR_SMALL_END:
+        size[0] = tag - PS_TAG_STR_SMALL
+        if size[0] != 0 and keep:
+            return NULL  # a literal a later PS_TAG_STRREF may name: it must become a str object
+        q += 1
+    elif tag == PS_TAG_STR:
+        t.start, t.p, t.end = r.start, q + 1, r.end
+        if ps_r_varint(&t, size) != PS_OK:
+            return NULL
+        q = t.p
+    else:
+        return NULL
+    if size[0] > <uint64_t>(r.end - q) or not ps_is_ascii(q, size[0]):
+        return NULL
+    return q
+
+
 @cython.final
 cdef class FrameReader:
     """The records of one frame, decoded a chunk at a time instead of all at once.
@@ -609,48 +647,16 @@ cdef class FrameReader:
         that the frame keeps no reference to (a long one, or once the string table has ended): the record
         is then read, with no str made. 0, reading nothing, for any other record, or none left, or one that
         is malformed (``next_chunk`` reads it, or says what is wrong with it)."""
-        cdef ps_reader *r = &self._s.r
-        cdef ps_reader t
-        cdef const uint8_t *q
-        cdef uint8_t tag
+        cdef bint keep = self._s.keep_strings
         cdef uint64_t size
-        cdef bint ends_table = False
-        if self._next < 0:
-            raise ValueError("this FrameReader is closed")
-        if self._next >= self.count or r.p >= r.end:
-            return 0
-        q = r.p
-        tag = q[0]
-        if tag == PS_TAG_STRTAB_END:
-            # The prefix ends the table before the value it prefixes: that value is not kept either.
-            if not self._s.keep_strings or r.end - q < 2:
-                return 0
-            ends_table = True
-            q += 1
-            tag = q[0]
-        if PS_TAG_STR_SMALL <= tag < PS_TAG_STR_SMALL_END:
-            size = tag - PS_TAG_STR_SMALL
-            if size != 0 and self._s.keep_strings and not ends_table:
-                return 0  # a literal a later PS_TAG_STRREF may name: it must become a str object
-            q += 1
-        elif tag == PS_TAG_STR:
-            t.start, t.p, t.end = r.start, q + 1, r.end
-            if ps_r_varint(&t, &size) != PS_OK:
-                return 0
-            q = t.p
-        else:
-            return 0
-        if size > <uint64_t>(r.end - q) or not ps_is_ascii(q, size):
+        cdef const uint8_t *q = self._next_record()
+        q = _table_end(q, self._s.r.end, &keep)
+        q = _ascii_literal(&self._s.r, q, keep, &size)
+        if q == NULL:
             return 0
         p[0] = q
         n[0] = <Py_ssize_t>size
-        r.p = q + size
-        if ends_table:
-            self._s.keep_strings = False
-        self._next += 1
-        if self._next == self.count:
-            _check_end(&self._s, <uint64_t>self.count)
-        return 1
+        return self._took(q + size, keep)
 
     cdef int take_ascii_int_pair(self, const uint8_t **p, Py_ssize_t *n, int64_t *v) except -1:
         """1, with its key's bytes in the frame and its int, when the next record is a (str, int) pair whose
@@ -658,49 +664,18 @@ cdef class FrameReader:
         then read, with no object made. 0, reading nothing, otherwise (``next_chunk`` reads the record)."""
         cdef ps_reader *r = &self._s.r
         cdef ps_reader t
-        cdef const uint8_t *q
-        cdef const uint8_t *key
-        cdef uint8_t tag
-        cdef uint64_t size, raw
         cdef bint keep = self._s.keep_strings
-        if self._next < 0:
-            raise ValueError("this FrameReader is closed")
-        if self._next >= self.count:
+        cdef uint64_t size, raw
+        cdef uint8_t tag
+        cdef const uint8_t *key
+        # The end of the string table may prefix the pair or its key (not both: a second end is an error).
+        cdef const uint8_t *q = _table_end(self._next_record(), r.end, &keep)
+        if q == NULL or q >= r.end or q[0] != PS_TAG_TUPLE_SMALL + 2:
             return 0
-        q = r.p
-        # The end of the string table may prefix the pair or its key (never both: a second end is an error).
-        if q < r.end and q[0] == PS_TAG_STRTAB_END:
-            if not keep:
-                return 0
-            keep = False
-            q += 1
-        if q >= r.end or q[0] != PS_TAG_TUPLE_SMALL + 2:
+        key = _ascii_literal(r, _table_end(q + 1, r.end, &keep), keep, &size)
+        if key == NULL:
             return 0
-        q += 1
-        if q < r.end and q[0] == PS_TAG_STRTAB_END:
-            if not keep:
-                return 0
-            keep = False
-            q += 1
-        if q >= r.end:
-            return 0
-        tag = q[0]
-        if PS_TAG_STR_SMALL <= tag < PS_TAG_STR_SMALL_END:
-            size = tag - PS_TAG_STR_SMALL
-            if size != 0 and keep:
-                return 0  # a literal a later PS_TAG_STRREF may name: it must become a str object
-            q += 1
-        elif tag == PS_TAG_STR:
-            t.start, t.p, t.end = r.start, q + 1, r.end
-            if ps_r_varint(&t, &size) != PS_OK:
-                return 0
-            q = t.p
-        else:
-            return 0
-        if size > <uint64_t>(r.end - q) or not ps_is_ascii(q, size):
-            return 0
-        key = q
-        q += size
+        q = key + size
         if q >= r.end:
             return 0
         tag = q[0]
@@ -717,7 +692,19 @@ cdef class FrameReader:
             return 0
         p[0] = key
         n[0] = <Py_ssize_t>size
-        r.p = q
+        return self._took(q, keep)
+
+    cdef const uint8_t *_next_record(self) except? NULL:
+        # Where the next record starts; NULL when every record was read.
+        if self._next < 0:
+            raise ValueError("this FrameReader is closed")
+        if self._next >= self.count:
+            return NULL
+        return self._s.r.p
+
+    cdef int _took(self, const uint8_t *end, bint keep) except -1:
+        # The record a take_* method read in place ends at ``end``; ``keep`` is False if it ended the table.
+        self._s.r.p = end
         self._s.keep_strings = keep
         self._next += 1
         if self._next == self.count:
