@@ -75,9 +75,16 @@ class ParallelCollectionRDD(RDD):
         # One partition at a time, each list dropped as soon as its frame is written: the batch then lives
         # as objects plus frames for one partition at most, not for all of them at once.
         for i in partitions:
-            if not self._held[i]:
-                (self._parts[i],) = self.ctx.executor.hold([self._parts[i]])
-                self._held[i] = True
+            self._hold_one(i)
+
+    def _hold_one(self, i: int) -> list | None:
+        """Hold partition i if it is not yet held; return the list it replaced (None if it was held)."""
+        if self._held[i]:
+            return None
+        part = self._parts[i]
+        (self._parts[i],) = self.ctx.executor.hold([part])
+        self._held[i] = True
+        return part
 
     def _holds_driver_records(self) -> bool:
         return not any(self._held) and any(type(p) is list and p for p in self._parts)
@@ -113,13 +120,9 @@ class _HeldOnRead(Sequence):
         self._done = None
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]
-        rdd = self._rdd
-        part = rdd._parts[i]  # IndexError ends an iteration, after the last list went
-        if not rdd._held[i]:
-            (held,) = rdd.ctx.executor.hold([part])
-            rdd._parts[i], rdd._held[i] = held, True
-            self._done, part = part, held
-        return part
+        # Past the end, IndexError ends an iteration, after the last list went.
+        self._done = self._rdd._hold_one(i)
+        return self._rdd._parts[i]
 
 
 class PipelinedRDD(RDD):

@@ -574,11 +574,12 @@ cdef class AggKernel:
                 if reader.take_ascii_str(&p, &n):
                     self._count_line_words(<const unsigned char *>p, n)
                     continue
-                # Any other record (or a malformed one, which raises here) is decoded, one at a time.
-                chunk = reader.next_chunk(1)
+                # Any other record (or a malformed one, which raises here) is decoded, with those after it.
+                chunk = reader.next_chunk(256)
                 if not chunk:
                     return
-                self._count_line(chunk[0])
+                for line in chunk:
+                    self._count_line(line)
         finally:
             self.busy = False
 

@@ -378,7 +378,6 @@ class ProcessExecutor(Executor):
                     task = _Task(next(self._ids), split, data, split % self.parallelism)
                     tasks[task.task_id] = task
                     self._submit(task, digest, payload, out_mode)
-                del data
                 # The workers are busy: the driver frees what it discarded meanwhile, not before their tasks.
                 self._drop_discarded()
                 # After the tasks, not before: a worker frees what the last stage left while the driver waits,
@@ -450,7 +449,7 @@ class ProcessExecutor(Executor):
         # The outputs of a task no one waits for any more (a stage that failed while it ran): the references
         # made here go at once, which frees the worker's blocks and unlinks the segments, as for any result.
         if reply[0] == "frame":
-            _SharedSegment(reply[1])
+            shm.unlink(reply[1])
         elif reply[0] in ("block", "buckets"):
             self._result(w, reply)
 
