@@ -263,7 +263,9 @@ class _MergeBuckets:
         self.aggregator = aggregator
 
     def __call__(self, split: int, buckets: Iterator[list]) -> Iterable[Any]:
-        return merge_buckets(self.aggregator, buckets)
+        # The next step of the pipeline takes an iterator: W1's reduce partitions (41K pairs per worker) were
+        # made as a list, all alive at once at the worker's peak, only to be read one at a time.
+        return merge_buckets(self.aggregator, buckets, lazy=True)
 
 
 class UnionRDD(RDD):

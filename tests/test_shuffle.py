@@ -116,10 +116,11 @@ def test_reduce_side_merge_of_tables_lists_and_frames_is_the_fold_of_every_pair(
     assert all(isinstance(o, TableSplit) for o in outputs)
     forms = [data.draw(st.lists(st.sampled_from(["table", "list", "frame"]), min_size=n, max_size=n))
              for _ in outputs]
-    handed = []
+    handed, raws = [], []
     for out, form in zip(outputs, forms):
         frame_ids = [j for j in range(n) if form[j] == "frame"]
         split = out.split(frames=frame_ids)
+        raws.append({j: split[j].getvalue() for j in frame_ids})
         handed.append([frames.FrameReader(split[j].getvalue()) if form[j] == "frame" else
                        split[j].items() if form[j] == "list" else split[j] for j in range(n)])
     for j in range(n):
@@ -133,8 +134,12 @@ def test_reduce_side_merge_of_tables_lists_and_frames_is_the_fold_of_every_pair(
                 want[k] = func(want[k], v) if k in want else v
         tables = [h[j] for h in handed if type(h[j]) is AggTable]
         before = [t.items() for t in tables]
-        got = list(merge_buckets(agg, [h[j] for h in handed]))
-        assert got == list(want.items())
+        got = merge_buckets(agg, [h[j] for h in handed])
+        assert type(got) is list and got == list(want.items())
+        # For a next step that reads it as it goes: the same pairs, each made when it is reached.
+        lazy = merge_buckets(agg, [frames.FrameReader(raw[j]) if j in raw else h[j]
+                                   for h, raw in zip(handed, raws)], lazy=True)
+        assert not isinstance(lazy, list) and list(lazy) == got
         # A map task's table is read, never changed: a reduce task that runs again merges it again.
         assert [t.items() for t in tables] == before
         assert list(merge_buckets(agg, [h[j] for h in handed if type(h[j]) is AggTable])) == \

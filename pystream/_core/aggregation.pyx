@@ -148,20 +148,32 @@ cdef class AggTable(AggKernel):
             self.create_combiner, self.merge_value, self.merge_combiners)
         return c
 
-    cdef int _take_entry(self, const ps_agg_entry *src) except -1:
-        """Adds a copy of another table's entry, whose key this table does not hold yet."""
+    cdef int _take_entry(self, ps_agg_entry *src, bint move) except -1:
+        """Adds another table's entry, whose key this table does not hold yet: a copy holding references of
+        its own, or with ``move`` the entry with the references it holds (``src`` is left dead), which
+        touches neither its key nor its value object."""
         cdef size_t pos
         cdef int64_t idx
         cdef ps_agg_entry *e
         idx = self._find(<PyObject *>src.key, src.hash, &pos)
         if idx >= 0:
             raise AssertionError("_take_entry() of a key the table holds")
-        idx = self._insert(<PyObject *>src.key, src.hash, pos)
-        e = &self.t.entries[idx]
+        if move:
+            check_status(ps_agg_insert(&self.t, src.hash, pos, &idx))
+            e = &self.t.entries[idx]
+            e.key = src.key
+            e.skey = src.skey
+            e.skey_tag = src.skey_tag
+        else:
+            idx = self._insert(<PyObject *>src.key, src.hash, pos)
+            e = &self.t.entries[idx]
+            if src.kind == PS_AGG_OBJ:
+                _incref(<PyObject *>src.num.obj)
         e.kind = src.kind
         e.num = src.num
-        if src.kind == PS_AGG_OBJ:
-            _incref(<PyObject *>src.num.obj)
+        if move:
+            src.kind = PS_AGG_DEAD
+            src.key = NULL
         return 0
 
     def can_merge(self, other):
@@ -239,7 +251,14 @@ cdef class AggTable(AggKernel):
                 j += 1
         return out
 
-    def split_items(self, long num_partitions, frames=(), tables=()):
+    def iter_items(self):
+        """Return an iterator over the (key, value) pairs, in ``items()`` order, each pair made only when it
+        is reached: a consumer that drops each pair before the next (a reduce partition streamed into the
+        next step) never holds them all at once. Like a dict's, the iterator raises RuntimeError if the
+        table changes size while it runs."""
+        return _ItemIterator(self)
+
+    def split_items(self, long num_partitions, frames=(), tables=(), *, bint consume=False):
         """Return the (key, value) pairs split by ``portable_hash(key) % num_partitions``: one entry per
         partition, each in this table's order, exactly ``partitioning.partition(self.items(), n)``.
 
@@ -247,6 +266,9 @@ cdef class AggTable(AggKernel):
         them encoded (as if appended), with no list of them made: the pairs a map task ships to another worker;
         or, for each j in ``tables``, a table like this one (same reducers) holding them, entries copied in C
         with no pair made: what a reduce task on this worker merges (``merge()``) without folding pairs.
+        With ``consume``, this table is emptied as it is split (also when the split raises once the keys are
+        hashed): its index is freed before the partitions are built, and its entries move to them rather than
+        being copied, so neither a key's reference count nor the memory of both is held twice.
         Raises ValueError for a partition count below 1, or an index out of range or in both.
         """
         check_num_partitions(num_partitions)
@@ -273,7 +295,12 @@ cdef class AggTable(AggKernel):
         cdef list parts = [None] * n
         cdef tuple pair
         cdef object w
+        cdef ps_agg_table src
+        cdef ps_agg_table empty
+        cdef ps_agg_table *owned = NULL
         try:
+            if consume:
+                check_status(ps_agg_init(&empty, 0))  # before anything moves: the table is left valid
             if ids == NULL or counts == NULL or fill == NULL:
                 raise MemoryError()
             # A key's hash may run its __hash__ (keys that are not str, int, ...): no one may change the
@@ -290,12 +317,22 @@ cdef class AggTable(AggKernel):
                     p = <uint32_t>(h & (n - 1)) if pow2 else <uint32_t>(h % n)
                     ids[r] = p
                     counts[p] += 1
+                if consume:
+                    src = self.t
+                    self.t = empty
+                    free(src.slots)  # only the entries are read from here on
+                    src.slots = NULL
+                    src.mask = 0
+                    owned = &src
                 for p in range(n):
                     if subs[p] is not None:
                         parts[p] = subs[p]
                         check_status(ps_agg_reserve(&(<AggTable>subs[p]).t, <size_t>counts[p]))
                     else:
                         parts[p] = writers[p] if writers[p] is not None else PyList_New(counts[p])
+                if consume:
+                    _split_moving(owned, ids, writers, subs, parts, fill)
+                    return parts
                 for r in range(m):
                     e = &self.t.entries[r]
                     if e.kind == PS_AGG_DEAD:
@@ -307,7 +344,7 @@ cdef class AggTable(AggKernel):
                         (<FrameWriter>w).add((<object>e.key, _value(e)))
                         continue
                     if subs[p] is not None:
-                        (<AggTable>subs[p])._take_entry(e)
+                        (<AggTable>subs[p])._take_entry(e, False)
                         continue
                     pair = _pair(e)
                     Py_INCREF(pair)
@@ -316,6 +353,10 @@ cdef class AggTable(AggKernel):
             finally:
                 self.busy = False
         finally:
+            if owned != NULL:
+                _release_table(owned)  # what an error left unmoved; then the entries array
+            elif consume:
+                ps_agg_free(&empty)  # the keys' hashing raised: the table was left as it was
             free(ids)
             free(counts)
             free(fill)
@@ -463,3 +504,81 @@ def _rebuild(spec, items):
     for key, value in items:
         t._put(key, value)
     return t
+
+
+cdef int _split_moving(ps_agg_table *src, const uint32_t *ids, list writers, list subs, list parts,
+                       Py_ssize_t *fill) except -1:
+    """``split_items(consume=True)``'s distribution: each entry of ``src`` (detached from its table) moves to
+    its partition, leaving it dead; its references go with it, or are dropped once it is encoded or paired."""
+    cdef size_t r
+    cdef uint32_t p
+    cdef ps_agg_entry *e
+    cdef object w
+    cdef tuple pair
+    for r in range(src.n_entries):
+        e = &src.entries[r]
+        if e.kind == PS_AGG_DEAD:
+            continue
+        p = ids[r]
+        if subs[p] is not None:
+            (<AggTable>subs[p])._take_entry(e, True)
+            continue
+        w = writers[p]
+        if w is not None:
+            (<FrameWriter>w).add((<object>e.key, _value(e)))
+        else:
+            pair = _pair(e)
+            Py_INCREF(pair)
+            PyList_SET_ITEM(parts[p], fill[p], pair)
+            fill[p] += 1
+        # The key (and value) now live in the frame or the pair: the entry's references go, and a key only
+        # this table held is freed here, while it is still in cache.
+        if e.kind == PS_AGG_OBJ:
+            _xdecref(<PyObject *>e.num.obj)
+        e.kind = PS_AGG_DEAD
+        _xdecref(<PyObject *>e.key)
+        e.key = NULL
+    return 0
+
+
+@cython.final
+cdef class _ItemIterator:
+    """``AggTable.iter_items()``: the table's live entries as pairs, one at a time."""
+    cdef AggTable table
+    cdef size_t r
+    cdef size_t n_entries
+    cdef size_t n_live
+    cdef size_t left
+
+    def __cinit__(self, AggTable table):
+        self.table = table
+        self.r = 0
+        self.n_entries = table.t.n_entries
+        self.n_live = self.left = table.t.n_live
+
+    def __iter__(self):
+        return self
+
+    def __length_hint__(self):
+        return self.left
+
+    def __next__(self):
+        cdef AggTable t = self.table
+        cdef ps_agg_entry *e
+        if t is None:
+            raise StopIteration
+        # An insert may move the entries and a removal may compact them on a later insert: a table that
+        # changed size has no position left to go on from.
+        if t.t.n_entries != self.n_entries or t.t.n_live != self.n_live:
+            self.table = None
+            raise RuntimeError("AggTable changed size during iteration")
+        while self.r < self.n_entries:
+            e = &t.t.entries[self.r]
+            self.r += 1
+            if self.r + 16 < self.n_entries:
+                _prefetch(<PyObject *>t.t.entries[self.r + 16].key)
+            if e.kind != PS_AGG_DEAD:
+                self.left -= 1
+                return _pair(e)
+        self.table = None  # the table may go as soon as the pairs are out
+        raise StopIteration

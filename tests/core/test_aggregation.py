@@ -470,6 +470,95 @@ def test_split_items_equals_partitioning_the_items(records, n, data):
     assert [norm(r) for r in t.split_items(n)[0]] == [norm(r) for r in expected[0]]
 
 
+@settings(max_examples=200)
+@given(records=st.lists(st.tuples(keys_st, value_st), max_size=60), n=st.integers(1, 9), data=st.data())
+def test_a_consuming_split_gives_what_a_copying_split_gives_and_empties_the_table(records, n, data):
+    def join(a, b):
+        return (a, b)
+
+    t = AggTable(join)  # Python-object values and a Python reducer: the entries that own the most
+    t.update(records)
+    dead = data.draw(st.sampled_from([None] + t.keys())) if len(t) else None
+    if dead is not None:
+        del t[dead]  # a dead entry among the live ones is skipped
+    as_frames = data.draw(st.sets(st.integers(0, n - 1)))
+    as_tables = data.draw(st.sets(st.integers(0, n - 1).filter(lambda j: j not in as_frames)))
+    copy_of = t.copy()
+    want = copy_of.split_items(n, as_frames, as_tables)
+    got = t.split_items(n, as_frames, as_tables, consume=True)
+    assert len(t) == 0 and t.items() == []
+    for j in range(n):
+        if j in as_frames:
+            assert got[j].getvalue() == want[j].getvalue()
+        elif j in as_tables:
+            assert repr(got[j].items()) == repr(want[j].items()) and copy_of.can_merge(got[j])
+        else:
+            assert repr(got[j]) == repr(want[j])
+    t.update([("again", 1)])  # the emptied table is a table still
+    assert t.items() == [("again", 1)]
+
+
+def test_a_consuming_split_moves_the_references_and_drops_those_of_encoded_pairs():
+    import sys
+
+    from pystream import frames
+
+    keys = [f"key-{i}-" + "x" * i for i in range(60)]  # made at run time: no other holder
+    values = [[i] for i in range(60)]
+    t = AggTable(lambda a, b: a + b)
+    t.update(zip(keys, values))
+    before = [(sys.getrefcount(k), sys.getrefcount(v)) for k, v in zip(keys, values)]
+    parts = t.split_items(3, [0], [1], consume=True)
+    encoded = {k for k, _ in frames.decode(parts[0].getvalue())}
+    for k, v, (rk, rv) in zip(keys, values, before):
+        gone = k in encoded  # an encoded pair is only bytes now; any other pair's objects are in its bucket
+        assert (sys.getrefcount(k), sys.getrefcount(v)) == (rk - gone, rv - gone), k
+    assert sorted(parts[1].keys() + [kv[0] for kv in parts[2]] + list(encoded)) == sorted(keys)
+
+
+def test_a_consuming_split_that_raises_while_hashing_leaves_the_table_whole():
+    armed = False
+
+    class Touchy:
+        # Hashed through hash() by the stable hash's fallback, which fails once armed.
+        def __hash__(self):
+            if armed:
+                raise RuntimeError("no hash now")
+            return 7
+
+    t = AggTable(operator.add)
+    t.update([("a", 1), (Touchy(), 2), ("b", 3)])
+    before = t.items()
+    armed = True
+    with pytest.raises(RuntimeError, match="no hash now"):
+        t.split_items(2, [0], [1], consume=True)
+    assert t.items() == before
+    armed = False
+    assert sum(len(p) for p in t.split_items(2, [], [0, 1], consume=True)) == 3 and len(t) == 0
+
+
+def test_iter_items_makes_the_pairs_as_it_goes_and_stops_if_the_table_changes_size():
+    t = AggTable(operator.add)
+    t.update([("a", 1), ("b", 2.5), ("a", 3), ("c", [1]), ("d", 4)])
+    del t["b"]
+    it = t.iter_items()
+    assert it.__length_hint__() == 3
+    assert next(it) == ("a", 4)
+    assert it.__length_hint__() == 2
+    t["a"] = 10  # a value changed in place: the iteration goes on
+    assert list(it) == [("c", [1]), ("d", 4)]
+    assert list(it) == []
+    assert list(t.iter_items()) == t.items()
+    for change in (lambda: t.__setitem__("new", 1), lambda: t.pop("c")):
+        it = t.iter_items()
+        next(it)
+        change()
+        with pytest.raises(RuntimeError, match="changed size"):
+            next(it)
+        with pytest.raises(StopIteration):
+            next(it)
+
+
 @settings(max_examples=100)
 @given(records=st.lists(st.tuples(keys_st, value_st), max_size=40), n=st.integers(1, 5))
 def test_split_tables_keep_the_reducers_and_object_values(records, n):
