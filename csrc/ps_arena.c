@@ -3,9 +3,6 @@
 #include "ps_arena.h"
 
 #include <sys/mman.h>
-#if defined(__GLIBC__)
-#include <malloc.h>
-#endif
 
 #define PS_ARENA_MAX_BLOCKS 65536
 /* Fresh blocks are carved from transparent huge pages of this size where the block size divides it: the kernel
@@ -121,14 +118,4 @@ void ps_arena_get_stats(ps_arena_stats *out) {
     out->released = released;
     out->cached = ncached;
     out->capacity = capacity;
-}
-
-int ps_malloc_map_threshold(size_t bytes) {
-#if defined(__GLIBC__)
-    if (bytes > (size_t)INT32_MAX) return 0;
-    return mallopt(M_MMAP_THRESHOLD, (int)bytes) == 1;
-#else
-    (void)bytes;
-    return 0;
-#endif
 }

@@ -33,11 +33,4 @@ void ps_arena_get_stats(ps_arena_stats *out);
 /* Unmap the blocks of the last huge page not handed out yet (before another allocator takes over). */
 void ps_arena_drop_pending(void);
 
-/* Serve every malloc of at least `bytes` from a mapping of its own, returned to the system when freed (glibc's
- * M_MMAP_THRESHOLD, which also stops glibc from raising that threshold as big blocks are freed). Left to adapt,
- * glibc moves a worker's multi-megabyte tables onto its heap after the first batch, where blocks allocated
- * later can pin them: memory a worker held between batches grew by 6 MB with the order of its frees.
- * Returns 1 if set, 0 where the C library has no such setting or refuses the value. */
-int ps_malloc_map_threshold(size_t bytes);
-
 #endif

@@ -7,7 +7,7 @@ mapped for reuse (at most ``capacity_bytes`` of them), and fresh ones come from 
 bulk decode runs (``bulk_begin``/``bulk_end``), and gets its own allocator back when it is done.
 """
 from pystream._core.ps_arena cimport (ps_arena_alloc, ps_arena_drop_pending, ps_arena_free, ps_arena_get_stats,
-                                      ps_arena_set_capacity, ps_arena_stats, ps_malloc_map_threshold)
+                                      ps_arena_set_capacity, ps_arena_stats)
 from pystream._core.status cimport check_status
 
 cdef extern from "Python.h":
@@ -74,17 +74,6 @@ def install_arena_cache(Py_ssize_t capacity_bytes):
     if not _installed:
         _set_ours()
         _installed = True
-
-
-def set_malloc_map_threshold(Py_ssize_t nbytes):
-    """Have the C allocator give each block of at least ``nbytes`` a mapping of its own, returned to the
-    system as soon as the block is freed, instead of the threshold glibc raises on its own as big blocks come
-    and go. For worker processes, whose big per-batch tables then cannot stay pinned on the heap by what was
-    allocated after them. Returns whether it was set (False where the C library has no such setting).
-    Raises ValueError for a negative size."""
-    if nbytes < 0:
-        raise ValueError(f"nbytes must be >= 0, got {nbytes}")
-    return ps_malloc_map_threshold(<size_t>nbytes) == 1
 
 
 def arena_cache_stats():

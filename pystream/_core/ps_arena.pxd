@@ -14,4 +14,3 @@ cdef extern from "ps_arena.h":
     void ps_arena_free(void *ctx, void *ptr, size_t size) noexcept nogil
     void ps_arena_get_stats(ps_arena_stats *out)
     void ps_arena_drop_pending()
-    int ps_malloc_map_threshold(size_t bytes)

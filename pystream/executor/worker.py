@@ -19,7 +19,7 @@ from typing import Any
 import cloudpickle
 
 from pystream._core.aggregation import AggTable
-from pystream._core.memory import install_arena_cache, set_malloc_map_threshold
+from pystream._core.memory import install_arena_cache
 from pystream.executor import shm
 from pystream.executor.wire import (
     INLINE_LIMIT,
@@ -198,17 +198,11 @@ def _collect_task_garbage() -> None:
     gc.freeze()
 
 
-# Tables and frame buffers of a megabyte or more (W1's map table: 5 MB) are mapped per block and unmapped when
-# freed: what a worker holds between batches is then its arena cache, never tables pinned on the heap.
-_MALLOC_MAP_THRESHOLD = 1 << 20
-
-
 def main(conn: Any, index: int, driver_pid: int, arena_cache_bytes: int = 0) -> None:
     """Entry point of a worker process."""
     # Each batch builds and drops millions of small objects; CPython would unmap the emptied arenas and fault
     # fresh pages in for the next batch (see csrc/ps_arena.h).
     install_arena_cache(arena_cache_bytes)
-    set_malloc_map_threshold(_MALLOC_MAP_THRESHOLD)
     # Ctrl-C in a terminal reaches the whole process group; the driver decides how workers end.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # Workers allocate millions of records per batch next to large long-lived partitions and state. Left to
