@@ -1,4 +1,5 @@
 #include "ps_agg.h"
+#include "ps_bigmem.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,12 @@
 
 /* Slot count keeping the load at or under 1/4 right after a rebuild, so a rebuild buys
  * at least as many inserts as it cost. */
+static void free_slots(ps_agg_table *t) {
+    if (t->slots) ps_big_free(t->slots, (t->mask + 1) * sizeof(ps_agg_slot));
+    t->slots = NULL;
+    t->mask = 0;
+}
+
 static size_t slots_for(size_t n) {
     size_t s = MIN_SLOTS;
     while (s < n * 4 && s < ((size_t)1 << 62)) s <<= 1;
@@ -20,7 +27,7 @@ static size_t slots_for(size_t n) {
 }
 
 static ps_agg_slot *alloc_slots(size_t nslots) {
-    ps_agg_slot *s = malloc(nslots * sizeof(ps_agg_slot));
+    ps_agg_slot *s = ps_big_alloc(nslots * sizeof(ps_agg_slot));
     if (s) memset(s, 0xff, nslots * sizeof(ps_agg_slot)); /* idx == -1 == SLOT_EMPTY */
     return s;
 }
@@ -32,10 +39,9 @@ ps_status ps_agg_init(ps_agg_table *t, size_t hint) {
     if (!t->slots) return PS_ERR_NOMEM;
     t->mask = nslots - 1;
     if (hint) {
-        t->entries = malloc(hint * sizeof(ps_agg_entry));
+        t->entries = ps_big_alloc(hint * sizeof(ps_agg_entry));
         if (!t->entries) {
-            free(t->slots);
-            t->slots = NULL;
+            free_slots(t);
             return PS_ERR_NOMEM;
         }
         t->cap_entries = hint;
@@ -44,9 +50,14 @@ ps_status ps_agg_init(ps_agg_table *t, size_t hint) {
 }
 
 void ps_agg_free(ps_agg_table *t) {
-    free(t->slots);
-    free(t->entries);
+    free_slots(t);
+    ps_big_free(t->entries, t->cap_entries * sizeof(ps_agg_entry));
     memset(t, 0, sizeof(*t));
+}
+
+void ps_agg_drop_index(ps_agg_table *t) {
+    free_slots(t);
+    t->used_slots = 0;
 }
 
 static size_t probe_empty(const ps_agg_slot *slots, size_t mask, int64_t hash) {
@@ -71,7 +82,7 @@ static ps_status rebuild(ps_agg_table *t, size_t nslots) {
         slots[i].tag = (uint32_t)(m >> 32);
         w++;
     }
-    free(t->slots);
+    free_slots(t);
     t->slots = slots;
     t->mask = mask;
     t->n_entries = w;
@@ -85,7 +96,7 @@ static ps_status grow_entries(ps_agg_table *t, size_t need) {
     if (need > MAX_ENTRIES) return PS_ERR_NOMEM;
     size_t cap = t->cap_entries ? t->cap_entries : 8;
     while (cap < need) cap = cap > MAX_ENTRIES / 2 ? MAX_ENTRIES : cap * 2;
-    ps_agg_entry *e = realloc(t->entries, cap * sizeof(ps_agg_entry));
+    ps_agg_entry *e = ps_big_realloc(t->entries, t->cap_entries * sizeof(ps_agg_entry), cap * sizeof(ps_agg_entry));
     if (!e) return PS_ERR_NOMEM;
     t->entries = e;
     t->cap_entries = cap;

@@ -67,6 +67,8 @@ typedef int (*ps_agg_eq_fn)(void *ctx, const ps_agg_entry *e);
 ps_status ps_agg_init(ps_agg_table *t, size_t hint);
 /* Frees the arrays; the binder must have released the keys and objects first. */
 void ps_agg_free(ps_agg_table *t);
+/* Frees the index (slots) alone: the entries can then only be read in order, and freed by ps_agg_free. */
+void ps_agg_drop_index(ps_agg_table *t);
 
 /* Appends a fresh entry (kind PS_AGG_DEAD, key NULL: the binder fills it in) for a hash that
  * ps_agg_find just reported missing at `pos`.  Entry indices may change (compaction), so callers

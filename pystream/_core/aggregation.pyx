@@ -39,7 +39,8 @@ from cpython.ref cimport Py_INCREF
 from libc.stdint cimport uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc
 
-from pystream._core.hashing cimport fast_key_hash
+from pystream._core.hashing cimport SEED_STR, fast_key_hash
+from pystream._core.ps_xxhash cimport ps_xxh64
 from pystream._core.partitioning cimport check_num_partitions
 from pystream._core.ps_agg cimport *
 from pystream._core.ps_common cimport *
@@ -84,6 +85,19 @@ cdef inline tuple _pair(const ps_agg_entry *e):
         # (atomic key, number) cannot be in a cycle: spare the collector a walk over it.
         _gc_untrack(<PyObject *>pair)
     return pair
+
+
+cdef inline bint _ascii_skey(const ps_agg_entry *e) noexcept:
+    """Whether the entry holds its key's whole content: an exact str of at most 8 ASCII characters."""
+    return (e.skey_tag >> 4) == 1 and (e.skey & 0x8080808080808080ULL) == 0
+
+
+cdef inline uint64_t _entry_key_hash(const ps_agg_entry *e) except? 0:
+    """``portable_hash`` of the entry's key; a short ASCII key's from the entry's copy of its characters (they
+    are its UTF-8), without loading the key object (W1's map table: 65K keys, all of them such)."""
+    if _ascii_skey(e):
+        return ps_xxh64(&e.skey, e.skey_tag & 0x0F, SEED_STR)
+    return fast_key_hash(<object>e.key)
 
 
 cdef inline object _value(const ps_agg_entry *e):
@@ -311,18 +325,16 @@ cdef class AggTable(AggKernel):
                     e = &self.t.entries[r]
                     if e.kind == PS_AGG_DEAD:
                         continue
-                    if r + 16 < m:
+                    if r + 16 < m and not _ascii_skey(&self.t.entries[r + 16]):
                         _prefetch(<PyObject *>self.t.entries[r + 16].key)
-                    h = fast_key_hash(<object>e.key)
+                    h = _entry_key_hash(e)
                     p = <uint32_t>(h & (n - 1)) if pow2 else <uint32_t>(h % n)
                     ids[r] = p
                     counts[p] += 1
                 if consume:
                     src = self.t
                     self.t = empty
-                    free(src.slots)  # only the entries are read from here on
-                    src.slots = NULL
-                    src.mask = 0
+                    ps_agg_drop_index(&src)  # only the entries are read from here on
                     owned = &src
                 for p in range(n):
                     if subs[p] is not None:

@@ -41,6 +41,7 @@ cdef extern from "ps_agg.h":
 
     ps_status ps_agg_init(ps_agg_table *t, size_t hint) nogil
     void ps_agg_free(ps_agg_table *t) nogil
+    void ps_agg_drop_index(ps_agg_table *t) nogil
     ps_status ps_agg_find(const ps_agg_table *t, int64_t hash, ps_agg_eq_fn eq, void *ctx,
                           int64_t *idx, size_t *pos)
     ps_status ps_agg_insert(ps_agg_table *t, int64_t hash, size_t pos, int64_t *idx) nogil

@@ -470,6 +470,21 @@ def test_split_items_equals_partitioning_the_items(records, n, data):
     assert [norm(r) for r in t.split_items(n)[0]] == [norm(r) for r in expected[0]]
 
 
+@settings(max_examples=300)
+@given(words=st.lists(st.one_of(st.text(max_size=10), st.text(st.characters(max_codepoint=255), max_size=9),
+                                st.text("abcdefgh", min_size=7, max_size=9)), max_size=40),
+       n=st.integers(1, 9), consume=st.booleans())
+def test_split_items_of_str_keys_of_any_length_and_kind_equals_partitioning_them(words, n, consume):
+    # Keys of up to 8 ASCII characters are hashed from the table's own copy of them: every other str (longer,
+    # Latin-1, wider kinds) from its object. Both must be portable_hash's partition.
+    from pystream._core.partitioning import partition
+
+    t = AggTable(operator.add)
+    t.update_keys(words)
+    want = partition(t.items(), n)
+    assert t.split_items(n, consume=consume) == want
+
+
 @settings(max_examples=200)
 @given(records=st.lists(st.tuples(keys_st, value_st), max_size=60), n=st.integers(1, 9), data=st.data())
 def test_a_consuming_split_gives_what_a_copying_split_gives_and_empties_the_table(records, n, data):
@@ -762,3 +777,24 @@ def test_words_and_frame_pairs_fold_into_an_equal_str_subclass_key_as_a_dict_wou
     t.update([(StrKey("to"), 5)])
     t.update(frames.FrameReader(w.getvalue()))
     assert [(type(k), k, v) for k, v in t.items()] == [(StrKey, "to", 51), (str, "be", 2)]
+
+
+def test_tables_keep_every_entry_as_their_arrays_cross_into_and_out_of_their_own_mappings():
+    # 200K keys put the slots and entries past 1 MiB (csrc/ps_bigmem.h: mapped on their own); popping most
+    # of them shrinks the index back under it; copies, clears and a consuming split go through both.
+    from pystream._core.partitioning import partition
+
+    keys = [f"k{i}" for i in range(200_000)]
+    t = AggTable(operator.add)
+    t.update((k, i) for i, k in enumerate(keys))
+    c = t.copy()
+    for k in keys[:190_000]:
+        del t[k]
+    t.update([("new", 1)] * 3)  # inserts after the pops: the table compacts into smaller arrays
+    assert t.items() == [(k, i) for i, k in enumerate(keys)][190_000:] + [("new", 3)]
+    assert len(c) == 200_000 and c["k199999"] == 199_999 and c["k0"] == 0
+    want = partition(c.items(), 3)
+    assert c.split_items(3, consume=True) == want and len(c) == 0
+    t.clear()
+    t.update_keys(keys)
+    assert len(t) == 200_000 and t["k123456"] == 1

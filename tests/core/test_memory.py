@@ -155,3 +155,36 @@ def test_a_failing_or_nested_bulk_decode_restores_the_allocator():
         print("ok")
     """)
     assert out.strip() == "ok"
+
+
+def test_big_table_arrays_are_faulted_in_by_huge_pages_and_given_back_when_freed():
+    # A fresh interpreter, so that nothing else maps or faults memory meanwhile. Keys are made first: what
+    # is measured is the table's own arrays (csrc/ps_bigmem.h), 30 MB of slots and entries for 400K keys.
+    out = run_python("""
+        import operator, resource
+        from pystream._core.aggregation import AggTable
+
+        def anon_kb():
+            with open("/proc/self/status") as fh:
+                return next(int(l.split()[1]) for l in fh if l.startswith("RssAnon:"))
+
+        with open("/sys/kernel/mm/transparent_hugepage/enabled") as fh:
+            thp = fh.read().split("[")[1].split("]")[0]
+        keys = list(range(400_000))
+        base = anon_kb()
+        for round in range(3):
+            faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            t = AggTable(operator.add)
+            t.update_keys(keys)
+            t.update_keys(keys[::2])
+            faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
+            assert len(t) == 400_000 and t[0] == 2 and t[1] == 1 and t[399_998] == 2
+            grown = anon_kb() - base
+            assert grown > 20_000, grown
+            if thp != "never":
+                assert faults < 2_000, (round, faults)  # 4 KiB pages would take 7,000 or more
+            del t
+            assert anon_kb() - base < 2_000, (round, grown, anon_kb() - base)
+        print("ok")
+    """)
+    assert out.strip() == "ok"
