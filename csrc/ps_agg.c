@@ -12,14 +12,14 @@
 
 #define mix64 ps_agg_mix64
 
-/* Slot count keeping the load at or under 1/4 right after a rebuild, so a rebuild buys
- * at least as many inserts as it cost. */
 static void free_slots(ps_agg_table *t) {
     if (t->slots) ps_big_free(t->slots, (t->mask + 1) * sizeof(ps_agg_slot));
     t->slots = NULL;
     t->mask = 0;
 }
 
+/* Slot count keeping the load at or under 1/4 right after a rebuild, so a rebuild buys
+ * at least as many inserts as it cost. */
 static size_t slots_for(size_t n) {
     size_t s = MIN_SLOTS;
     while (s < n * 4 && s < ((size_t)1 << 62)) s <<= 1;
