@@ -307,8 +307,6 @@ cdef class AggTable(AggKernel):
         cdef Py_ssize_t *counts = <Py_ssize_t *>calloc(n, sizeof(Py_ssize_t))
         cdef Py_ssize_t *fill = <Py_ssize_t *>calloc(n, sizeof(Py_ssize_t))
         cdef list parts = [None] * n
-        cdef tuple pair
-        cdef object w
         cdef ps_agg_table src
         cdef ps_agg_table empty
         cdef ps_agg_table *owned = NULL
@@ -342,26 +340,7 @@ cdef class AggTable(AggKernel):
                         check_status(ps_agg_reserve(&(<AggTable>subs[p]).t, <size_t>counts[p]))
                     else:
                         parts[p] = writers[p] if writers[p] is not None else PyList_New(counts[p])
-                if consume:
-                    _split_moving(owned, ids, writers, subs, parts, fill)
-                    return parts
-                for r in range(m):
-                    e = &self.t.entries[r]
-                    if e.kind == PS_AGG_DEAD:
-                        continue
-                    p = ids[r]
-                    w = writers[p]
-                    if w is not None:
-                        # A tuple that goes straight back to CPython's free list once encoded.
-                        (<FrameWriter>w).add((<object>e.key, _value(e)))
-                        continue
-                    if subs[p] is not None:
-                        (<AggTable>subs[p])._take_entry(e, False)
-                        continue
-                    pair = _pair(e)
-                    Py_INCREF(pair)
-                    PyList_SET_ITEM(parts[p], fill[p], pair)
-                    fill[p] += 1
+                _distribute(owned if consume else &self.t, ids, writers, subs, parts, fill, consume)
             finally:
                 self.busy = False
         finally:
@@ -518,10 +497,11 @@ def _rebuild(spec, items):
     return t
 
 
-cdef int _split_moving(ps_agg_table *src, const uint32_t *ids, list writers, list subs, list parts,
-                       Py_ssize_t *fill) except -1:
-    """``split_items(consume=True)``'s distribution: each entry of ``src`` (detached from its table) moves to
-    its partition, leaving it dead; its references go with it, or are dropped once it is encoded or paired."""
+cdef int _distribute(ps_agg_table *src, const uint32_t *ids, list writers, list subs, list parts,
+                     Py_ssize_t *fill, bint move) except -1:
+    """``split_items``' second pass: each live entry of ``src`` into its partition ``ids[r]``, a copy with
+    references of its own; or with ``move`` (``src`` detached from its table) the entry itself, leaving it
+    dead: its references go with it, or are dropped once it is encoded or paired."""
     cdef size_t r
     cdef uint32_t p
     cdef ps_agg_entry *e
@@ -533,23 +513,25 @@ cdef int _split_moving(ps_agg_table *src, const uint32_t *ids, list writers, lis
             continue
         p = ids[r]
         if subs[p] is not None:
-            (<AggTable>subs[p])._take_entry(e, True)
+            (<AggTable>subs[p])._take_entry(e, move)
             continue
         w = writers[p]
         if w is not None:
+            # A tuple that goes straight back to CPython's free list once encoded.
             (<FrameWriter>w).add((<object>e.key, _value(e)))
         else:
             pair = _pair(e)
             Py_INCREF(pair)
             PyList_SET_ITEM(parts[p], fill[p], pair)
             fill[p] += 1
-        # The key (and value) now live in the frame or the pair: the entry's references go, and a key only
-        # this table held is freed here, while it is still in cache.
-        if e.kind == PS_AGG_OBJ:
-            _xdecref(<PyObject *>e.num.obj)
-        e.kind = PS_AGG_DEAD
-        _xdecref(<PyObject *>e.key)
-        e.key = NULL
+        if move:
+            # The key (and value) now live in the frame or the pair: the entry's references go, and a key only
+            # this table held is freed here, while it is still in cache.
+            if e.kind == PS_AGG_OBJ:
+                _xdecref(<PyObject *>e.num.obj)
+            e.kind = PS_AGG_DEAD
+            _xdecref(<PyObject *>e.key)
+            e.key = NULL
     return 0
 
 
