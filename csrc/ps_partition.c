@@ -1,5 +1,8 @@
 #include "ps_partition.h"
 
+#include <pthread.h>
+#include <stdlib.h>
+
 ps_status ps_partition_assign(const uint64_t *hashes, size_t n, uint32_t nparts, uint32_t *ids, int64_t *counts) {
     if (nparts == 0) return PS_ERR_ARG;
     if ((nparts & (nparts - 1)) == 0) {
@@ -45,4 +48,69 @@ ps_status ps_partition_order(const uint32_t *ids, size_t n, uint32_t nparts, con
     for (uint32_t p = nparts; p > 0; p--) starts[p] = starts[p - 1];
     starts[0] = 0;
     return PS_OK;
+}
+
+typedef struct {
+    const ps_ptr_span *spans;
+    size_t nspans;
+    const uint32_t *ids;
+    size_t lo, hi;
+    void ***cursor; /* this range's write position in every partition */
+} ps_scatter_job;
+
+static void ps_scatter_range(ps_scatter_job *j) {
+    size_t base = 0, s = 0, i = j->lo;
+    while (s < j->nspans && base + j->spans[s].n <= i) base += j->spans[s++].n;
+    for (; s < j->nspans && i < j->hi; base += j->spans[s++].n) {
+        void *const *items = j->spans[s].items - base; /* indexed by the global record number */
+        size_t end = base + j->spans[s].n < j->hi ? base + j->spans[s].n : j->hi;
+        for (; i < end; i++) *j->cursor[j->ids[i]]++ = items[i];
+    }
+}
+
+static void *ps_scatter_thread(void *arg) {
+    ps_scatter_job *j = (ps_scatter_job *)arg;
+    ps_scatter_range(j);
+    return NULL;
+}
+
+ps_status ps_partition_scatter(const ps_ptr_span *spans, size_t nspans, const uint32_t *ids, size_t total,
+                               uint32_t nparts, void **const *dst, const int64_t *range_counts, unsigned nranges) {
+    if (nparts == 0 || nranges == 0) return PS_ERR_ARG;
+    ps_scatter_job *jobs = calloc(nranges, sizeof(ps_scatter_job));
+    void ***cursors = malloc((size_t)nranges * nparts * sizeof(void **));
+    pthread_t *threads = calloc(nranges, sizeof(pthread_t));
+    unsigned char *started = calloc(nranges, 1);
+    ps_status st = PS_OK;
+    if (jobs == NULL || cursors == NULL || threads == NULL || started == NULL) {
+        st = PS_ERR_NOMEM;
+        goto done;
+    }
+    for (uint32_t p = 0; p < nparts; p++) {
+        void **at = dst[p];
+        for (unsigned r = 0; r < nranges; r++) {
+            cursors[(size_t)r * nparts + p] = at;
+            at += range_counts[(size_t)r * nparts + p];
+        }
+    }
+    for (unsigned r = 0; r < nranges; r++) {
+        jobs[r] = (ps_scatter_job){spans, nspans, ids, total * r / nranges, total * (r + 1) / nranges,
+                                   cursors + (size_t)r * nparts};
+    }
+    /* Each range writes only its own slice of every partition: the threads share nothing but reads. */
+    for (unsigned r = 1; r < nranges; r++)
+        started[r] = pthread_create(&threads[r], NULL, ps_scatter_thread, &jobs[r]) == 0;
+    ps_scatter_range(&jobs[0]);
+    for (unsigned r = 1; r < nranges; r++) {
+        if (started[r])
+            pthread_join(threads[r], NULL);
+        else
+            ps_scatter_range(&jobs[r]); /* no thread to be had: the caller does this range too */
+    }
+done:
+    free(jobs);
+    free(cursors);
+    free(threads);
+    free(started);
+    return st;
 }

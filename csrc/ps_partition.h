@@ -16,4 +16,18 @@ ps_status ps_partition_count(const uint32_t *ids, size_t n, uint32_t nparts, int
 ps_status ps_partition_order(const uint32_t *ids, size_t n, uint32_t nparts, const int64_t *counts, int64_t *starts,
                              int64_t *order);
 
+/* A run of pointers: the item array of one input list. */
+typedef struct {
+    void *const *items;
+    size_t n;
+} ps_ptr_span;
+
+/* Scatter the pointers of spans (taken one after the other; ids has one entry per pointer, total in all) into
+ * dst[p], the exact-size array of partition p, each partition in input order. The pointers are cut into nranges
+ * ranges, range r being [total*r/nranges, total*(r+1)/nranges), whose counts per partition are
+ * range_counts[r*nparts + p]; every range after the first runs on a thread of its own (or on the caller's when
+ * no thread can be started). Only pointers move: what they point to is never read. */
+ps_status ps_partition_scatter(const ps_ptr_span *spans, size_t nspans, const uint32_t *ids, size_t total,
+                               uint32_t nparts, void **const *dst, const int64_t *range_counts, unsigned nranges);
+
 #endif

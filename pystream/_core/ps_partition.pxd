@@ -6,3 +6,8 @@ cdef extern from "ps_partition.h" nogil:
     ps_status ps_partition_count(const uint32_t *ids, size_t n, uint32_t nparts, int64_t *counts, size_t *bad)
     ps_status ps_partition_order(const uint32_t *ids, size_t n, uint32_t nparts, const int64_t *counts,
                                  int64_t *starts, int64_t *order)
+    ctypedef struct ps_ptr_span:
+        void **items
+        size_t n
+    ps_status ps_partition_scatter(const ps_ptr_span *spans, size_t nspans, const uint32_t *ids, size_t total,
+                                   uint32_t nparts, void ***dst, const int64_t *range_counts, unsigned nranges)

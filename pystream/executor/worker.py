@@ -20,6 +20,7 @@ import cloudpickle
 
 from pystream._core.aggregation import AggTable
 from pystream._core.memory import install_arena_cache
+from pystream._core.partitioning import set_num_threads
 from pystream.executor import shm
 from pystream.executor.wire import (
     INLINE_LIMIT,
@@ -203,6 +204,9 @@ def main(conn: Any, index: int, driver_pid: int, arena_cache_bytes: int = 0) -> 
     # Each batch builds and drops millions of small objects; CPython would unmap the emptied arenas and fault
     # fresh pages in for the next batch (see csrc/ps_arena.h).
     install_arena_cache(arena_cache_bytes)
+    # The pool already runs a worker per core: a partition() that scattered on threads of its own here would
+    # only take the core of another worker.
+    set_num_threads(1)
     # Ctrl-C in a terminal reaches the whole process group; the driver decides how workers end.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # Workers allocate millions of records per batch next to large long-lived partitions and state. Left to

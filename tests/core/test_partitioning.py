@@ -131,3 +131,79 @@ def test_partition_frames_bad_input():
 
     with pytest.raises(TypeError, match="pickling it failed"):
         partition_frames([[("a", 1), ("b", Unpicklable())]], 2)
+
+
+# -- large inputs: the scatter cut into ranges, one thread each (a range per 65,536 records) -----------------
+@pytest.fixture
+def threads():
+    from pystream._core import partitioning
+
+    previous = partitioning.get_num_threads()
+    yield partitioning.set_num_threads
+    partitioning.set_num_threads(previous)
+
+
+@pytest.mark.parametrize("nthreads", [1, 2, 3, 4])
+@pytest.mark.parametrize("layout", [[300_001], [70_000, 0, 1, 140_000], [1, 1, 1, 131_072], [131_071, 2]])
+def test_threaded_scatter_matches_reference(threads, nthreads, layout):
+    threads(nthreads)
+    inputs, i = [], 0
+    for n in layout:
+        # str keys (the fast path), int and tuple keys (hashed by Python-level code) in every range
+        inputs.append([(f"w{j % 5003}" if j % 7 else (j % 11 if j % 2 else (j % 3, "t")), j)
+                       for j in range(i, i + n)])
+        i += n
+    joined = [r for recs in inputs for r in recs]
+    expected = reference(joined, 13)
+    assert partition_many(inputs, 13) == expected
+    assert partition(joined, 13) == expected
+    assert partition(joined, 16) == reference(joined, 16)
+
+
+def test_threaded_scatter_refcounts_with_one_record_many_times(threads):
+    # the same object in every range: each range's thread moves pointers only, references are taken once each
+    threads(4)
+    rec = ("k", 1)
+    before = sys.getrefcount(rec)
+    parts = partition([rec] * 300_000, 8)
+    assert sys.getrefcount(rec) == before + 300_000
+    assert sum(len(p) for p in parts) == 300_000
+    del parts
+    assert sys.getrefcount(rec) == before
+
+
+def test_threaded_bad_record_in_a_later_range_leaks_nothing(threads):
+    threads(4)
+    good = ("a", 1)
+    before = sys.getrefcount(good)
+    recs = [good] * 300_000
+    recs[250_000] = 5
+    with pytest.raises(TypeError, match="record 250000 is int"):
+        partition(recs, 4)
+    with pytest.raises(TypeError, match="record 1 is int"):
+        partition_many([[good] * 200_000, [good, 5]], 4)
+    del recs
+    assert sys.getrefcount(good) == before
+
+
+def test_key_hash_that_changes_the_list_raises():
+    recs = []
+
+    class Shrinking:
+        def __hash__(self):
+            recs.clear()
+            return 1
+
+    recs.extend([("a", 1), (Shrinking(), 2)] + [("b", i) for i in range(100)])
+    with pytest.raises(RuntimeError, match="changed size"):
+        partition(recs, 4)
+
+
+def test_set_num_threads(threads):
+    assert threads(3) >= 1
+    from pystream._core.partitioning import get_num_threads
+
+    assert get_num_threads() == 3
+    with pytest.raises(ValueError, match="at least 1"):
+        threads(0)
+    assert get_num_threads() == 3

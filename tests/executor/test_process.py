@@ -435,6 +435,15 @@ def test_task_error_carries_the_worker_traceback(psc):
         psc.parallelize([1], 1).map(boom).collect()
 
 
+def test_workers_partition_on_their_own_thread_only(psc):
+    def threads(_):
+        from pystream._core.partitioning import get_num_threads
+
+        return [get_num_threads()]
+
+    assert psc.parallelize(range(4), 4).mapPartitions(threads).collect() == [1, 1, 1, 1]
+
+
 def test_functions_are_shipped_once_per_worker(psc):
     ssc = manual_context(psc)
     out = collect(ssc.queueStream([[("a", i)] for i in range(6)]).map(lambda kv: (kv[0], kv[1] + 1))
