@@ -1,7 +1,12 @@
 """Hash partitioning: the C partitioner against a Python loop over portable_hash, same data.
 
+The issue's kernel splits a batch "producing one frame (or index array) per partition": ``partition_order``
+gives the index arrays (reading the records only, on up to ``get_num_threads()`` threads), ``partition`` gives
+lists of the record objects themselves (a new reference to every record, which is a write to every tuple).
+Both are timed against the faster of two Python loops: one appending the records, one their indices.
+
     pytest benchmarks/bench_partitioning.py     # pytest-benchmark figures
-    python benchmarks/bench_partitioning.py     # side-by-side ratio (ratios())
+    python benchmarks/bench_partitioning.py     # side-by-side ratios (ratios())
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ import pytest
 from timing import best_of
 
 from pystream import portable_hash
-from pystream._core.partitioning import partition
+from pystream._core.partitioning import partition, partition_order
 
 N = 1_000_000
 PARTS = 8
@@ -28,12 +33,26 @@ def python_partition(records, n=PARTS):
     return parts
 
 
+def python_partition_indices(records, n=PARTS):
+    parts = [[] for _ in range(n)]
+    for i, rec in enumerate(records):
+        parts[portable_hash(rec[0]) % n].append(i)
+    return parts
+
+
+def order_as_lists(order, starts) -> list[list[int]]:
+    return [order[starts[p]:starts[p + 1]].tolist() for p in range(len(starts) - 1)]
+
+
 def ratios(rounds: int = 5) -> dict:
     pairs = make_pairs()
     assert partition(pairs, PARTS) == python_partition(pairs)
-    c = best_of(lambda p: partition(p, PARTS), pairs, rounds=rounds)
-    py = best_of(python_partition, pairs, rounds=rounds)
-    return {"partition_s": c, "python_loop_s": py, "speedup": py / c, "records_per_s": N / c}
+    assert order_as_lists(*partition_order(pairs, PARTS)) == python_partition_indices(pairs)
+    lists = best_of(lambda p: partition(p, PARTS), pairs, rounds=rounds)
+    order = best_of(lambda p: partition_order(p, PARTS), pairs, rounds=rounds)
+    py = min(best_of(python_partition, pairs, rounds=rounds), best_of(python_partition_indices, pairs, rounds=rounds))
+    return {"partition_s": lists, "partition_order_s": order, "python_loop_s": py, "speedup": py / lists,
+            "order_speedup": py / order, "records_per_s": N / order}
 
 
 @pytest.fixture(scope="module")
@@ -45,10 +64,14 @@ def test_partition_c(benchmark, pairs):
     benchmark.pedantic(partition, args=(pairs, PARTS), rounds=5, iterations=1)
 
 
+def test_partition_order_c(benchmark, pairs):
+    benchmark.pedantic(partition_order, args=(pairs, PARTS), rounds=5, iterations=1)
+
+
 def test_partition_python_loop(benchmark, pairs):
     benchmark.pedantic(python_partition, args=(pairs,), rounds=3, iterations=1)
 
 
 if __name__ == "__main__":
     for k, v in ratios().items():
-        print(f"{k:>16}: {v:,.4f}")
+        print(f"{k:>18}: {v:,.4f}")

@@ -3,26 +3,6 @@
 #include <pthread.h>
 #include <stdlib.h>
 
-ps_status ps_partition_assign(const uint64_t *hashes, size_t n, uint32_t nparts, uint32_t *ids, int64_t *counts) {
-    if (nparts == 0) return PS_ERR_ARG;
-    if ((nparts & (nparts - 1)) == 0) {
-        /* A power of two: the modulo is a mask, which is the common case (8, 16, ... partitions). */
-        uint64_t mask = nparts - 1;
-        for (size_t i = 0; i < n; i++) {
-            uint32_t p = (uint32_t)(hashes[i] & mask);
-            ids[i] = p;
-            counts[p]++;
-        }
-    } else {
-        for (size_t i = 0; i < n; i++) {
-            uint32_t p = (uint32_t)(hashes[i] % nparts);
-            ids[i] = p;
-            counts[p]++;
-        }
-    }
-    return PS_OK;
-}
-
 ps_status ps_partition_count(const uint32_t *ids, size_t n, uint32_t nparts, int64_t *counts, size_t *bad) {
     for (size_t i = 0; i < n; i++) {
         if (PS_UNLIKELY(ids[i] >= nparts)) {
@@ -34,58 +14,75 @@ ps_status ps_partition_count(const uint32_t *ids, size_t n, uint32_t nparts, int
     return PS_OK;
 }
 
-ps_status ps_partition_order(const uint32_t *ids, size_t n, uint32_t nparts, const int64_t *counts, int64_t *starts,
-                             int64_t *order) {
-    int64_t pos = 0;
-    for (uint32_t p = 0; p < nparts; p++) {
-        starts[p] = pos;
-        pos += counts[p];
+typedef struct {
+    ps_range_fn fn;
+    void *ctx;
+    unsigned r;
+    size_t lo, hi;
+} ps_range_job;
+
+static void *ps_range_thread(void *arg) {
+    ps_range_job *j = (ps_range_job *)arg;
+    j->fn(j->ctx, j->r, j->lo, j->hi);
+    return NULL;
+}
+
+ps_status ps_run_ranges(ps_range_fn fn, void *ctx, size_t n, unsigned nranges) {
+    if (nranges <= 1) {
+        fn(ctx, 0, 0, n);
+        return PS_OK;
     }
-    starts[nparts] = pos;
-    if ((size_t)pos != n) return PS_ERR_ARG;
-    for (size_t i = 0; i < n; i++) order[starts[ids[i]]++] = (int64_t)i;
-    /* Restore starts, which the scatter advanced to each partition's end. */
-    for (uint32_t p = nparts; p > 0; p--) starts[p] = starts[p - 1];
-    starts[0] = 0;
-    return PS_OK;
+    ps_range_job *jobs = calloc(nranges, sizeof(ps_range_job));
+    pthread_t *threads = calloc(nranges, sizeof(pthread_t));
+    unsigned char *started = calloc(nranges, 1);
+    ps_status st = PS_OK;
+    if (jobs == NULL || threads == NULL || started == NULL) {
+        st = PS_ERR_NOMEM;
+        goto done;
+    }
+    for (unsigned r = 0; r < nranges; r++)
+        jobs[r] = (ps_range_job){fn, ctx, r, n * r / nranges, n * (r + 1) / nranges};
+    for (unsigned r = 1; r < nranges; r++)
+        started[r] = pthread_create(&threads[r], NULL, ps_range_thread, &jobs[r]) == 0;
+    fn(ctx, 0, jobs[0].lo, jobs[0].hi);
+    for (unsigned r = 1; r < nranges; r++) {
+        if (started[r])
+            pthread_join(threads[r], NULL);
+        else
+            fn(ctx, r, jobs[r].lo, jobs[r].hi); /* no thread to be had: the caller does this range too */
+    }
+done:
+    free(jobs);
+    free(threads);
+    free(started);
+    return st;
 }
 
 typedef struct {
     const ps_ptr_span *spans;
     size_t nspans;
     const uint32_t *ids;
-    size_t lo, hi;
-    void ***cursor; /* this range's write position in every partition */
-} ps_scatter_job;
+    uint32_t nparts;
+    void ***cursors; /* nparts write positions per range */
+} ps_scatter_ctx;
 
-static void ps_scatter_range(ps_scatter_job *j) {
-    size_t base = 0, s = 0, i = j->lo;
-    while (s < j->nspans && base + j->spans[s].n <= i) base += j->spans[s++].n;
-    for (; s < j->nspans && i < j->hi; base += j->spans[s++].n) {
-        void *const *items = j->spans[s].items - base; /* indexed by the global record number */
-        size_t end = base + j->spans[s].n < j->hi ? base + j->spans[s].n : j->hi;
-        for (; i < end; i++) *j->cursor[j->ids[i]]++ = items[i];
+static void ps_scatter_range(void *arg, unsigned r, size_t lo, size_t hi) {
+    ps_scatter_ctx *c = (ps_scatter_ctx *)arg;
+    void ***cursor = c->cursors + (size_t)r * c->nparts;
+    size_t base = 0, s = 0, i = lo;
+    while (s < c->nspans && base + c->spans[s].n <= i) base += c->spans[s++].n;
+    for (; s < c->nspans && i < hi; base += c->spans[s++].n) {
+        void *const *items = c->spans[s].items;
+        size_t end = base + c->spans[s].n < hi ? base + c->spans[s].n : hi;
+        for (; i < end; i++) *cursor[c->ids[i]]++ = items[i - base];
     }
-}
-
-static void *ps_scatter_thread(void *arg) {
-    ps_scatter_job *j = (ps_scatter_job *)arg;
-    ps_scatter_range(j);
-    return NULL;
 }
 
 ps_status ps_partition_scatter(const ps_ptr_span *spans, size_t nspans, const uint32_t *ids, size_t total,
                                uint32_t nparts, void **const *dst, const int64_t *range_counts, unsigned nranges) {
     if (nparts == 0 || nranges == 0) return PS_ERR_ARG;
-    ps_scatter_job *jobs = calloc(nranges, sizeof(ps_scatter_job));
     void ***cursors = malloc((size_t)nranges * nparts * sizeof(void **));
-    pthread_t *threads = calloc(nranges, sizeof(pthread_t));
-    unsigned char *started = calloc(nranges, 1);
-    ps_status st = PS_OK;
-    if (jobs == NULL || cursors == NULL || threads == NULL || started == NULL) {
-        st = PS_ERR_NOMEM;
-        goto done;
-    }
+    if (cursors == NULL) return PS_ERR_NOMEM;
     for (uint32_t p = 0; p < nparts; p++) {
         void **at = dst[p];
         for (unsigned r = 0; r < nranges; r++) {
@@ -93,24 +90,45 @@ ps_status ps_partition_scatter(const ps_ptr_span *spans, size_t nspans, const ui
             at += range_counts[(size_t)r * nparts + p];
         }
     }
-    for (unsigned r = 0; r < nranges; r++) {
-        jobs[r] = (ps_scatter_job){spans, nspans, ids, total * r / nranges, total * (r + 1) / nranges,
-                                   cursors + (size_t)r * nparts};
-    }
     /* Each range writes only its own slice of every partition: the threads share nothing but reads. */
-    for (unsigned r = 1; r < nranges; r++)
-        started[r] = pthread_create(&threads[r], NULL, ps_scatter_thread, &jobs[r]) == 0;
-    ps_scatter_range(&jobs[0]);
-    for (unsigned r = 1; r < nranges; r++) {
-        if (started[r])
-            pthread_join(threads[r], NULL);
-        else
-            ps_scatter_range(&jobs[r]); /* no thread to be had: the caller does this range too */
-    }
-done:
-    free(jobs);
+    ps_scatter_ctx ctx = {spans, nspans, ids, nparts, cursors};
+    ps_status st = ps_run_ranges(ps_scatter_range, &ctx, total, nranges);
     free(cursors);
-    free(threads);
-    free(started);
+    return st;
+}
+
+typedef struct {
+    const uint32_t *ids;
+    uint32_t nparts;
+    int64_t *order;
+    int64_t *cursors; /* nparts write positions in order per range */
+} ps_order_ctx;
+
+static void ps_order_range(void *arg, unsigned r, size_t lo, size_t hi) {
+    ps_order_ctx *c = (ps_order_ctx *)arg;
+    int64_t *cursor = c->cursors + (size_t)r * c->nparts;
+    for (size_t i = lo; i < hi; i++) c->order[cursor[c->ids[i]]++] = (int64_t)i;
+}
+
+ps_status ps_partition_order(const uint32_t *ids, size_t n, uint32_t nparts, const int64_t *range_counts,
+                             unsigned nranges, int64_t *starts, int64_t *order) {
+    if (nparts == 0 || nranges == 0) return PS_ERR_ARG;
+    int64_t *cursors = malloc((size_t)nranges * nparts * sizeof(int64_t));
+    if (cursors == NULL) return PS_ERR_NOMEM;
+    int64_t pos = 0;
+    for (uint32_t p = 0; p < nparts; p++) {
+        starts[p] = pos;
+        for (unsigned r = 0; r < nranges; r++) {
+            cursors[(size_t)r * nparts + p] = pos;
+            pos += range_counts[(size_t)r * nparts + p];
+        }
+    }
+    starts[nparts] = pos;
+    ps_status st = PS_ERR_ARG;
+    if ((size_t)pos == n) {
+        ps_order_ctx ctx = {ids, nparts, order, cursors};
+        st = ps_run_ranges(ps_order_range, &ctx, n, nranges);
+    }
+    free(cursors);
     return st;
 }

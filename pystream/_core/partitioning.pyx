@@ -14,7 +14,7 @@ from libc.stdlib cimport malloc, calloc, realloc, free
 from pystream._core.hashing cimport fast_key_hash
 from pystream._core.ps_common cimport ps_status, PS_OK
 from pystream._core.ps_partition cimport (
-    ps_partition_assign, ps_partition_count, ps_partition_scatter, ps_ptr_span)
+    ps_partition_count, ps_partition_order, ps_partition_scatter, ps_ptr_span, ps_run_ranges)
 from pystream._core.serialisation cimport FrameWriter
 from pystream._core.status cimport check_status
 
@@ -49,13 +49,6 @@ cdef int check_num_partitions(long n) except -1:
     return 0
 
 
-cdef int _hash_keys(list recs, uint64_t *hashes) except -1:
-    cdef Py_ssize_t i, n = PyList_GET_SIZE(recs)
-    for i in range(n):
-        hashes[i] = fast_key_hash(_record_key(<object>PyList_GET_ITEM(recs, i), i))
-    return 0
-
-
 cdef extern from *:
     """
     /* The commonest record, an exact (ASCII str, value) 2-tuple: its key's hash without creating a single
@@ -82,6 +75,52 @@ cdef extern from *:
     """
     bint ps_ascii_pair_hash(PyObject *rec, uint64_t *out)
     void ps_prefetch_record(PyObject *ahead, PyObject *nearer)
+
+
+cdef extern from *:
+    """
+    /* Partition ids of records lo..hi whose key is an exact ASCII str (ps_ascii_pair_hash), PS_SLOW_ID for any
+     * other record: one range of ps_run_ranges. It reads the records and writes only its own ids, so ranges
+     * run side by side on threads while the caller holds the GIL (no other Python code runs, nothing
+     * changes the records); the caller then hashes the PS_SLOW_ID records itself, in order, with the GIL. */
+    #define PS_SLOW_ID 0xFFFFFFFFu
+    typedef struct {
+        PyObject *const *items;
+        size_t n;
+        uint32_t nparts;
+        uint32_t *ids;
+        int64_t *counts; /* nparts per range, or NULL */
+        int any_slow;
+    } ps_ids_ctx;
+
+    static void ps_ids_range(void *arg, unsigned r, size_t lo, size_t hi) {
+        ps_ids_ctx *c = (ps_ids_ctx *)arg;
+        uint64_t h, mask = c->nparts - 1;
+        int pow2 = (c->nparts & (c->nparts - 1)) == 0, slow = 0;
+        int64_t *counts = c->counts ? c->counts + (size_t)r * c->nparts : NULL;
+        for (size_t i = lo; i < hi; i++) {
+            if (i + 128 < hi) ps_prefetch_record(c->items[i + 128], c->items[i + 64]);
+            if (ps_ascii_pair_hash(c->items[i], &h)) {
+                uint32_t p = (uint32_t)(pow2 ? (h & mask) : (h % c->nparts));
+                c->ids[i] = p;
+                if (counts) counts[p]++;
+            } else {
+                c->ids[i] = PS_SLOW_ID;
+                slow = 1;
+            }
+        }
+        if (slow) __atomic_store_n(&c->any_slow, 1, __ATOMIC_RELAXED);
+    }
+    """
+    uint32_t PS_SLOW_ID
+    ctypedef struct ps_ids_ctx:
+        PyObject **items
+        size_t n
+        uint32_t nparts
+        uint32_t *ids
+        int64_t *counts
+        int any_slow
+    void ps_ids_range(void *ctx, unsigned r, size_t lo, size_t hi) noexcept nogil
 
 
 cdef enum:
@@ -377,29 +416,84 @@ def partition_frames(parts, long num_partitions) -> list:
     return writers
 
 
+cdef int _assign_ids(list recs, uint32_t nparts, uint32_t *ids, unsigned nranges, int64_t *counts) except -1:
+    """ids[i] = the partition of record i: ASCII str keys hashed on ``nranges`` threads (see ps_ids_range),
+    the others then here, in order, so the first bad record raises as it would in a plain loop. ``counts``
+    (nparts per range, zeroed, or NULL) receives how many of each range's records go to each partition."""
+    cdef Py_ssize_t i, n = PyList_GET_SIZE(recs)
+    cdef bint pow2 = (nparts & (nparts - 1)) == 0
+    cdef unsigned r = 0
+    cdef ps_ids_ctx ctx
+    ctx.items = (<PyListObject *>recs).ob_item
+    ctx.n = <size_t>n
+    ctx.nparts = nparts
+    ctx.ids = ids
+    ctx.counts = counts
+    ctx.any_slow = 0
+    # The GIL stays held: the threads read records that no other thread may change meanwhile.
+    check_status(ps_run_ranges(ps_ids_range, &ctx, <size_t>n, nranges))
+    if ctx.any_slow:
+        for i in range(n):
+            if ids[i] == PS_SLOW_ID:
+                ids[i] = _partition_at(recs, i, n, nparts, pow2)
+                if PyList_GET_SIZE(recs) != n:  # a key's __hash__ changed the list
+                    raise RuntimeError("records list changed size during partitioning")
+                if counts != NULL:
+                    while i >= n * (r + 1) // nranges:  # the range record i is in
+                        r += 1
+                    counts[<size_t>r * nparts + ids[i]] += 1
+    return 0
+
+
 def partition_ids(records, long num_partitions):
-    """Return a uint32 numpy array with the partition of each (key, value) record (same rule as ``partition``)."""
+    """Return a uint32 numpy array with the partition of each (key, value) record (same rule as ``partition``).
+
+    Records are only read: a large input is hashed on up to ``get_num_threads()`` threads. Same errors as
+    ``partition``.
+    """
     import numpy as np
     check_num_partitions(num_partitions)
     cdef list recs = _as_list(records)
     cdef Py_ssize_t n = PyList_GET_SIZE(recs)
     out = np.empty(n, dtype=np.uint32)
     cdef uint32_t[::1] ids = out
-    cdef uint64_t *hashes = <uint64_t *>malloc((n + 1) * sizeof(uint64_t))
-    cdef int64_t *counts = <int64_t *>calloc(<size_t>num_partitions, sizeof(int64_t))
-    cdef ps_status st
-    try:
-        if hashes == NULL or counts == NULL:
-            raise MemoryError()
-        _hash_keys(recs, hashes)
-        with nogil:
-            st = ps_partition_assign(hashes, <size_t>n, <uint32_t>num_partitions,
-                                     &ids[0] if n > 0 else NULL, counts)
-        check_status(st)
-    finally:
-        free(hashes)
-        free(counts)
+    if n:
+        _assign_ids(recs, <uint32_t>num_partitions, &ids[0], _ranges_for(n), NULL)
     return out
+
+
+def partition_order(records, long num_partitions):
+    """Split (key, value) records into ``num_partitions`` partitions as index arrays, reading them only.
+
+    Returns ``(order, starts)``, two int64 numpy arrays: ``order[starts[p]:starts[p + 1]]`` are the indices of
+    the records of partition p (same rule as ``partition``), in input order; ``starts`` has
+    ``num_partitions + 1`` entries. Nothing is referenced or copied: the arrays index ``records``, ready to
+    gather or encode a partition from. Same errors as ``partition``.
+    """
+    import numpy as np
+    check_num_partitions(num_partitions)
+    cdef list recs = _as_list(records)
+    cdef Py_ssize_t n = PyList_GET_SIZE(recs)
+    cdef uint32_t nparts = <uint32_t>num_partitions
+    order = np.empty(n, dtype=np.int64)
+    starts = np.empty(<Py_ssize_t>nparts + 1, dtype=np.int64)
+    cdef int64_t[::1] ov = order
+    cdef int64_t[::1] sv = starts
+    cdef unsigned nranges = _ranges_for(n)
+    cdef int64_t *counts = <int64_t *>calloc(<size_t>nranges * nparts, sizeof(int64_t))
+    cdef uint32_t *ids = NULL
+    if counts == NULL:
+        raise MemoryError()
+    try:
+        ids = _take_scratch(<size_t>n)
+        _assign_ids(recs, nparts, ids, nranges, counts)
+        check_status(ps_partition_order(ids, <size_t>n, nparts, counts, nranges, &sv[0],
+                                        &ov[0] if n > 0 else NULL))
+    finally:
+        if ids != NULL:
+            _give_scratch(ids)
+        free(counts)
+    return order, starts
 
 
 def scatter(records, ids, long num_partitions) -> list:

@@ -7,7 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pystream import portable_hash
-from pystream._core.partitioning import partition, partition_frames, partition_ids, partition_many, scatter
+from pystream._core.partitioning import (
+    partition, partition_frames, partition_ids, partition_many, partition_order, scatter)
 from pystream.frames import decode
 
 
@@ -88,6 +89,43 @@ def test_scatter_custom_ids():
 def test_empty():
     assert partition([], 3) == [[], [], []]
     assert len(partition_ids([], 3)) == 0
+    order, starts = partition_order([], 3)
+    assert len(order) == 0 and starts.tolist() == [0, 0, 0, 0]
+
+
+def index_reference(records, n):
+    parts = [[] for _ in range(n)]
+    for i, rec in enumerate(records):
+        parts[portable_hash(rec[0]) % n].append(i)
+    return parts
+
+
+def as_index_lists(order, starts):
+    assert order.dtype == np.int64 and starts.dtype == np.int64
+    return [order[starts[p]:starts[p + 1]].tolist() for p in range(len(starts) - 1)]
+
+
+@given(st.lists(st.tuples(st.one_of(st.text(max_size=5), st.integers(), st.floats(allow_nan=False)), st.integers())),
+       st.integers(1, 40))
+def test_property_partition_order_indexes_the_partitions(recs, n):
+    order, starts = partition_order(recs, n)
+    assert len(starts) == n + 1 and starts[-1] == len(recs)
+    assert as_index_lists(order, starts) == index_reference(recs, n)
+    assert [[recs[i] for i in part] for part in as_index_lists(order, starts)] == partition(recs, n)
+
+
+def test_partition_order_and_ids_errors_and_references():
+    good = ("a", 1)
+    before = sys.getrefcount(good)
+    order, starts = partition_order([good] * 10, 4)
+    assert sys.getrefcount(good) == before  # index arrays hold no reference to any record
+    with pytest.raises(TypeError, match="record 2 is int"):
+        partition_order([good, good, 5], 4)
+    with pytest.raises(TypeError, match="record 1 is int"):
+        partition_ids([good, 5], 4)
+    with pytest.raises(ValueError, match="between 1"):
+        partition_order([good], 0)
+    assert sys.getrefcount(good) == before
 
 
 @given(st.lists(st.lists(st.tuples(st.one_of(st.text(max_size=3), st.integers(-5, 5)), st.integers()), max_size=30),
@@ -158,6 +196,8 @@ def test_threaded_scatter_matches_reference(threads, nthreads, layout):
     assert partition_many(inputs, 13) == expected
     assert partition(joined, 13) == expected
     assert partition(joined, 16) == reference(joined, 16)
+    assert as_index_lists(*partition_order(joined, 13)) == index_reference(joined, 13)
+    assert partition_ids(joined, 16).tolist() == [portable_hash(k) % 16 for k, _ in joined]
 
 
 def test_threaded_scatter_refcounts_with_one_record_many_times(threads):
@@ -182,6 +222,8 @@ def test_threaded_bad_record_in_a_later_range_leaks_nothing(threads):
         partition(recs, 4)
     with pytest.raises(TypeError, match="record 1 is int"):
         partition_many([[good] * 200_000, [good, 5]], 4)
+    with pytest.raises(TypeError, match="record 250000 is int"):
+        partition_order(recs, 4)
     del recs
     assert sys.getrefcount(good) == before
 
@@ -197,6 +239,9 @@ def test_key_hash_that_changes_the_list_raises():
     recs.extend([("a", 1), (Shrinking(), 2)] + [("b", i) for i in range(100)])
     with pytest.raises(RuntimeError, match="changed size"):
         partition(recs, 4)
+    recs.extend([("a", 1), (Shrinking(), 2)] + [("b", i) for i in range(100)])
+    with pytest.raises(RuntimeError, match="changed size"):
+        partition_order(recs, 4)
 
 
 def test_set_num_threads(threads):
