@@ -230,7 +230,12 @@ cdef class AggTable(AggKernel):
         self._enter()
         o.busy, was = True, o.busy
         try:
-            self._merge(o, False)
+            if self.t.n_entries == 0:
+                # Every key is new, and a new key keeps other's accumulator: the merge is a copy (a reduce
+                # task's first bucket), without a lookup per entry.
+                self._copy_entries(o)
+            else:
+                self._merge(o, False)
         finally:
             self.busy = False
             o.busy = was
@@ -443,21 +448,27 @@ cdef class AggTable(AggKernel):
         _release_table(&old)
         self.busy = False
 
-    def copy(self):
-        cdef AggTable c = self._empty_like()
+    cdef int _copy_entries(self, AggTable src) except -1:
+        """Make this table's (empty) storage a copy of ``src``'s: its live entries in order, each key and
+        object accumulator referenced anew, the index rebuilt from the stored hashes (no key compared)."""
         cdef size_t r
         cdef ps_agg_entry *e
         cdef ps_status st
-        ps_agg_free(&c.t)
-        st = ps_agg_copy(&c.t, &self.t)
+        ps_agg_free(&self.t)
+        st = ps_agg_copy(&self.t, &src.t)
         if st != PS_OK:
-            check_status(ps_agg_init(&c.t, 0))
+            check_status(ps_agg_init(&self.t, 0))
             check_status(st)
-        for r in range(c.t.n_entries):
-            e = &c.t.entries[r]
+        for r in range(self.t.n_entries):
+            e = &self.t.entries[r]
             _incref(<PyObject *>e.key)
             if e.kind == PS_AGG_OBJ:
                 _incref(<PyObject *>e.num.obj)
+        return 0
+
+    def copy(self):
+        cdef AggTable c = self._empty_like()
+        c._copy_entries(self)
         return c
 
     def __copy__(self):

@@ -798,3 +798,44 @@ def test_tables_keep_every_entry_as_their_arrays_cross_into_and_out_of_their_own
     t.clear()
     t.update_keys(keys)
     assert len(t) == 200_000 and t["k123456"] == 1
+
+
+@given(st.lists(st.tuples(st.one_of(st.text(max_size=3), st.integers(-3, 3)),
+                          st.one_of(st.integers(-2**70, 2**70), st.floats(allow_nan=False), st.text(max_size=2))),
+                max_size=40),
+       st.lists(st.one_of(st.text(max_size=3), st.integers(-3, 3)), max_size=5))
+def test_merge_into_an_empty_table_is_a_copy_that_folds_on(pairs, popped):
+    # An empty table takes a merge as a copy of the other's entries (the first bucket of a reduce task):
+    # the same pairs in the same order, the same accumulator objects, and folding goes on from them.
+    def fold(a, b):
+        try:
+            return a + b
+        except TypeError:
+            return b
+
+    src = AggTable(fold)
+    src.update(pairs)
+    for k in popped:
+        src.pop(k, None)  # dead entries in the source
+    dst = AggTable(fold)
+    dst.merge(src)
+    assert dst.items() == src.items()
+    assert all(a[1] is b[1] for a, b in zip(dst.items(), src.items()) if not isinstance(a[1], (int, float)))
+    dst.merge(src)
+    dst.update(pairs)
+    expected = {}
+    for k, v in src.items() + src.items() + pairs:
+        expected[k] = fold(expected[k], v) if k in expected else v
+    assert dst.items() == list(expected.items())
+
+
+def test_merge_into_an_empty_combiner_table_shares_the_combiners():
+    src = AggTable.combiner(lambda v: [v], lambda c, v: c + [v], lambda a, b: a + b)
+    src.update([("a", 1), ("b", 2), ("a", 3)])
+    dst = AggTable.combiner(lambda v: [v], lambda c, v: c + [v], lambda a, b: a + b)
+    dst.merge(src)
+    assert dst.items() == [("a", [1, 3]), ("b", [2])]
+    assert dst["a"] is src["a"]
+    dst.merge(src)
+    assert dst.items() == [("a", [1, 3, 1, 3]), ("b", [2, 2])]
+    assert src.items() == [("a", [1, 3]), ("b", [2])]
