@@ -60,6 +60,11 @@ cdef extern from *:
         *out = ps_xxh64(PyUnicode_DATA(k), (size_t)PyUnicode_GET_LENGTH(k), 0x73747269ULL);
         return 1;
     }
+    /* How far ahead a record and its key are prefetched. A record is two or three cache misses in a row (list
+     * slot, tuple, str); at 16/8 ahead a million records took 9.3 ms to hash and reference against 6-7 ms at
+     * 64/32 (2-core EPYC VM), the misses of more records overlapping; 128/64 measured no better. */
+    #define PS_AHEAD_RECORD 64
+    #define PS_AHEAD_KEY 32
     static inline void ps_prefetch_record(PyObject *ahead, PyObject *nearer) {
     #if defined(__GNUC__)
         __builtin_prefetch(ahead);
@@ -75,6 +80,8 @@ cdef extern from *:
     """
     bint ps_ascii_pair_hash(PyObject *rec, uint64_t *out)
     void ps_prefetch_record(PyObject *ahead, PyObject *nearer)
+    Py_ssize_t PS_AHEAD_RECORD
+    Py_ssize_t PS_AHEAD_KEY
 
 
 cdef extern from *:
@@ -99,7 +106,7 @@ cdef extern from *:
         int pow2 = (c->nparts & (c->nparts - 1)) == 0, slow = 0;
         int64_t *counts = c->counts ? c->counts + (size_t)r * c->nparts : NULL;
         for (size_t i = lo; i < hi; i++) {
-            if (i + 128 < hi) ps_prefetch_record(c->items[i + 128], c->items[i + 64]);
+            if (i + PS_AHEAD_RECORD < hi) ps_prefetch_record(c->items[i + PS_AHEAD_RECORD], c->items[i + PS_AHEAD_KEY]);
             if (ps_ascii_pair_hash(c->items[i], &h)) {
                 uint32_t p = (uint32_t)(pow2 ? (h & mask) : (h % c->nparts));
                 c->ids[i] = p;
@@ -123,21 +130,13 @@ cdef extern from *:
     void ps_ids_range(void *ctx, unsigned r, size_t lo, size_t hi) noexcept nogil
 
 
-cdef enum:
-    # How far ahead the record and its key are prefetched. A record is two or three cache misses in a row
-    # (list slot, tuple, str); at 16/8 ahead a million records took 9.3 ms to hash and reference against
-    # 6-7 ms at 64/32 (2-core EPYC VM), the misses of more records overlapping.
-    _AHEAD_RECORD = 64
-    _AHEAD_KEY = 32
-
-
 cdef inline uint32_t _partition_at(list recs, Py_ssize_t i, Py_ssize_t n, uint32_t nparts,
                                    bint pow2) except? 0xFFFFFFFF:
     """The partition of record i of ``recs`` (n long), with the records a few places ahead prefetched."""
     cdef PyObject *item = PyList_GET_ITEM(recs, i)
     cdef uint64_t h
-    if i + _AHEAD_RECORD < n:
-        ps_prefetch_record(PyList_GET_ITEM(recs, i + _AHEAD_RECORD), PyList_GET_ITEM(recs, i + _AHEAD_KEY))
+    if i + PS_AHEAD_RECORD < n:
+        ps_prefetch_record(PyList_GET_ITEM(recs, i + PS_AHEAD_RECORD), PyList_GET_ITEM(recs, i + PS_AHEAD_KEY))
     if not ps_ascii_pair_hash(item, &h):
         h = fast_key_hash(_record_key(<object>item, i))
     return <uint32_t>(h & (nparts - 1)) if pow2 else <uint32_t>(h % nparts)
