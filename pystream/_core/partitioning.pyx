@@ -187,10 +187,12 @@ cdef void _drop_refs(list inputs, Py_ssize_t upto) noexcept:
             return
 
 
-# Threads the scatter of a large partition() may use. The records are read and referenced by the calling
-# thread alone (a reference count is not safe to change from two threads); the scatter then only moves
-# pointers into the output lists, whose fresh pages are most of its cost (a kernel fault per 4 KiB: 3 of
-# the 4.5 ms of scattering a million records here), and two threads take those faults side by side.
+# Threads a large partitioning may use, each on a range of the records while the caller holds the GIL:
+# partition_ids / partition_order hash ASCII str keys on them (reading the records only), partition() scatters
+# pointers on them. partition() reads and references the records on the calling thread alone (a reference
+# count is not safe to change from two threads); its scatter only moves pointers into the output lists, whose
+# fresh pages are most of its cost (a kernel fault per 4 KiB: 3 of the 4.5 ms of scattering a million records
+# here), and two threads take those faults side by side.
 cdef enum:
     _RECORDS_PER_THREAD = 1 << 16
 
@@ -208,7 +210,7 @@ cdef unsigned _max_threads = _default_threads()
 
 
 def set_num_threads(int n) -> int:
-    """Set how many threads the scatter of a large ``partition`` may use (1: the calling thread only).
+    """Set how many threads a large partitioning may use (1: the calling thread only).
 
     Returns the previous setting. Worker processes, one per core already, use 1. Raises ValueError below 1.
     """
@@ -221,7 +223,7 @@ def set_num_threads(int n) -> int:
 
 
 def get_num_threads() -> int:
-    """Return how many threads the scatter of a large ``partition`` may use."""
+    """Return how many threads a large partitioning may use (``set_num_threads``)."""
     return _max_threads
 
 
@@ -299,7 +301,7 @@ cdef list _partition_lists(list inputs, uint32_t nparts):
     """The records of ``inputs`` (lists, one after the other) split into ``nparts`` lists: ids and references
     in one pass, then a scatter of pointers, cut into ranges that threads scatter side by side."""
     cdef list recs
-    cdef Py_ssize_t total = 0, base = 0, lo, hi, cut, n, done = 0
+    cdef Py_ssize_t total = 0, base = 0, lo, hi, cut, n, k, done = 0
     cdef unsigned r = 0, nranges
     cdef uint32_t p
     for recs in inputs:
@@ -342,10 +344,10 @@ cdef list _partition_lists(list inputs, uint32_t nparts):
         except BaseException:
             _drop_refs(inputs, done)
             raise
-        for r in range(<unsigned>len(inputs)):
-            recs = inputs[r]
-            spans[r].items = <void **>(<PyListObject *>recs).ob_item
-            spans[r].n = <size_t>PyList_GET_SIZE(recs)
+        for k in range(len(inputs)):
+            recs = inputs[k]
+            spans[k].items = <void **>(<PyListObject *>recs).ob_item
+            spans[k].n = <size_t>PyList_GET_SIZE(recs)
         # The GIL stays held: the threads read the input lists' item arrays, which no other thread may resize.
         check_status(ps_partition_scatter(spans, len(inputs), ids, <size_t>total, nparts, <void ***>dst, counts,
                                           nranges))
