@@ -313,6 +313,7 @@ cdef list _partition_lists(list inputs, uint32_t nparts):
     cdef uint32_t *ids = NULL
     cdef PyObject ***dst = NULL
     cdef ps_ptr_span *spans = NULL
+    cdef ps_status st
     if counts == NULL:
         raise MemoryError()
     totals = counts + <size_t>nranges * nparts
@@ -349,8 +350,10 @@ cdef list _partition_lists(list inputs, uint32_t nparts):
             spans[k].items = <void **>(<PyListObject *>recs).ob_item
             spans[k].n = <size_t>PyList_GET_SIZE(recs)
         # The GIL stays held: the threads read the input lists' item arrays, which no other thread may resize.
-        check_status(ps_partition_scatter(spans, len(inputs), ids, <size_t>total, nparts, <void ***>dst, counts,
-                                          nranges))
+        st = ps_partition_scatter(spans, len(inputs), ids, <size_t>total, nparts, <void ***>dst, counts, nranges)
+        if st != PS_OK:  # nothing was placed (its bookkeeping could not be had): the references go back
+            _drop_refs(inputs, total)
+            check_status(st)
         return parts
     finally:
         if ids != NULL:
