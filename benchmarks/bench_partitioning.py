@@ -61,11 +61,11 @@ def pairs():
 
 
 def test_partition_c(benchmark, pairs):
-    benchmark.pedantic(partition, args=(pairs, PARTS), rounds=5, iterations=1)
+    benchmark.pedantic(partition, args=(pairs, PARTS), rounds=5, iterations=1, warmup_rounds=1)
 
 
 def test_partition_order_c(benchmark, pairs):
-    benchmark.pedantic(partition_order, args=(pairs, PARTS), rounds=5, iterations=1)
+    benchmark.pedantic(partition_order, args=(pairs, PARTS), rounds=5, iterations=1, warmup_rounds=1)
 
 
 def test_partition_python_loop(benchmark, pairs):
