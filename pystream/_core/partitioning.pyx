@@ -93,7 +93,6 @@ cdef extern from *:
     #define PS_SLOW_ID 0xFFFFFFFFu
     typedef struct {
         PyObject *const *items;
-        size_t n;
         uint32_t nparts;
         uint32_t *ids;
         int64_t *counts; /* nparts per range, or NULL */
@@ -122,7 +121,6 @@ cdef extern from *:
     uint32_t PS_SLOW_ID
     ctypedef struct ps_ids_ctx:
         PyObject **items
-        size_t n
         uint32_t nparts
         uint32_t *ids
         int64_t *counts
@@ -429,7 +427,6 @@ cdef int _assign_ids(list recs, uint32_t nparts, uint32_t *ids, unsigned nranges
     cdef unsigned r = 0
     cdef ps_ids_ctx ctx
     ctx.items = (<PyListObject *>recs).ob_item
-    ctx.n = <size_t>n
     ctx.nparts = nparts
     ctx.ids = ids
     ctx.counts = counts
