@@ -13,7 +13,7 @@ from __future__ import annotations
 
 
 import pytest
-from timing import best_of
+from timing import best_of_each
 
 from pystream import portable_hash
 from pystream._core.partitioning import partition, partition_order
@@ -48,9 +48,13 @@ def ratios(rounds: int = 5) -> dict:
     pairs = make_pairs()
     assert partition(pairs, PARTS) == python_partition(pairs)
     assert order_as_lists(*partition_order(pairs, PARTS)) == python_partition_indices(pairs)
-    lists = best_of(lambda p: partition(p, PARTS), pairs, rounds=rounds)
-    order = best_of(lambda p: partition_order(p, PARTS), pairs, rounds=rounds)
-    py = min(best_of(python_partition, pairs, rounds=rounds), best_of(python_partition_indices, pairs, rounds=rounds))
+    t = best_of_each({
+        "lists": lambda: partition(pairs, PARTS),
+        "order": lambda: partition_order(pairs, PARTS),
+        "py": lambda: python_partition(pairs),
+        "py_indices": lambda: python_partition_indices(pairs),
+    }, rounds)
+    lists, order, py = t["lists"], t["order"], min(t["py"], t["py_indices"])
     return {"partition_s": lists, "partition_order_s": order, "python_loop_s": py, "speedup": py / lists,
             "order_speedup": py / order, "records_per_s": N / order}
 

@@ -50,7 +50,7 @@ def kernels() -> None:
         ("count vs collections.Counter", a["count_vs_counter"]),
         ("map(json.loads) stand-in", j["speedup"]),
     ]
-    print("Kernels (1M records, JSON 200K lines; best of 5, same process, same data)")
+    print("Kernels (1M records, JSON 200K lines; best of 5 interleaved rounds, same process, same data)")
     for name, ratio in rows:
         target = TARGETS[name]
         if target is None:
