@@ -117,10 +117,17 @@ class _HeldOnRead(Sequence):
         return len(self._rdd._parts)
 
     def __getitem__(self, i: Any) -> Any:
-        self._done = None
+        done, self._done = self._done, None
         if isinstance(i, slice):
+            del done
             return [self[j] for j in range(*i.indices(len(self)))]
-        # Past the end, IndexError ends an iteration, after the last list went.
+        if isinstance(i, int) and i >= len(self):
+            # Past the end, IndexError ends an iteration. No partition is encoded after the last one: the
+            # executor frees its list when that costs no task anything (a core is idle).
+            if done is not None:
+                self._rdd.ctx.executor.discard(done)
+            raise IndexError(i)
+        del done
         self._done = self._rdd._hold_one(i)
         return self._rdd._parts[i]
 

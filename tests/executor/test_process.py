@@ -381,6 +381,48 @@ def test_discarded_objects_are_freed_while_the_next_tasks_run(psc):
     assert ref() is None
 
 
+class _Noted:
+    """An object that leaves a file behind when it is freed (in whichever process that happens)."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __del__(self):
+        open(self.path, "w").close()
+
+
+def test_discarded_objects_wait_for_a_core_that_no_task_needs(psc, tmp_path, monkeypatch):
+    # As many tasks as cores: the driver frees nothing while both run, and frees once one of them is done,
+    # while the other still runs (freeing takes a core from a task: W1's second map task started 3 ms late).
+    ex = psc.executor
+    ex.release()
+    monkeypatch.setattr(ex, "_cores", ex.parallelism)
+    freed = str(tmp_path / "freed")
+    ex.discard([_Noted(freed)])
+    gc.collect()
+    assert not os.path.exists(freed)
+
+    def task(split, recs):
+        if split == 1:
+            return os.path.exists(freed)  # the other task still runs: nothing freed yet
+        return wait_until(lambda: os.path.exists(freed), timeout=10)
+
+    assert ex.run_tasks(task, [[0], [1]], stage="test") == [True, False]
+
+
+def test_a_partition_a_worker_no_longer_keeps_is_freed_while_it_is_idle(psc, tmp_path):
+    freed = str(tmp_path / "freed-in-worker")
+    ex = psc.executor
+    (kept,) = ex.run_tasks(lambda split, recs: [_Noted(freed)], [[0]], stage="test", keep=True)
+    assert isinstance(kept, BlockRef)
+    gc.collect()
+    assert not os.path.exists(freed)
+    del kept
+    gc.collect()
+    ex.release()  # sends the free; the worker drops the partition once nothing else is waiting for it
+    assert wait_until(lambda: os.path.exists(freed))
+
+
 def test_a_forgotten_batch_of_driver_records_is_freed_during_the_next_batch(psc):
     # Batches partitioned on the driver (updateStateByKey's shuffle of a queueStream) keep their records as
     # driver objects; freeing them took 30 ms at the end of every W3 batch, before the next could start.
