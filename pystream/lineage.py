@@ -105,6 +105,8 @@ class _HeldOnRead(Sequence):
     partition i is encoded while the tasks before it run, not all before the first. The lists a partition
     replaces are freed on the next read, once partition i's task is on its way (freeing W1's 100K lines took
     the driver 2 ms): the driver still holds one partition as objects and frame at once, never all of them.
+    The last list, with no partition to encode after it, goes to ``executor.discard``, which frees it when
+    that takes a core from no task.
     """
 
     __slots__ = ("_rdd", "_done")

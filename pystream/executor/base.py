@@ -58,10 +58,10 @@ class Executor(abc.ABC):
         return False
 
     def discard(self, obj: Any) -> None:  # noqa: B027 - optional hook
-        """Forget ``obj``, which the driver is done with (a forgotten batch's records). The default drops it
-        now; an executor whose tasks run in other processes may keep it until its workers are busy with the
-        next tasks, and drop it then: freeing half a million records takes the driver 30 ms, which would
-        otherwise delay those tasks."""
+        """Forget ``obj``, which the driver is done with (a forgotten batch's records, a partition's list once
+        it is encoded). The default drops it now; an executor whose tasks run in other processes may keep it
+        until its workers are busy with the next tasks, and drop it then, on a core that none of them needs:
+        freeing half a million records takes the driver 30 ms, which would otherwise delay those tasks."""
 
     def release(self) -> None:  # noqa: B027 - optional hook
         """Free, now, what partition handles dropped since the last call released (an executor may otherwise
