@@ -34,7 +34,7 @@ def alive(pid):
     try:  # a zombie is dead for our purposes
         with open(f"/proc/{pid}/stat") as fh:
             return fh.read().split(")")[-1].split()[0] != "Z"
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # reaped between the open and the read: ESRCH
         return False
 
 
