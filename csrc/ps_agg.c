@@ -147,6 +147,14 @@ ps_status ps_agg_reserve(ps_agg_table *t, size_t extra) {
     return grow_entries(t, t->n_entries + extra);
 }
 
+ps_status ps_agg_reserve_entries(ps_agg_table *t, size_t extra) {
+    return grow_entries(t, t->n_entries + extra);
+}
+
+ps_status ps_agg_reindex(ps_agg_table *t) {
+    return rebuild(t, slots_for(t->n_live));
+}
+
 void ps_agg_remove(ps_agg_table *t, int64_t idx) {
     ps_agg_entry *e = &t->entries[idx];
     size_t i = (size_t)mix64((uint64_t)e->hash) & t->mask;

@@ -162,33 +162,18 @@ cdef class AggTable(AggKernel):
             self.create_combiner, self.merge_value, self.merge_combiners)
         return c
 
-    cdef int _take_entry(self, ps_agg_entry *src, bint move) except -1:
-        """Adds another table's entry, whose key this table does not hold yet: a copy holding references of
-        its own, or with ``move`` the entry with the references it holds (``src`` is left dead), which
-        touches neither its key nor its value object."""
-        cdef size_t pos
-        cdef int64_t idx
-        cdef ps_agg_entry *e
-        idx = self._find(<PyObject *>src.key, src.hash, &pos)
-        if idx >= 0:
-            raise AssertionError("_take_entry() of a key the table holds")
-        if move:
-            check_status(ps_agg_insert(&self.t, src.hash, pos, &idx))
-            e = &self.t.entries[idx]
-            e.key = src.key
-            e.skey = src.skey
-            e.skey_tag = src.skey_tag
-        else:
-            idx = self._insert(<PyObject *>src.key, src.hash, pos)
-            e = &self.t.entries[idx]
-            if src.kind == PS_AGG_OBJ:
-                _incref(<PyObject *>src.num.obj)
-        e.kind = src.kind
-        e.num = src.num
+    cdef void _append_entry(self, ps_agg_entry *src, bint move) noexcept:
+        """Appends another table's entry, whose key this table does not hold yet, unindexed (see
+        ``ps_agg_append_unindexed``): a copy holding references of its own, or with ``move`` the entry with
+        the references it holds (``src`` is left dead), which touches neither its key nor its value object."""
+        ps_agg_append_unindexed(&self.t, src)
         if move:
             src.kind = PS_AGG_DEAD
             src.key = NULL
-        return 0
+            return
+        _incref(<PyObject *>src.key)
+        if src.kind == PS_AGG_OBJ:
+            _incref(<PyObject *>src.num.obj)
 
     def can_merge(self, other):
         """Return whether ``merge(other)`` accepts ``other``: both tables fold with the same kind of reducer
@@ -342,10 +327,13 @@ cdef class AggTable(AggKernel):
                 for p in range(n):
                     if subs[p] is not None:
                         parts[p] = subs[p]
-                        check_status(ps_agg_reserve(&(<AggTable>subs[p]).t, <size_t>counts[p]))
+                        check_status(ps_agg_reserve_entries(&(<AggTable>subs[p]).t, <size_t>counts[p]))
                     else:
                         parts[p] = writers[p] if writers[p] is not None else PyList_New(counts[p])
                 _distribute(owned if consume else &self.t, ids, writers, subs, parts, fill, consume)
+                for p in range(n):
+                    if subs[p] is not None:  # their entries came unindexed, their keys all distinct
+                        check_status(ps_agg_reindex(&(<AggTable>subs[p]).t))
             finally:
                 self.busy = False
         finally:
@@ -524,7 +512,7 @@ cdef int _distribute(ps_agg_table *src, const uint32_t *ids, list writers, list 
             continue
         p = ids[r]
         if subs[p] is not None:
-            (<AggTable>subs[p])._take_entry(e, move)
+            (<AggTable>subs[p])._append_entry(e, move)
             continue
         w = writers[p]
         if w is not None:

@@ -46,6 +46,9 @@ cdef extern from "ps_agg.h":
                           int64_t *idx, size_t *pos)
     ps_status ps_agg_insert(ps_agg_table *t, int64_t hash, size_t pos, int64_t *idx) nogil
     ps_status ps_agg_reserve(ps_agg_table *t, size_t extra) nogil
+    ps_status ps_agg_reserve_entries(ps_agg_table *t, size_t extra) nogil
+    void ps_agg_append_unindexed(ps_agg_table *t, const ps_agg_entry *e) nogil
+    ps_status ps_agg_reindex(ps_agg_table *t) nogil
     void ps_agg_remove(ps_agg_table *t, int64_t idx) nogil
     void ps_agg_clear(ps_agg_table *t) nogil
     ps_status ps_agg_copy(ps_agg_table *dst, const ps_agg_table *src) nogil

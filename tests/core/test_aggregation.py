@@ -531,6 +531,26 @@ def test_a_consuming_split_moves_the_references_and_drops_those_of_encoded_pairs
     assert sorted(parts[1].keys() + [kv[0] for kv in parts[2]] + list(encoded)) == sorted(keys)
 
 
+def test_a_copying_split_into_tables_takes_a_reference_to_each_key_and_value():
+    import sys
+
+    keys = [f"key-{i}-" + "y" * i for i in range(50)]  # made at run time: no other holder
+    values = [[i] for i in range(50)]
+    t = AggTable(lambda a, b: a + b)
+    t.update(zip(keys, values))
+    before = [(sys.getrefcount(k), sys.getrefcount(v)) for k, v in zip(keys, values)]
+    parts = t.split_items(3, (), range(3))
+    assert [(sys.getrefcount(k), sys.getrefcount(v)) for k, v in zip(keys, values)] == [
+        (rk + 1, rv + 1) for rk, rv in before]
+    # Each part finds its own keys (their index was built once their entries were in).
+    for part in parts:
+        assert all(part[k] is values[keys.index(k)] for k in part.keys())
+        part.update([(k, [0]) for k in part.keys()])
+        assert all(v[-1] == 0 and len(v) == 2 for v in part.values())
+    del parts, part
+    assert [(sys.getrefcount(k), sys.getrefcount(v)) for k, v in zip(keys, values)] == before
+
+
 def test_a_consuming_split_that_raises_while_hashing_leaves_the_table_whole():
     armed = False
 
