@@ -513,42 +513,44 @@ def test_a_consuming_split_gives_what_a_copying_split_gives_and_empties_the_tabl
     assert t.items() == [("again", 1)]
 
 
-def test_a_consuming_split_moves_the_references_and_drops_those_of_encoded_pairs():
+def _refcounts(objects):
     import sys
 
-    from pystream import frames
+    return [sys.getrefcount(o) for o in objects]
 
-    keys = [f"key-{i}-" + "x" * i for i in range(60)]  # made at run time: no other holder
-    values = [[i] for i in range(60)]
+
+def _table_of_fresh_objects(n):
+    """A table of n str keys and list values made at run time (no other holder), with their reference counts."""
+    keys = [f"key-{i}-" + "x" * i for i in range(n)]
+    values = [[i] for i in range(n)]
     t = AggTable(lambda a, b: a + b)
     t.update(zip(keys, values))
-    before = [(sys.getrefcount(k), sys.getrefcount(v)) for k, v in zip(keys, values)]
+    return keys, values, t, _refcounts(keys), _refcounts(values)
+
+
+def test_a_consuming_split_moves_the_references_and_drops_those_of_encoded_pairs():
+    from pystream import frames
+
+    keys, values, t, rk, rv = _table_of_fresh_objects(60)
     parts = t.split_items(3, [0], [1], consume=True)
     encoded = {k for k, _ in frames.decode(parts[0].getvalue())}
-    for k, v, (rk, rv) in zip(keys, values, before):
-        gone = k in encoded  # an encoded pair is only bytes now; any other pair's objects are in its bucket
-        assert (sys.getrefcount(k), sys.getrefcount(v)) == (rk - gone, rv - gone), k
+    gone = [k in encoded for k in keys]  # an encoded pair is only bytes now; any other pair's objects are in its bucket
+    assert _refcounts(keys) == [r - g for r, g in zip(rk, gone)]
+    assert _refcounts(values) == [r - g for r, g in zip(rv, gone)]
     assert sorted(parts[1].keys() + [kv[0] for kv in parts[2]] + list(encoded)) == sorted(keys)
 
 
 def test_a_copying_split_into_tables_takes_a_reference_to_each_key_and_value():
-    import sys
-
-    keys = [f"key-{i}-" + "y" * i for i in range(50)]  # made at run time: no other holder
-    values = [[i] for i in range(50)]
-    t = AggTable(lambda a, b: a + b)
-    t.update(zip(keys, values))
-    before = [(sys.getrefcount(k), sys.getrefcount(v)) for k, v in zip(keys, values)]
+    keys, values, t, rk, rv = _table_of_fresh_objects(50)
     parts = t.split_items(3, (), range(3))
-    assert [(sys.getrefcount(k), sys.getrefcount(v)) for k, v in zip(keys, values)] == [
-        (rk + 1, rv + 1) for rk, rv in before]
+    assert _refcounts(keys) == [r + 1 for r in rk] and _refcounts(values) == [r + 1 for r in rv]
     # Each part finds its own keys (their index was built once their entries were in).
     for part in parts:
         assert all(part[k] is values[keys.index(k)] for k in part.keys())
         part.update([(k, [0]) for k in part.keys()])
         assert all(v[-1] == 0 and len(v) == 2 for v in part.values())
     del parts, part
-    assert [(sys.getrefcount(k), sys.getrefcount(v)) for k, v in zip(keys, values)] == before
+    assert _refcounts(keys) == rk and _refcounts(values) == rv
 
 
 def test_a_consuming_split_that_raises_while_hashing_leaves_the_table_whole():
