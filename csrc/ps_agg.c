@@ -66,6 +66,15 @@ static size_t probe_empty(const ps_agg_slot *slots, size_t mask, int64_t hash) {
     return i;
 }
 
+/* Indexes entry `idx` in a fresh index (no tombstones, no equal key): the first empty slot of its probe. */
+static void index_entry(ps_agg_slot *slots, size_t mask, int64_t hash, size_t idx) {
+    uint64_t m = mix64((uint64_t)hash);
+    size_t i = (size_t)m & mask;
+    while (slots[i].idx != SLOT_EMPTY) i = (i + 1) & mask;
+    slots[i].idx = (int32_t)idx;
+    slots[i].tag = (uint32_t)(m >> 32);
+}
+
 /* Compacts dead entries away and re-indexes into `nslots` slots.  Allocates before touching
  * anything so a failure leaves the table as it was. */
 static ps_status rebuild(ps_agg_table *t, size_t nslots) {
@@ -75,11 +84,7 @@ static ps_status rebuild(ps_agg_table *t, size_t nslots) {
     for (size_t r = 0; r < t->n_entries; r++) {
         if (t->entries[r].kind == PS_AGG_DEAD) continue;
         if (w != r) t->entries[w] = t->entries[r];
-        uint64_t m = mix64((uint64_t)t->entries[w].hash);
-        size_t i = (size_t)m & mask;
-        while (slots[i].idx != SLOT_EMPTY) i = (i + 1) & mask;
-        slots[i].idx = (int32_t)w;
-        slots[i].tag = (uint32_t)(m >> 32);
+        index_entry(slots, mask, t->entries[w].hash, w);
         w++;
     }
     free_slots(t);
@@ -181,10 +186,7 @@ ps_status ps_agg_copy(ps_agg_table *dst, const ps_agg_table *src) {
         if (e->kind == PS_AGG_DEAD) continue;
         size_t w = dst->n_entries++;
         dst->entries[w] = *e;
-        uint64_t m = mix64((uint64_t)e->hash);
-        size_t i = probe_empty(dst->slots, dst->mask, e->hash);
-        dst->slots[i].idx = (int32_t)w;
-        dst->slots[i].tag = (uint32_t)(m >> 32);
+        index_entry(dst->slots, dst->mask, e->hash, w);
     }
     dst->n_live = dst->used_slots = dst->n_entries;
     return PS_OK;
