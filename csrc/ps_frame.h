@@ -148,7 +148,7 @@ static inline ps_strtab_slot *ps_strtab_probe(ps_strtab *t, const uint8_t *buf, 
 
 /* Starts loading the slot a probe for s will begin at, so that the probe, a few records later, finds it in
  * cache: a big table's probes are cache misses, which the encoder would otherwise wait for one by one. */
-static inline void ps_strtab_prefetch(const ps_strtab *t, const uint8_t *s, size_t n) {
+PS_PREFETCHING void ps_strtab_prefetch(const ps_strtab *t, const uint8_t *s, size_t n) {
 #if defined(__GNUC__)
     if (t->slots != NULL) __builtin_prefetch(&t->slots[ps_strhash(s, n) & t->mask]);
 #else

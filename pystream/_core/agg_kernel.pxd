@@ -7,6 +7,7 @@ from libc.string cimport memcmp, memcpy
 from pystream._core.ps_agg cimport *
 from pystream._core.ps_common cimport *
 from pystream._core.status cimport check_status
+from pystream._core.deserialisation cimport FrameReader
 
 
 cdef extern from *:
@@ -62,6 +63,22 @@ cdef extern from "Python.h":
     void _gc_untrack "PyObject_GC_UnTrack"(PyObject *o)
 
 
+# Spans of ASCII key bytes (words of a line, keys of (str, int) pairs in a frame) waiting to be folded, each
+# with its hash: the loops hash a span SPAN_AHEAD spans before folding it, and prefetch what its lookup will
+# read meanwhile (see AggKernel._push_span).
+cdef enum:
+    SPAN_RING = 32  # a power of two, above SPAN_AHEAD
+    SPAN_AHEAD = 24
+
+cdef struct span_ring:
+    const char *p[SPAN_RING]
+    Py_ssize_t n[SPAN_RING]
+    Py_hash_t h[SPAN_RING]
+    int64_t v[SPAN_RING]
+    size_t pushed
+    size_t folded
+
+
 cdef enum:
     MODE_SUM = 1
     MODE_MIN = 2
@@ -93,8 +110,7 @@ cdef inline uint8_t _short_str(PyObject *s, uint64_t *out) noexcept:
     cdef size_t nb = <size_t>_str_len(s) * kind
     if nb > 8:
         return 0
-    out[0] = 0
-    memcpy(out, _str_data(s), nb)
+    out[0] = ps_agg_short_bytes(_str_data(s), nb)
     return <uint8_t>((kind << 4) | nb)
 
 
@@ -169,8 +185,16 @@ cdef class AggKernel:
     @cython.final
     cdef int _merge(self, AggKernel other, bint subtract) except -1
     @cython.final
-    cdef int _count_line_words(self, const unsigned char *p, Py_ssize_t n) except -1
+    cdef int _count_line_words(self, const unsigned char *p, Py_ssize_t n, span_ring *ring) except -1
     @cython.final
-    cdef int _count_line(self, object line) except -1
+    cdef int _count_line(self, object line, span_ring *ring) except -1
     @cython.final
-    cdef int _fold_span(self, const char *p, Py_ssize_t n, int64_t v) except -1
+    cdef int _update_frame(self, FrameReader reader, span_ring *ring) except -1
+    @cython.final
+    cdef int _count_frame_words(self, FrameReader reader, span_ring *ring) except -1
+    @cython.final
+    cdef int _push_span(self, const char *p, Py_ssize_t n, int64_t v, span_ring *ring) except -1
+    @cython.final
+    cdef int _flush_spans(self, span_ring *ring) except -1
+    @cython.final
+    cdef int _fold_span(self, const char *p, Py_ssize_t n, Py_hash_t h, int64_t v) except -1

@@ -25,6 +25,9 @@ cdef class FrameReader:
     cdef _dstate _s
     cdef readonly Py_ssize_t count
     cdef Py_ssize_t _next
+    # Kernels reading spans of the frame in place (AggKernel.count_words, update) while they may run user
+    # code pin the reader: closing it then would free memory their pending spans point into.
+    cdef int pins
     cdef void _release(self) noexcept
     cpdef list next_chunk(self, Py_ssize_t size=*)
     cdef int take_ascii_str(self, const uint8_t **p, Py_ssize_t *n) except -1

@@ -29,7 +29,7 @@ import pickle
 
 import lz4.block
 
-from pystream.errors import CorruptFrameError
+from pystream.errors import CorruptFrameError, IllegalStateError
 
 
 cdef extern from "Python.h":
@@ -605,7 +605,10 @@ cdef class FrameReader:
         self._release()
 
     def close(self):
-        """Stop reading: release the buffer and the decompressed payload."""
+        """Stop reading: release the buffer and the decompressed payload. Raises IllegalStateError while a
+        kernel reads the frame in place (from a key's ``__eq__`` called by that kernel)."""
+        if self.pins:
+            raise IllegalStateError("a FrameReader cannot be closed while a kernel reads its frame")
         self._release()
         self._raw = None
         self._s.r.start = self._s.r.p = self._s.r.end = NULL

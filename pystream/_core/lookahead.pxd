@@ -34,6 +34,7 @@ cdef extern from *:
      * dict owns at that moment: a wrong guess (a collision, another layout) costs a wasted cache line, never a
      * wrong result. Elsewhere ps_dict_peek does nothing. */
     #include <stdint.h>
+    #include "ps_common.h"  /* PS_PREFETCHING */
     #if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030D0000 && !defined(Py_LIMITED_API) && !defined(Py_GIL_DISABLED)
     typedef struct {
         Py_ssize_t dk_refcnt;
@@ -56,7 +57,7 @@ cdef extern from *:
     }
 
     /* stage 0: the index slot; 1: the entry; 2: the stored key and value; 3: what a tuple value holds. */
-    static inline void ps_dict_peek(PyObject *dict, Py_hash_t hash, int stage) {
+    PS_PREFETCHING void ps_dict_peek(PyObject *dict, Py_hash_t hash, int stage) {
         const ps_dictkeys *dk = (const ps_dictkeys *)((PyDictObject *)dict)->ma_keys;
         size_t i, width;
         Py_ssize_t ix;

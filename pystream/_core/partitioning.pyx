@@ -65,7 +65,7 @@ cdef extern from *:
      * 64/32 (2-core EPYC VM), the misses of more records overlapping; 128/64 measured no better. */
     #define PS_AHEAD_RECORD 64
     #define PS_AHEAD_KEY 32
-    static inline void ps_prefetch_record(PyObject *ahead, PyObject *nearer) {
+    PS_PREFETCHING void ps_prefetch_record(PyObject *ahead, PyObject *nearer) {
     #if defined(__GNUC__)
         __builtin_prefetch(ahead);
         if (PyTuple_CheckExact(nearer) && PyTuple_GET_SIZE(nearer) >= 1) {

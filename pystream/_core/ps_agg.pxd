@@ -56,6 +56,7 @@ cdef extern from "ps_agg.h":
     void ps_agg_prefetch_slot(const ps_agg_table *t, int64_t hash) nogil
     void ps_agg_prefetch_entry(const ps_agg_table *t, int64_t hash) nogil
     void ps_agg_prefetch_key(const ps_agg_table *t, int64_t hash) nogil
+    uint64_t ps_agg_short_bytes(const void *p, size_t n) nogil
 
     int ps_agg_add_i64(int64_t a, int64_t b, int64_t *out) nogil
     int ps_agg_sub_i64(int64_t a, int64_t b, int64_t *out) nogil

@@ -270,7 +270,7 @@ cdef extern from *:
     """
     /* The string a record's probe will look up first, when it is a short ASCII str or a tuple starting with
      * one (the keyed records of a shuffle, a partition of lines): its table slot, prefetched. */
-    static inline void ps_prefetch_record_key(const ps_strtab *t, PyObject *rec) {
+    PS_PREFETCHING void ps_prefetch_record_key(const ps_strtab *t, PyObject *rec) {
         PyObject *k = rec;
         if (PyTuple_CheckExact(rec)) {
             if (PyTuple_GET_SIZE(rec) == 0) return;

@@ -724,6 +724,58 @@ def test_count_words_in_place_over_a_frame_whose_string_table_ends():
         AggTable(min).count_words(frames.FrameReader(data))
 
 
+def test_short_keys_of_every_length_are_one_key_whether_counted_from_text_or_given_as_str():
+    from itertools import product
+
+    from pystream import frames
+    from pystream._core.partitioning import partition
+
+    # Up to 8 bytes a key is compared by its packed bytes (skey), built one way from a str key and another
+    # from a word's span: all words over {a, b} of lengths 1-9 share prefixes, suffixes and middles.
+    words = ["".join(p) for n in range(1, 10) for p in product("ab", repeat=n)]
+    text = [" ".join(words[i:i + 50]) for i in range(0, len(words), 50)]
+    for source in (text, frames.FrameReader(frames.encode(text, compress=False))):
+        t = AggTable(operator.add)
+        t.update([(w, 10) for w in words])  # str keys first
+        t.count_words(source)  # then the same words as spans of text
+        assert t.items() == [(w, 11) for w in words]
+    t = AggTable(operator.add)
+    t.count_words(text)  # spans first: their keys made from the spans
+    t.update([(w, 10) for w in words])
+    assert t.items() == [(w, 11) for w in words]
+    # A split hashes a short key from its packed bytes: it must land where portable_hash sends the str.
+    assert t.split_items(7) == partition(t.items(), 7)
+
+
+def test_a_reader_cannot_be_closed_while_a_table_counts_its_words_in_place():
+    from pystream import frames
+
+    # count_words and update hash spans of the frame some way ahead of folding them: a key's __eq__ that
+    # closed the reader mid-way would leave them pointing into released memory.
+    class Closer(str):
+        __hash__ = str.__hash__
+
+        def __eq__(self, other):
+            reader.close()
+            return str.__eq__(self, other)
+
+    lines = ["to be or not to be"] * 200
+    reader = frames.FrameReader(frames.encode(lines, compress=False))
+    t = AggTable(operator.add)
+    t.update([(Closer("be"), 1)])
+    with pytest.raises(IllegalStateError, match="while a kernel reads"):
+        t.count_words(reader)
+    reader.close()  # once the table is done with it
+    with pytest.raises(ValueError, match="closed"):
+        reader.next_chunk()
+    pairs = frames.FrameWriter(strings=False)
+    pairs.extend([("to", 1), ("be", 2)] * 100)
+    reader = frames.FrameReader(pairs.getvalue())
+    with pytest.raises(IllegalStateError, match="while a kernel reads"):
+        t.update(reader)
+    reader.close()
+
+
 # -- update from a FrameReader: (ASCII str, int) pairs folded from the frame's bytes -------------------------
 class StrKey(str):
     """A str subclass: equal to (and hashed as) the plain str, stored by the table as a key of its own type."""
