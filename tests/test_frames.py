@@ -431,6 +431,25 @@ def test_unique_strings_end_the_table_so_a_reader_keeps_none_of_them():
     assert out == keys and out[0][0] is out[500][0] is out[19_500][0]
 
 
+def test_a_table_of_long_strings_ends_after_4096_and_one_of_short_keys_waits_for_their_repeats():
+    def literals_before_the_end(data):
+        reader_view = data[H:]
+        return reader_view[:reader_view.index(b"\x0e")].count(b"text")
+
+    # Text: 4096 lines probed, not a quarter of them (the reader would keep every line read before the end).
+    lines = [f"text line {i} of forty and more bytes, no repeat" for i in range(100_000)]
+    data = frames.encode(lines, compress=False)
+    assert literals_before_the_end(data) == 4095 and frames.decode(data) == lines  # the end precedes the 4096th
+    # Short lines: the quarter-frame trial, as for keys.
+    short = [f"text {i}" for i in range(100_000)]
+    assert literals_before_the_end(frames.encode(short, compress=False)) == 24_999
+    # Identifiers cycling through 6,000 values: no repeat among the first 4096, and still shared after.
+    keys = [(f"user-{i % 6000}", i) for i in range(40_000)]
+    data = frames.encode(keys, compress=False)
+    out = frames.decode(data)
+    assert out == keys and out[6000][0] is out[0][0] and out[39_999][0] is out[3999][0]
+
+
 def test_reader_names_the_failing_record_by_its_place_in_the_frame():
     frame = forged(b"\x22\x81a\x41" + b"\x22\x0d\x00\x41" * 699 + b"\x22\x0d\x09\x41", 701)
     reader = frames.FrameReader(frame)

@@ -12,6 +12,7 @@ ctypedef struct _estate:
     ps_strtab strings
     uint64_t probes
     uint64_t hits
+    uint64_t probed_bytes
     uint64_t trial
     bint table_off
     bint end_pending  # PS_TAG_STRTAB_END is written before the next record (a FrameWriter without a table)

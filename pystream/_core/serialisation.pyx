@@ -111,6 +111,11 @@ cdef enum:
     # pay for probing it. A quarter of the frame gives late repeats (keys cycling through a large set) a
     # chance to show.
     _TABLE_TRIAL = 4096
+    # Unless the strings tried are long: keys that cycle are identifiers, and strings of this many bytes on
+    # average are text, whose lines do not come back. Those end the table after 4096 already: W1's lines
+    # (43 bytes) were probed for a quarter of each partition, and a reader keeps every literal it read before
+    # the table's end as a str, where it would count a line's words in place.
+    _TEXT_BYTES = 24
 
 
 cdef inline void _estate_init(_estate *e, Py_ssize_t records) noexcept:
@@ -118,6 +123,7 @@ cdef inline void _estate_init(_estate *e, Py_ssize_t records) noexcept:
     ps_strtab_init(&e.strings)
     e.probes = 0
     e.hits = 0
+    e.probed_bytes = 0
     e.table_off = False
     e.end_pending = False
     e.trial = max(<uint64_t>_TABLE_TRIAL, <uint64_t>records // 4)
@@ -139,13 +145,15 @@ cdef inline int _enc_short_str(_estate *e, const uint8_t *s, size_t n) except -1
         h = ps_strhash(s, n)
         sl = ps_strtab_probe(&e.strings, w.buf, s, n, h)
         e.probes += 1
+        e.probed_bytes += n
         if sl != NULL and sl.off1 != 0:
             e.hits += 1
             _reserve(w, 1 + ps_varint_len(sl.index))
             ps_w_u8(w, PS_TAG_STRREF)
             ps_w_varint(w, sl.index)
             return 0
-        if e.probes == e.trial and e.hits * 8 < e.probes:
+        if (e.hits * 8 < e.probes and (e.probes == e.trial or (
+                e.probes == _TABLE_TRIAL and e.probed_bytes > <uint64_t>_TEXT_BYTES * e.probes))):
             # Tell the decoder too, before this literal: it need not keep this or any later one.
             e.table_off = True
             _reserve(w, 1)
