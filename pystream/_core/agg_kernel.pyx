@@ -504,9 +504,9 @@ cdef class AggKernel:
         """Folds the int v into the accumulator of the ASCII str key at p (n bytes), as ``update`` would fold
         the pair, SPAN_AHEAD spans later (or at ``_flush_spans``): p must stay valid until then.
 
-        A lookup in a big table waits on three dependent cache misses (its slot, its entry, the stored key);
-        W1's word count spent 70% of its time there. Each stage is prefetched for a later span while earlier
-        ones are folded, so the misses overlap."""
+        A lookup in a big table waits on three dependent cache misses (its slot, its entry, the stored key):
+        in W1's word count, 70% of the lookups' time went to waiting for a slot and an entry. Each stage is
+        prefetched for a later span while earlier ones are folded, so the misses overlap."""
         cdef size_t j = ring.pushed
         cdef Py_hash_t h = _hash_bytes(p, n)  # what hash() of the key's str gives
         if h == -1:
