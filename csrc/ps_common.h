@@ -42,7 +42,7 @@ const char *ps_status_message(ps_status st);
 /* For a function whose only effect is prefetching. GCC counts a prefetch as no side effect, so a function
  * it does not inline first is found to be pure, and every call of it is dropped: GCC 12 -O3 left
  * ps_agg_prefetch_entry and ps_agg_prefetch_key out of every loop that called them. Inlined first, the
- * prefetches stay. tests/_core/test_prefetch.py checks the built extensions keep them. */
+ * prefetches stay. tests/core/test_prefetch.py compiles the helpers of csrc/ and checks they keep them. */
 #if defined(__GNUC__) || defined(__clang__)
 #define PS_PREFETCHING static inline __attribute__((always_inline))
 #else
