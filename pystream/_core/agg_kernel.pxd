@@ -70,6 +70,17 @@ cdef enum:
     SPAN_RING = 32  # a power of two, above SPAN_AHEAD
     SPAN_AHEAD = 24
 
+# count_words' front cache: the entry index of recently met short words (at most 8 bytes, the skey of an
+# exact str key), by their packed bytes. Only a hint: a hit is checked against the entry it names, so nothing
+# that moves or drops entries needs to touch it.
+cdef enum:
+    FRONT_BITS = 13
+
+cdef struct front_slot:
+    uint64_t w
+    uint32_t idx
+    uint8_t tag  # skey_tag of the word; 0 = empty
+
 cdef struct span_ring:
     const char *p[SPAN_RING]
     Py_ssize_t n[SPAN_RING]
@@ -150,6 +161,7 @@ cdef class AggKernel:
     cdef object create_combiner
     cdef object merge_value
     cdef object merge_combiners
+    cdef front_slot *front  # count_words' front cache (see front_slot), allocated by its first call
 
     # Final, so that the loops in agg_kernel.pyx call them directly (and inline the inline ones).
     @cython.final
@@ -196,5 +208,7 @@ cdef class AggKernel:
     cdef int _push_span(self, const char *p, Py_ssize_t n, int64_t v, span_ring *ring) except -1
     @cython.final
     cdef int _flush_spans(self, span_ring *ring) except -1
+    @cython.final
+    cdef void _front_fill(self, const char *p, Py_ssize_t n, int64_t idx) noexcept
     @cython.final
     cdef int _fold_span(self, const char *p, Py_ssize_t n, Py_hash_t h, int64_t v) except -1
