@@ -72,7 +72,8 @@ cdef enum:
 
 # count_words' front cache: the entry index of recently met short words (at most 8 bytes, the skey of an
 # exact str key), by their packed bytes. Only a hint: a hit is checked against the entry it names, so nothing
-# that moves or drops entries needs to touch it.
+# that moves or drops entries needs to touch it. Only a sum table has one (count_words needs operator.add),
+# whose int counts come out the same in whatever order they are added.
 cdef enum:
     FRONT_BITS = 13
 
