@@ -146,6 +146,7 @@ ps_status ps_agg_insert(ps_agg_table *t, int64_t hash, size_t pos, int64_t *idx)
 
 ps_status ps_agg_reserve(ps_agg_table *t, size_t extra) {
     ps_status st;
+    if (extra > MAX_ENTRIES - t->n_entries) return PS_ERR_NOMEM; /* before an index sized for it */
     if ((t->used_slots + extra + 1) * 2 > t->mask + 1) {
         if ((st = rebuild(t, slots_for(t->n_live + extra + 1))) != PS_OK) return st;
     }

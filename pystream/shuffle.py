@@ -284,6 +284,13 @@ def merge_buckets(aggregator: Aggregator | None, buckets: Iterable[list | FrameR
         # Merged into an empty table it would come out as it is: a bucket is never changed (a task that
         # runs again reads it again), so its pairs are read off it.
         return parts[0].iter_items() if lazy else parts[0].items()
+    if len(parts) > 1 and not (type(parts[0]) is AggTable and table.can_merge(parts[0])):
+        # A first bucket folded key by key would grow the table from nothing, re-indexing every key at each
+        # step (W1's reduce task 1 of 2 workers, another worker's frame first: 3.7 ms, 2.2 ms with the room
+        # made first). A bucket's keys are distinct (combined on the map side), so the partition holds at
+        # least the largest bucket's and at most all of them; past twice the largest, growing is cheaper.
+        sizes = [_bucket_size(b) for b in parts]
+        table.reserve(min(sum(sizes), 2 * max(sizes)))
     for bucket in parts:
         if type(bucket) is AggTable:
             if table.can_merge(bucket):
@@ -297,6 +304,12 @@ def merge_buckets(aggregator: Aggregator | None, buckets: Iterable[list | FrameR
         for chunk in record_chunks(bucket):
             table.update(chunk)
     return table.iter_items() if lazy else table.items()
+
+
+def _bucket_size(bucket: Any) -> int:
+    if type(bucket) is FrameReader:
+        return bucket.remaining
+    return len(bucket) if isinstance(bucket, (list, AggTable)) else 0
 
 
 class ApplyTask:

@@ -195,6 +195,18 @@ cdef class AggTable(AggKernel):
         self._set(idx, <PyObject *>value)
         return 0
 
+    def reserve(self, Py_ssize_t n):
+        """Make room for ``n`` more keys, so that folding them in never grows the table step by step (each
+        step re-indexes every key). Returns None; raises ValueError for a negative ``n`` and MemoryError
+        when the room cannot be had (the table is then unchanged)."""
+        if n < 0:
+            raise ValueError(f"reserve needs a count of 0 or more keys, got {n}")
+        self._enter()
+        try:
+            check_status(ps_agg_reserve(&self.t, <size_t>n))
+        finally:
+            self.busy = False
+
     cdef int64_t _lookup(self, key) except -2:
         cdef Py_hash_t h = _hash(<PyObject *>key)
         cdef size_t pos

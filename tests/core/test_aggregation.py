@@ -289,6 +289,36 @@ def test_reentrant_mutation_is_refused():
     assert g.items() == [("k", 1)]
 
 
+@pytest.mark.parametrize("first", [[], [("a", 1), ("b", 2.5)]])
+def test_reserve_makes_room_and_changes_nothing_else(first):
+    keys = [(f"k{i}", i) for i in range(5000)]
+    t, plain = AggTable(operator.add), AggTable(operator.add)
+    for table in (t, plain):
+        table.update(first)
+    t.reserve(len(keys))
+    t.reserve(0)
+    assert t.items() == plain.items()
+    for table in (t, plain):
+        table.update(keys + keys[:10])
+    assert t.items() == plain.items()
+    with pytest.raises(ValueError):
+        t.reserve(-1)
+    with pytest.raises(MemoryError):
+        t.reserve(2**40)  # refused before any index is sized for it
+    with pytest.raises(TypeError):
+        t.reserve("many")
+    assert t.items() == plain.items()
+
+    def reducer(a, b):
+        g.reserve(10)
+        return a + b
+
+    g = AggTable(reducer)
+    g.update([("k", 1)])
+    with pytest.raises(IllegalStateError):
+        g.update([("k", 2)])
+
+
 def test_subtract_requirements():
     t = AggTable(operator.add)
     t.update([("a", 1)])
