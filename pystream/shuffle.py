@@ -214,17 +214,25 @@ class CountingMapSideTask:
         self.partition_func = partition_func
         # flatMap(lambda l: l.split()) before the map: split and count each line in one C pass.
         self.split_words = split_words
+        # Keys each split counted the last time this task object ran it. A worker keeps a task object for
+        # every batch of a stream: a split's next batch has about as many keys.
+        self.counted: dict[int, int] = {}
 
     streams_input = True  # its records are only ever folded into the table, in order
 
     def __call__(self, split: int, records: list | FrameReader) -> TableSplit | list[list]:
         table = AggTable(operator.add)
+        # Room for half the keys of the split's last batch: the index then starts at its final size (twice
+        # that half, rounded up to a power of two, at load 1/4 to 1/2), not grown and rebuilt a dozen times on
+        # the way (W1, 65K keys a worker: 29.3 -> 27.3 ms to count 100K lines); the entries still grow.
+        table.reserve(self.counted.get(split, 0) // 2)
         if self.split_words and self.pipeline is None and type(records) is FrameReader:
             table.count_words(records)  # lines split where they lie in the frame: no str made for them
         else:
             fold = table.count_words if self.split_words else table.update_keys
             for chunk in record_chunks(piped(self.pipeline, split, records)):
                 fold(chunk)
+        self.counted[split] = len(table)
         if self.weight == 1:
             return _table_buckets(table, self.num_partitions, self.partition_func)
         w = self.weight

@@ -53,6 +53,22 @@ def test_counting_task_gives_the_same_buckets_from_a_frame_as_from_a_list(task):
     assert buckets(task(0, reader(LINES))) == buckets(task(0, list(LINES)))
 
 
+def test_a_counting_task_run_again_sizes_its_table_from_the_last_run_of_that_split():
+    # A worker keeps its task object from batch to batch; each split's next table starts with room for half
+    # the keys the split had, and comes out as one built from nothing, also when the batch shrinks or grows.
+    task = CountingMapSideTask(None, 1, 3, portable_hash, split_words=True)
+    fresh = CountingMapSideTask(None, 1, 3, portable_hash, split_words=True)
+    distinct = len({w for line in LINES for w in line.split()})
+    assert buckets(task(0, reader(LINES))) == buckets(fresh(0, list(LINES)))
+    assert task.counted == {0: distinct}
+    for batch in (LINES[:100], LINES, LINES * 2, []):
+        assert buckets(task(0, reader(batch))) == buckets(CountingMapSideTask(
+            None, 1, 3, portable_hash, split_words=True)(0, list(batch)))
+    assert task.counted == {0: 0}
+    task(2, reader(LINES[:10]))
+    assert task.counted == {0: 0, 2: len({w for line in LINES[:10] for w in line.split()})}
+
+
 @pytest.mark.parametrize("aggregator", [
     Aggregator.from_reducer(operator.add),  # in C
     Aggregator.from_reducer(lambda a, b: max(a, b) + 0),  # a Python function called from the C loop
