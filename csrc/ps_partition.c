@@ -3,6 +3,15 @@
 #include <pthread.h>
 #include <stdlib.h>
 
+/* Rows of per-range write positions (8-byte cursors), each starting on a cache line of its own: threads that
+ * bump cursors of one line keep taking it from each other (1M records on 2 threads: 4.5 ms a partitioning at
+ * best, 6.5 ms typically, against 3.8 and 4.5 apart). *stride receives the row length in cursors. */
+static void *alloc_cursor_rows(unsigned nranges, uint32_t nparts, size_t *stride) {
+    size_t row = ((size_t)nparts + 7) & ~(size_t)7;
+    *stride = row;
+    return aligned_alloc(64, (size_t)nranges * row * 8);
+}
+
 ps_status ps_partition_count(const uint32_t *ids, size_t n, uint32_t nparts, int64_t *counts, size_t *bad) {
     for (size_t i = 0; i < n; i++) {
         if (PS_UNLIKELY(ids[i] >= nparts)) {
@@ -63,12 +72,13 @@ typedef struct {
     size_t nspans;
     const uint32_t *ids;
     uint32_t nparts;
-    void ***cursors; /* nparts write positions per range */
+    size_t stride;
+    void ***cursors; /* nparts write positions per range, a row every stride */
 } ps_scatter_ctx;
 
 static void ps_scatter_range(void *arg, unsigned r, size_t lo, size_t hi) {
     ps_scatter_ctx *c = (ps_scatter_ctx *)arg;
-    void ***cursor = c->cursors + (size_t)r * c->nparts;
+    void ***cursor = c->cursors + (size_t)r * c->stride;
     size_t base = 0, s = 0, i = lo;
     while (s < c->nspans && base + c->spans[s].n <= i) base += c->spans[s++].n;
     for (; s < c->nspans && i < hi; base += c->spans[s++].n) {
@@ -81,54 +91,90 @@ static void ps_scatter_range(void *arg, unsigned r, size_t lo, size_t hi) {
 ps_status ps_partition_scatter(const ps_ptr_span *spans, size_t nspans, const uint32_t *ids, size_t total,
                                uint32_t nparts, void **const *dst, const int64_t *range_counts, unsigned nranges) {
     if (nparts == 0 || nranges == 0) return PS_ERR_ARG;
-    void ***cursors = malloc((size_t)nranges * nparts * sizeof(void **));
+    size_t stride;
+    void ***cursors = alloc_cursor_rows(nranges, nparts, &stride);
     if (cursors == NULL) return PS_ERR_NOMEM;
     for (uint32_t p = 0; p < nparts; p++) {
         void **at = dst[p];
         for (unsigned r = 0; r < nranges; r++) {
-            cursors[(size_t)r * nparts + p] = at;
+            cursors[(size_t)r * stride + p] = at;
             at += range_counts[(size_t)r * nparts + p];
         }
     }
     /* Each range writes only its own slice of every partition: the threads share nothing but reads. */
-    ps_scatter_ctx ctx = {spans, nspans, ids, nparts, cursors};
+    ps_scatter_ctx ctx = {spans, nspans, ids, nparts, stride, cursors};
     ps_status st = ps_run_ranges(ps_scatter_range, &ctx, total, nranges);
     free(cursors);
     return st;
 }
 
 typedef struct {
-    const uint32_t *ids;
+    const uint32_t *ids;   /* or, for the compact form, */
+    const uint8_t *ids8;   /* these */
     uint32_t nparts;
-    int64_t *order;
-    int64_t *cursors; /* nparts write positions in order per range */
+    int64_t *order;        /* or */
+    int32_t *order32;
+    size_t stride;
+    int64_t *cursors; /* nparts write positions in order per range, a row every stride */
 } ps_order_ctx;
 
 static void ps_order_range(void *arg, unsigned r, size_t lo, size_t hi) {
     ps_order_ctx *c = (ps_order_ctx *)arg;
-    int64_t *cursor = c->cursors + (size_t)r * c->nparts;
+    int64_t *cursor = c->cursors + (size_t)r * c->stride;
     for (size_t i = lo; i < hi; i++) c->order[cursor[c->ids[i]]++] = (int64_t)i;
 }
 
-ps_status ps_partition_order(const uint32_t *ids, size_t n, uint32_t nparts, const int64_t *range_counts,
-                             unsigned nranges, int64_t *starts, int64_t *order) {
+static void ps_order_range_compact(void *arg, unsigned r, size_t lo, size_t hi) {
+    ps_order_ctx *c = (ps_order_ctx *)arg;
+    int64_t *cursor = c->cursors + (size_t)r * c->stride;
+    for (size_t i = lo; i < hi; i++) c->order32[cursor[c->ids8[i]]++] = (int32_t)i;
+}
+
+/* Each partition's start, and each range's first write position in it; PS_ERR_ARG when the counts do not
+ * add up to n. */
+static ps_status order_cursors(size_t n, uint32_t nparts, const int64_t *range_counts, unsigned nranges,
+                               int64_t *starts, int64_t **out, size_t *stride) {
     if (nparts == 0 || nranges == 0) return PS_ERR_ARG;
-    int64_t *cursors = malloc((size_t)nranges * nparts * sizeof(int64_t));
+    int64_t *cursors = alloc_cursor_rows(nranges, nparts, stride);
     if (cursors == NULL) return PS_ERR_NOMEM;
     int64_t pos = 0;
     for (uint32_t p = 0; p < nparts; p++) {
         starts[p] = pos;
         for (unsigned r = 0; r < nranges; r++) {
-            cursors[(size_t)r * nparts + p] = pos;
+            cursors[(size_t)r * *stride + p] = pos;
             pos += range_counts[(size_t)r * nparts + p];
         }
     }
     starts[nparts] = pos;
-    ps_status st = PS_ERR_ARG;
-    if ((size_t)pos == n) {
-        ps_order_ctx ctx = {ids, nparts, order, cursors};
-        st = ps_run_ranges(ps_order_range, &ctx, n, nranges);
+    if ((size_t)pos != n) {
+        free(cursors);
+        return PS_ERR_ARG;
     }
+    *out = cursors;
+    return PS_OK;
+}
+
+ps_status ps_partition_order(const uint32_t *ids, size_t n, uint32_t nparts, const int64_t *range_counts,
+                             unsigned nranges, int64_t *starts, int64_t *order) {
+    int64_t *cursors;
+    size_t stride;
+    ps_status st = order_cursors(n, nparts, range_counts, nranges, starts, &cursors, &stride);
+    if (st != PS_OK) return st;
+    ps_order_ctx ctx = {ids, NULL, nparts, order, NULL, stride, cursors};
+    st = ps_run_ranges(ps_order_range, &ctx, n, nranges);
+    free(cursors);
+    return st;
+}
+
+ps_status ps_partition_order_compact(const uint8_t *ids, size_t n, uint32_t nparts, const int64_t *range_counts,
+                                     unsigned nranges, int64_t *starts, int32_t *order) {
+    if (nparts > PS_COMPACT_PARTS || n > (size_t)INT32_MAX) return PS_ERR_ARG;
+    int64_t *cursors;
+    size_t stride;
+    ps_status st = order_cursors(n, nparts, range_counts, nranges, starts, &cursors, &stride);
+    if (st != PS_OK) return st;
+    ps_order_ctx ctx = {NULL, ids, nparts, NULL, order, stride, cursors};
+    st = ps_run_ranges(ps_order_range_compact, &ctx, n, nranges);
     free(cursors);
     return st;
 }

@@ -8,13 +8,20 @@ cimport cython
 from cpython.list cimport PyList_New, PyList_SET_ITEM, PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
 from cpython.ref cimport Py_INCREF, Py_DECREF, PyObject
-from libc.stdint cimport uint32_t, uint64_t, int64_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport malloc, calloc, realloc, free
 
 from pystream._core.hashing cimport fast_key_hash
 from pystream._core.ps_common cimport ps_status, PS_OK
 from pystream._core.ps_partition cimport (
-    ps_partition_count, ps_partition_order, ps_partition_scatter, ps_ptr_span, ps_run_ranges)
+    PS_COMPACT_PARTS,
+    ps_partition_count,
+    ps_partition_order,
+    ps_partition_order_compact,
+    ps_partition_scatter,
+    ps_ptr_span,
+    ps_run_ranges,
+)
 from pystream._core.serialisation cimport FrameWriter
 from pystream._core.status cimport check_status
 
@@ -91,38 +98,55 @@ cdef extern from *:
      * run side by side on threads while the caller holds the GIL (no other Python code runs, nothing
      * changes the records); the caller then hashes the PS_SLOW_ID records itself, in order, with the GIL. */
     #define PS_SLOW_ID 0xFFFFFFFFu
+    #define PS_SLOW_ID8 0xFFu
+    #define PS_OWN_COUNTS 256u
     typedef struct {
         PyObject *const *items;
         uint32_t nparts;
         uint32_t *ids;
+        uint8_t *ids8;   /* instead of ids (at most PS_COMPACT_PARTS partitions), or NULL */
         int64_t *counts; /* nparts per range, or NULL */
         int any_slow;
     } ps_ids_ctx;
 
     static void ps_ids_range(void *arg, unsigned r, size_t lo, size_t hi) {
         ps_ids_ctx *c = (ps_ids_ctx *)arg;
-        uint64_t h, mask = c->nparts - 1;
-        int pow2 = (c->nparts & (c->nparts - 1)) == 0, slow = 0;
-        int64_t *counts = c->counts ? c->counts + (size_t)r * c->nparts : NULL;
+        /* Read once into locals: a byte store may alias anything, and would make every later record read
+         * the context again, from the caller's stack, a cache line the caller's thread keeps writing. */
+        PyObject *const *items = c->items;
+        uint32_t *ids = c->ids, nparts = c->nparts;
+        uint8_t *ids8 = c->ids8;
+        uint64_t h, mask = nparts - 1;
+        int pow2 = (nparts & (nparts - 1)) == 0, slow = 0;
+        /* Counted in a row of this thread's own when it fits, added to the caller's at the end: the ranges'
+         * rows of the caller's array share cache lines, which two threads then keep taking from each other. */
+        int64_t *shared = c->counts ? c->counts + (size_t)r * nparts : NULL, own[PS_OWN_COUNTS];
+        int64_t *counts = shared && nparts <= PS_OWN_COUNTS ? own : shared;
+        if (counts == own) memset(own, 0, nparts * sizeof(int64_t));
         for (size_t i = lo; i < hi; i++) {
-            if (i + PS_AHEAD_RECORD < hi) ps_prefetch_record(c->items[i + PS_AHEAD_RECORD], c->items[i + PS_AHEAD_KEY]);
-            if (ps_ascii_pair_hash(c->items[i], &h)) {
-                uint32_t p = (uint32_t)(pow2 ? (h & mask) : (h % c->nparts));
-                c->ids[i] = p;
+            if (i + PS_AHEAD_RECORD < hi) ps_prefetch_record(items[i + PS_AHEAD_RECORD], items[i + PS_AHEAD_KEY]);
+            uint32_t p;
+            if (ps_ascii_pair_hash(items[i], &h)) {
+                p = (uint32_t)(pow2 ? (h & mask) : (h % nparts));
                 if (counts) counts[p]++;
             } else {
-                c->ids[i] = PS_SLOW_ID;
+                p = PS_SLOW_ID;
                 slow = 1;
             }
+            if (ids8) ids8[i] = (uint8_t)p; else ids[i] = p;
         }
+        if (counts == own)
+            for (uint32_t p = 0; p < nparts; p++) shared[p] += own[p];
         if (slow) __atomic_store_n(&c->any_slow, 1, __ATOMIC_RELAXED);
     }
     """
     uint32_t PS_SLOW_ID
+    uint8_t PS_SLOW_ID8
     ctypedef struct ps_ids_ctx:
         PyObject **items
         uint32_t nparts
         uint32_t *ids
+        uint8_t *ids8
         int64_t *counts
         int any_slow
     void ps_ids_range(void *ctx, unsigned r, size_t lo, size_t hi) noexcept nogil
@@ -418,31 +442,40 @@ def partition_frames(parts, long num_partitions) -> list:
     return writers
 
 
-cdef int _assign_ids(list recs, uint32_t nparts, uint32_t *ids, unsigned nranges, int64_t *counts) except -1:
+cdef int _assign_ids(list recs, uint32_t nparts, uint32_t *ids, unsigned nranges, int64_t *counts,
+                     uint8_t *ids8=NULL) except -1:
     """ids[i] = the partition of record i: ASCII str keys hashed on ``nranges`` threads (see ps_ids_range),
     the others then here, in order, so the first bad record raises as it would in a plain loop. ``counts``
-    (nparts per range, zeroed, or NULL) receives how many of each range's records go to each partition."""
+    (nparts per range, zeroed, or NULL) receives how many of each range's records go to each partition.
+    With ``ids8`` (at most PS_COMPACT_PARTS partitions), the ids are bytes written there instead."""
     cdef Py_ssize_t i, n = PyList_GET_SIZE(recs)
     cdef bint pow2 = (nparts & (nparts - 1)) == 0
     cdef unsigned r = 0
+    cdef uint32_t p
     cdef ps_ids_ctx ctx
     ctx.items = (<PyListObject *>recs).ob_item
     ctx.nparts = nparts
     ctx.ids = ids
+    ctx.ids8 = ids8
     ctx.counts = counts
     ctx.any_slow = 0
     # The GIL stays held: the threads read records that no other thread may change meanwhile.
     check_status(ps_run_ranges(ps_ids_range, &ctx, <size_t>n, nranges))
     if ctx.any_slow:
         for i in range(n):
-            if ids[i] == PS_SLOW_ID:
-                ids[i] = _partition_at(recs, i, n, nparts, pow2)
-                if PyList_GET_SIZE(recs) != n:  # a key's __hash__ changed the list
-                    raise RuntimeError("records list changed size during partitioning")
-                if counts != NULL:
-                    while i >= n * (r + 1) // nranges:  # the range record i is in
-                        r += 1
-                    counts[<size_t>r * nparts + ids[i]] += 1
+            if (ids8[i] != PS_SLOW_ID8) if ids8 != NULL else (ids[i] != PS_SLOW_ID):
+                continue
+            p = _partition_at(recs, i, n, nparts, pow2)
+            if ids8 != NULL:
+                ids8[i] = <uint8_t>p
+            else:
+                ids[i] = p
+            if PyList_GET_SIZE(recs) != n:  # a key's __hash__ changed the list
+                raise RuntimeError("records list changed size during partitioning")
+            if counts != NULL:
+                while i >= n * (r + 1) // nranges:  # the range record i is in
+                    r += 1
+                counts[<size_t>r * nparts + p] += 1
     return 0
 
 
@@ -466,20 +499,24 @@ def partition_ids(records, long num_partitions):
 def partition_order(records, long num_partitions):
     """Split (key, value) records into ``num_partitions`` partitions as index arrays, reading them only.
 
-    Returns ``(order, starts)``, two int64 numpy arrays: ``order[starts[p]:starts[p + 1]]`` are the indices of
-    the records of partition p (same rule as ``partition``), in input order; ``starts`` has
-    ``num_partitions + 1`` entries. Nothing is referenced or copied: the arrays index ``records``, ready to
-    gather or encode a partition from. Same errors as ``partition``.
+    Returns ``(order, starts)``, two numpy arrays: ``order[starts[p]:starts[p + 1]]`` are the indices of the
+    records of partition p (same rule as ``partition``), in input order; ``starts`` has ``num_partitions + 1``
+    entries. ``starts`` is int64; ``order`` is int32 for at most 255 partitions and 2**31 - 1 records (half the
+    memory to write, W1-sized inputs: 1M records, 8 partitions) and int64 otherwise. Nothing is referenced or
+    copied: the arrays index ``records``, ready to gather or encode a partition from. Same errors as
+    ``partition``.
     """
     import numpy as np
     check_num_partitions(num_partitions)
     cdef list recs = _as_list(records)
     cdef Py_ssize_t n = PyList_GET_SIZE(recs)
     cdef uint32_t nparts = <uint32_t>num_partitions
-    order = np.empty(n, dtype=np.int64)
+    cdef bint compact = nparts <= PS_COMPACT_PARTS and n <= 0x7FFFFFFF
+    order = np.empty(n, dtype=np.int32 if compact else np.int64)
     starts = np.empty(<Py_ssize_t>nparts + 1, dtype=np.int64)
-    cdef int64_t[::1] ov = order
     cdef int64_t[::1] sv = starts
+    cdef int64_t[::1] ov
+    cdef int32_t[::1] ov32
     cdef unsigned nranges = _ranges_for(n)
     cdef int64_t *counts = <int64_t *>calloc(<size_t>nranges * nparts, sizeof(int64_t))
     cdef uint32_t *ids = NULL
@@ -487,9 +524,16 @@ def partition_order(records, long num_partitions):
         raise MemoryError()
     try:
         ids = _take_scratch(<size_t>n)
-        _assign_ids(recs, nparts, ids, nranges, counts)
-        check_status(ps_partition_order(ids, <size_t>n, nparts, counts, nranges, &sv[0],
-                                        &ov[0] if n > 0 else NULL))
+        if compact:  # a byte per id, in the scratch buffer
+            ov32 = order
+            _assign_ids(recs, nparts, NULL, nranges, counts, <uint8_t *>ids)
+            check_status(ps_partition_order_compact(<uint8_t *>ids, <size_t>n, nparts, counts, nranges, &sv[0],
+                                                    &ov32[0] if n > 0 else NULL))
+        else:
+            ov = order
+            _assign_ids(recs, nparts, ids, nranges, counts)
+            check_status(ps_partition_order(ids, <size_t>n, nparts, counts, nranges, &sv[0],
+                                            &ov[0] if n > 0 else NULL))
     finally:
         if ids != NULL:
             _give_scratch(ids)

@@ -101,7 +101,8 @@ def index_reference(records, n):
 
 
 def as_index_lists(order, starts):
-    assert order.dtype == np.int64 and starts.dtype == np.int64
+    # A byte per partition id and an int32 per index up to 255 partitions; past that, int64 indices.
+    assert order.dtype == (np.int32 if len(starts) <= 256 else np.int64) and starts.dtype == np.int64
     return [order[starts[p]:starts[p + 1]].tolist() for p in range(len(starts) - 1)]
 
 
@@ -112,6 +113,14 @@ def test_property_partition_order_indexes_the_partitions(recs, n):
     assert len(starts) == n + 1 and starts[-1] == len(recs)
     assert as_index_lists(order, starts) == index_reference(recs, n)
     assert [[recs[i] for i in part] for part in as_index_lists(order, starts)] == partition(recs, n)
+
+
+@pytest.mark.parametrize("n", [255, 256, 1000])
+def test_partition_order_past_255_partitions(n):
+    # Keys hashed on the threads (str) and by Python-level code (ints, tuples) on either side of the compact form.
+    recs = [(f"w{j % 5003}" if j % 3 else (j % 11 if j % 2 else (j % 3, "t")), j) for j in range(20_000)]
+    order, starts = partition_order(recs, n)
+    assert as_index_lists(order, starts) == index_reference(recs, n)
 
 
 def test_partition_order_and_ids_errors_and_references():
@@ -198,6 +207,9 @@ def test_threaded_scatter_matches_reference(threads, nthreads, layout):
     assert partition(joined, 16) == reference(joined, 16)
     assert as_index_lists(*partition_order(joined, 13)) == index_reference(joined, 13)
     assert partition_ids(joined, 16).tolist() == [portable_hash(k) % 16 for k, _ in joined]
+    # Past 256 partitions each range counts straight into the shared rows, and indices are int64.
+    assert partition(joined, 300) == reference(joined, 300)
+    assert as_index_lists(*partition_order(joined, 300)) == index_reference(joined, 300)
 
 
 def test_threaded_scatter_refcounts_with_one_record_many_times(threads):
