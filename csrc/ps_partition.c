@@ -154,27 +154,25 @@ static ps_status order_cursors(size_t n, uint32_t nparts, const int64_t *range_c
     return PS_OK;
 }
 
+/* The cursors for ctx (its ids, order and nparts set), then fn over the ranges. */
+static ps_status order_ranges(ps_order_ctx ctx, ps_range_fn fn, size_t n, const int64_t *range_counts,
+                              unsigned nranges, int64_t *starts) {
+    ps_status st = order_cursors(n, ctx.nparts, range_counts, nranges, starts, &ctx.cursors, &ctx.stride);
+    if (st != PS_OK) return st;
+    st = ps_run_ranges(fn, &ctx, n, nranges);
+    free(ctx.cursors);
+    return st;
+}
+
 ps_status ps_partition_order(const uint32_t *ids, size_t n, uint32_t nparts, const int64_t *range_counts,
                              unsigned nranges, int64_t *starts, int64_t *order) {
-    int64_t *cursors;
-    size_t stride;
-    ps_status st = order_cursors(n, nparts, range_counts, nranges, starts, &cursors, &stride);
-    if (st != PS_OK) return st;
-    ps_order_ctx ctx = {ids, NULL, nparts, order, NULL, stride, cursors};
-    st = ps_run_ranges(ps_order_range, &ctx, n, nranges);
-    free(cursors);
-    return st;
+    ps_order_ctx ctx = {.ids = ids, .nparts = nparts, .order = order};
+    return order_ranges(ctx, ps_order_range, n, range_counts, nranges, starts);
 }
 
 ps_status ps_partition_order_compact(const uint8_t *ids, size_t n, uint32_t nparts, const int64_t *range_counts,
                                      unsigned nranges, int64_t *starts, int32_t *order) {
     if (nparts > PS_COMPACT_PARTS || n > (size_t)INT32_MAX) return PS_ERR_ARG;
-    int64_t *cursors;
-    size_t stride;
-    ps_status st = order_cursors(n, nparts, range_counts, nranges, starts, &cursors, &stride);
-    if (st != PS_OK) return st;
-    ps_order_ctx ctx = {NULL, ids, nparts, NULL, order, stride, cursors};
-    st = ps_run_ranges(ps_order_range_compact, &ctx, n, nranges);
-    free(cursors);
-    return st;
+    ps_order_ctx ctx = {.ids8 = ids, .nparts = nparts, .order32 = order};
+    return order_ranges(ctx, ps_order_range_compact, n, range_counts, nranges, starts);
 }
