@@ -11,7 +11,8 @@
   ``spark.task.maxFailures`` times (default 4). Partitions it was keeping are lost: a task that needs one
   fails with StateLostError.
 * ``stop()``, an exception, Ctrl-C or interpreter exit leave no worker and no shared-memory segment behind;
-  if the driver is killed, the workers notice the closed pipe, remove its segments and exit.
+  if the driver is killed, the workers notice the closed pipe, remove its segments (and multiprocessing's
+  directory, where the forkserver's socket is) and exit.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from typing import Any
 import cloudpickle
 
 from pystream.errors import StateLostError, TaskFailedError, WorkerLostError
-from pystream.executor import shm
+from pystream.executor import shm, tempdir
 from pystream.executor.base import Executor
 from pystream._core.partitioning import partition_frames
 from pystream.executor.arena import InputArena, Lease
@@ -164,6 +165,9 @@ class ProcessExecutor(Executor):
         stale = shm.remove_stale()
         if stale:
             logger.info("removed %d shared-memory segments left by drivers that died", len(stale))
+        stale = tempdir.remove_stale()
+        if stale:
+            logger.info("removed %d multiprocessing directories left by drivers that died", len(stale))
         try:
             for i in range(self.parallelism):
                 self._workers.append(self._start_worker(i))
@@ -177,7 +181,8 @@ class ProcessExecutor(Executor):
         from pystream.executor.worker import main
 
         parent, child = self._ctx.Pipe(duplex=True)
-        proc = self._ctx.Process(target=main, args=(child, index, self._pid, self._arena_cache_mb << 20),
+        proc = self._ctx.Process(target=main, args=(child, index, self._pid, self._arena_cache_mb << 20,
+                                                    tempdir.of_this_driver()),
                                  name=f"pystream-worker-{index}", daemon=True)
         with _main_hidden():
             proc.start()

@@ -98,14 +98,15 @@ def remove_stale() -> list[str]:
     removed = []
     for n in names:
         pid = n.split("_", 2)[1]
-        if not pid.isdigit() or _alive(int(pid)):
+        if not pid.isdigit() or pid_alive(int(pid)):
             continue
         unlink(n)
         removed.append(n)
     return removed
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists (another user's counts as alive: not ours to judge)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

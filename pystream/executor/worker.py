@@ -3,7 +3,8 @@
 A worker is long-lived. Task functions arrive once (cloudpickled, keyed by digest) and are reused by every
 later task; data arrives as references to frames in shared memory or to partitions the worker already holds.
 When the driver goes away (its end of the pipe closes), the worker removes every shared-memory segment of
-that driver and exits, so nothing outlives a crashed driver.
+that driver, and the driver's multiprocessing directory (the forkserver's socket), and exits, so nothing
+outlives a crashed driver.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import cloudpickle
 from pystream._core.aggregation import AggTable
 from pystream._core.memory import install_arena_cache
 from pystream._core.partitioning import set_num_threads
-from pystream.executor import shm
+from pystream.executor import shm, tempdir
 from pystream.executor.wire import (
     INLINE_LIMIT,
     Buckets,
@@ -36,10 +37,11 @@ from pystream.shuffle import TableSplit
 
 
 class Worker:
-    def __init__(self, conn: Any, index: int, driver_pid: int) -> None:
+    def __init__(self, conn: Any, index: int, driver_pid: int, temp_dir: str | None = None) -> None:
         self.conn = conn
         self.index = index
         self.driver_pid = driver_pid
+        self.temp_dir = temp_dir
         self.owner = f"w{index}"
         self.functions: dict[bytes, Any] = {}
         self.blocks: dict[int, Any] = {}
@@ -146,6 +148,8 @@ class Worker:
         # The driver is gone or done: whatever it left in shared memory goes too.
         if kind != "stop":
             shm.remove_with_prefix(shm.prefix_for(self.driver_pid))
+            if self.temp_dir is not None:
+                tempdir.remove(self.temp_dir)
 
     def export(self, request_id: int, block_id: int) -> None:
         try:
@@ -203,7 +207,8 @@ def _collect_task_garbage() -> None:
     gc.freeze()
 
 
-def main(conn: Any, index: int, driver_pid: int, arena_cache_bytes: int = 0) -> None:
+def main(conn: Any, index: int, driver_pid: int, arena_cache_bytes: int = 0,
+         temp_dir: str | None = None) -> None:
     """Entry point of a worker process."""
     # Each batch builds and drops millions of small objects; CPython would unmap the emptied arenas and fault
     # fresh pages in for the next batch (see csrc/ps_arena.h).
@@ -220,7 +225,7 @@ def main(conn: Any, index: int, driver_pid: int, arena_cache_bytes: int = 0) -> 
     gc.disable()
     gc.freeze()
     try:
-        Worker(conn, index, driver_pid).run()
+        Worker(conn, index, driver_pid, temp_dir).run()
     finally:
         try:
             conn.close()

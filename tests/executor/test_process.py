@@ -668,8 +668,13 @@ def driver_process(script, *args, **popen):
 def test_no_worker_or_segment_survives_the_driver(tmp_path, how):
     script = tmp_path / "driver.py"
     script.write_text(DRIVER)
-    with driver_process(script, "raise" if how == "raise" else "run") as (proc, pids):
+    # The driver's temporary files (multiprocessing's directory, with the forkserver's socket) go here.
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = dict(os.environ, TMPDIR=str(tmp))
+    with driver_process(script, "raise" if how == "raise" else "run", env=env) as (proc, pids):
         assert len(pids) == 2
+        assert [p.name[:5] for p in tmp.iterdir()] == ["pymp-"]
         assert proc.stdout.readline().strip() == "BATCH"
         if how == "sigint":
             proc.send_signal(signal.SIGINT)
@@ -680,6 +685,61 @@ def test_no_worker_or_segment_survives_the_driver(tmp_path, how):
         proc.wait(timeout=30)
     assert wait_until(lambda: not any(alive(p) for p in pids), 10), "a worker outlived the driver"
     assert wait_until(lambda: shm_of(proc.pid) == [], 10), shm_of(proc.pid)
+    assert wait_until(lambda: list(tmp.iterdir()) == [], 10), list(tmp.iterdir())
+
+
+FORKED_DRIVER = textwrap.dedent("""
+    import multiprocessing, multiprocessing.util
+    from pystream.executor.tempdir import of_this_driver
+    def child(conn):
+        conn.send(of_this_driver())
+    if __name__ == "__main__":
+        parent_dir = of_this_driver()
+        receiver, sender = multiprocessing.Pipe(duplex=False)
+        proc = multiprocessing.get_context("fork").Process(target=child, args=(sender,))
+        proc.start()
+        print(repr(receiver.recv()), repr(parent_dir == multiprocessing.util.get_temp_dir()), flush=True)
+        proc.join()
+""")
+
+
+def test_workers_of_a_forked_driver_leave_its_parents_directory_alone(tmp_path):
+    """A driver forked from another Python process inherits that process's multiprocessing directory, which
+    must outlive the driver: its workers are not told to remove it. The parent's own driver would be."""
+    script = tmp_path / "forked.py"
+    script.write_text(FORKED_DRIVER)
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["None", "True"]
+
+
+def test_a_driver_killed_with_its_workers_leaves_a_directory_the_next_driver_removes(tmp_path):
+    """Killing the whole process group leaves nobody to remove the driver's multiprocessing directory; the next
+    driver does, and leaves alone a live driver's directory and any directory pystream did not mark."""
+    script = tmp_path / "driver.py"
+    script.write_text(DRIVER)
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = dict(os.environ, TMPDIR=str(tmp))
+    with driver_process(script, "run", env=env, start_new_session=True) as (proc, pids):
+        assert proc.stdout.readline().strip() == "BATCH"
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    assert wait_until(lambda: not any(alive(p) for p in pids), 10)
+    [dead] = list(tmp.iterdir())
+    assert (dead / f"pystream-driver-{proc.pid}").exists()
+    live = tmp / "pymp-live"
+    live.mkdir()
+    (live / f"pystream-driver-{os.getpid()}").touch()
+    unmarked = tmp / "pymp-other"
+    unmarked.mkdir()
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent("""
+        from pystream import SparkConf, SparkContext
+        sc = SparkContext("local[1]", "next", SparkConf(loadDefaults=False).set("spark.pystream.executor", "process"))
+        sc.stop()
+    """)], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert sorted(p.name for p in tmp.iterdir()) == ["pymp-live", "pymp-other"]
 
 
 BUSY_DRIVER = textwrap.dedent("""
