@@ -18,6 +18,7 @@ from pystream.shuffle import (
     Aggregator,
     CountingMapSideTask,
     MapSideTask,
+    ReduceSideTask,
     TableSplit,
     merge_buckets,
     record_chunks,
@@ -87,6 +88,26 @@ def test_a_task_that_needs_a_list_does_not_stream():
     # No aggregator and no pipeline: the records are split as they are, which needs the list itself.
     assert not MapSideTask(None, None, 2, portable_hash).streams_input
     assert MapSideTask(lambda split, it: it, None, 2, portable_hash).streams_input
+
+
+@pytest.mark.parametrize("aggregator", [Aggregator.from_reducer(operator.add), None], ids=["add", "concatenate"])
+def test_a_kept_reduce_task_reads_other_workers_frames_as_it_merges_them(aggregator):
+    # A kept reduce (its own stage: W2's window, a cached shuffle) is handed another worker's bucket as a
+    # frame to read in place, and gives what it gives from the decoded pairs.
+    task = ReduceSideTask(aggregator)
+    assert task.streams_input
+    other = [(k, v) for k, v in PAIRS if isinstance(k, str)]
+    own = [(f"k{i % 2_000}", -i) for i in range(3_000)]
+    got = task(0, [reader(other), list(own)])
+    assert got == task(0, [list(other), list(own)])
+    assert got == task(0, [reader(other), reader(own)])
+    if aggregator is None:
+        assert got == other + own
+    else:
+        want: dict = {}
+        for k, v in other + own:
+            want[k] = want.get(k, 0) + v
+        assert got == list(want.items())
 
 
 def test_record_chunks_never_materialise_more_than_a_chunk():
