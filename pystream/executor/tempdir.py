@@ -33,9 +33,14 @@ def of_this_driver() -> str | None:
     if not isinstance(config, dict):  # pragma: no cover - a multiprocessing without the attribute
         return None
     if "tempdir" not in config:
-        path = multiprocessing.util.get_temp_dir()
-        with open(os.path.join(path, f"{_MARK}{os.getpid()}"), "x"):
-            pass
+        # A temporary directory that cannot be written is no reason to refuse to start (the spawn start
+        # method needs none): the directory is then simply not cleaned up after a killed driver.
+        try:
+            path = multiprocessing.util.get_temp_dir()
+            with open(os.path.join(path, f"{_MARK}{os.getpid()}"), "x"):
+                pass
+        except OSError:
+            return None
         _made = (os.getpid(), path)
     if _made is not None and _made == (os.getpid(), config.get("tempdir")):
         return _made[1]

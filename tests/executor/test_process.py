@@ -742,6 +742,27 @@ def test_a_driver_killed_with_its_workers_leaves_a_directory_the_next_driver_rem
     assert sorted(p.name for p in tmp.iterdir()) == ["pymp-live", "pymp-other"]
 
 
+def test_a_driver_whose_temporary_directory_cannot_be_made_still_runs(tmp_path):
+    # Only the cleanup after a killed driver needs multiprocessing's directory; the spawn start method does
+    # not. (This runs as any user, root included, so the directory's failure is made by hand.)
+    script = tmp_path / "no_tmp.py"
+    script.write_text(textwrap.dedent("""
+        import multiprocessing.util
+        def refuse():
+            raise PermissionError("no temporary directory here")
+        multiprocessing.util.get_temp_dir = refuse
+        from pystream import SparkConf, SparkContext
+        conf = (SparkConf(loadDefaults=False).set("spark.pystream.executor", "process")
+                .set("spark.pystream.executor.startMethod", "spawn"))
+        sc = SparkContext("local[2]", "no-tmp", conf)
+        print(sc.parallelize(range(1000), 2).map(lambda x: x * 2).sum(), flush=True)
+        sc.stop()
+    """))
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [str(999_000)]
+
+
 BUSY_DRIVER = textwrap.dedent("""
     import sys, time
     from pystream import SparkConf, SparkContext
