@@ -664,14 +664,19 @@ def driver_process(script, *args, **popen):
         proc.stderr.close()
 
 
+def own_tmpdir(tmp_path):
+    """A temporary directory of its own for a driver process (multiprocessing's directory, with the
+    forkserver's socket, goes there), and the environment that gives it."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    return tmp, dict(os.environ, TMPDIR=str(tmp))
+
+
 @pytest.mark.parametrize("how", ["raise", "sigint", "sigkill", "sigterm"])
 def test_no_worker_or_segment_survives_the_driver(tmp_path, how):
     script = tmp_path / "driver.py"
     script.write_text(DRIVER)
-    # The driver's temporary files (multiprocessing's directory, with the forkserver's socket) go here.
-    tmp = tmp_path / "tmp"
-    tmp.mkdir()
-    env = dict(os.environ, TMPDIR=str(tmp))
+    tmp, env = own_tmpdir(tmp_path)
     with driver_process(script, "raise" if how == "raise" else "run", env=env) as (proc, pids):
         assert len(pids) == 2
         assert [p.name[:5] for p in tmp.iterdir()] == ["pymp-"]
@@ -718,9 +723,7 @@ def test_a_driver_killed_with_its_workers_leaves_a_directory_the_next_driver_rem
     driver does, and leaves alone a live driver's directory and any directory pystream did not mark."""
     script = tmp_path / "driver.py"
     script.write_text(DRIVER)
-    tmp = tmp_path / "tmp"
-    tmp.mkdir()
-    env = dict(os.environ, TMPDIR=str(tmp))
+    tmp, env = own_tmpdir(tmp_path)
     with driver_process(script, "run", env=env, start_new_session=True) as (proc, pids):
         assert proc.stdout.readline().strip() == "BATCH"
         os.killpg(proc.pid, signal.SIGKILL)
