@@ -80,6 +80,30 @@ def shm_kb(driver_pid: int) -> int:
     return total // 1024
 
 
+def cpu_ms(pid: int, skip: int | None = None) -> float:
+    """CPU time every thread of process ``pid`` (but thread ``skip``) has used so far, in ms; 0 once it is gone.
+    From /proc/<pid>/task/<tid>/schedstat (nanoseconds), or from stat's clock ticks where that is missing."""
+    total = 0.0
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except FileNotFoundError:
+        return 0.0
+    for tid in tids:
+        if skip is not None and int(tid) == skip:
+            continue
+        try:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/schedstat") as fh:
+                    total += int(fh.read().split()[0]) / 1e6
+            except FileNotFoundError:
+                with open(f"/proc/{pid}/task/{tid}/stat") as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+        except (FileNotFoundError, ProcessLookupError):  # a thread that ended meanwhile
+            pass
+    return total
+
+
 class MemorySampler(threading.Thread):
     """Peak memory of the process tree: every process's own resident memory plus the shared-memory segments
     once. (Summed VmRSS would count a segment once per process that maps it; /proc/<pid>/smaps_rollup would
@@ -313,6 +337,9 @@ def run_config(kind: str, workers: int, w: Workload) -> dict:
         durations: list[float] = []
         pids = (lambda: sc.executor.worker_pids) if kind == "process" else (lambda: [])
         sampler = MemorySampler(pids)
+        # CPU time spent in the batches, by the driver (its threads but the sampler) and by the workers: the
+        # work a configuration does, whatever the cores did in parallel.
+        driver_cpu = workers_cpu = 0.0
         ssc.start()
         # What the tree holds before any data (interpreters, imports, the generator's tables, idle workers):
         # the part of the peak that does not grow with the data.
@@ -323,9 +350,12 @@ def run_config(kind: str, workers: int, w: Workload) -> dict:
             data = w.batch(i)
             queue.push(sc.parallelize(data, workers))
             del data
+            d0, w0 = cpu_ms(os.getpid(), sampler.native_id), sum(cpu_ms(p) for p in pids())
             t0 = time.perf_counter()
             advance(ssc, 1, timeout=600)
             durations.append(time.perf_counter() - t0)
+            driver_cpu += cpu_ms(os.getpid(), sampler.native_id) - d0
+            workers_cpu += sum(cpu_ms(p) for p in pids()) - w0
         digests = result()
         sampler.stop_event.set()
         sampler.join()
@@ -334,7 +364,8 @@ def run_config(kind: str, workers: int, w: Workload) -> dict:
     finally:
         sc.stop()
     return {"seconds": sum(durations), "p50": percentile(durations, 0.5), "p99": percentile(durations, 0.99),
-            "peak_mb": sampler.peak_kb / 1024, "idle_mb": idle_kb / 1024, "digests": digests}
+            "peak_mb": sampler.peak_kb / 1024, "idle_mb": idle_kb / 1024, "digests": digests,
+            "cpu_driver_ms": driver_cpu / w.batches, "cpu_workers_ms": workers_cpu / w.batches}
 
 
 WORKLOADS: dict[str, Callable[[float], Workload]] = {
@@ -438,15 +469,27 @@ def bench(key: str, scale: float, repeat: int = 1) -> list[dict]:
         rows.append({"workload": w.name, "config": f"{kind}, {workers} worker{'s' * (workers > 1)}",
                      "records_per_s": records / r["seconds"], "ratio": ref_s / r["seconds"], "p50": r["p50"],
                      "p99": r["p99"], "peak_mb": r["peak_mb"], "idle_mb": r["idle_mb"], "data_mb": data / 2**20,
+                     "cpu": (r["cpu_driver_ms"], r["cpu_workers_ms"]),
                      "spread": spread([ref_s / x["seconds"] for x in done])})
     if w.scaling_target:
         # Round by round: 2 workers against 1 worker, and this machine's own 2-process scaling of the
         # reference, each pair measured minutes apart at most.
         ours = sorted(a["seconds"] / b["seconds"] for a, b in zip(runs["process:1"], runs["process:2"]))
         machine = sorted(m["scaling"] for m in runs["machine"])
+        one, two = median_run(runs["process:1"]), median_run(runs["process:2"])
+        # 2 workers can take no less than their CPU time over the cores, whatever the overlap: with the work
+        # they did, this is the most they could scale.
+        cpu_two = two["cpu_driver_ms"] + two["cpu_workers_ms"]
+        ceiling = (one["seconds"] * 1000 / w.batches) / (cpu_two / _cores()) if cpu_two else float("nan")
         rows.append({"workload": w.name, "scaling": ours[(len(ours) - 1) // 2], "scaling_range": ours,
-                     "machine": machine[(len(machine) - 1) // 2], "machine_range": machine})
+                     "machine": machine[(len(machine) - 1) // 2], "machine_range": machine,
+                     "cpu_one": one["cpu_driver_ms"] + one["cpu_workers_ms"], "cpu_two": cpu_two,
+                     "ceiling": ceiling})
     return rows
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def median_run(done: list[dict]) -> dict:
@@ -482,7 +525,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 def print_header() -> None:
     head = (f"{'workload':<24} {'configuration':<26} {'records/s':>12} {'vs ref':>7} {'p50 ms':>8} {'p99 ms':>8} "
-            f"{'peak MB':>8} {'data MB':>8} {'peak/data':>9} {'idle MB':>8} {'growth/data':>11} {'ratio range':>12}")
+            f"{'peak MB':>8} {'data MB':>8} {'peak/data':>9} {'idle MB':>8} {'growth/data':>11} {'ratio range':>12} "
+            f"{'CPU ms/batch':>13}")
     print(head)
     print("-" * len(head), flush=True)
 
@@ -494,6 +538,9 @@ def print_row(r: dict) -> None:
               f"(rounds {ours[0]:.2f}-{ours[-1]:.2f}; target 1.6x {'ok' if r['scaling'] >= 1.6 else 'BELOW'}); "
               f"this machine's own, 2 copies of the plain-Python reference at once: {r['machine']:.2f}x "
               f"(rounds {machine[0]:.2f}-{machine[-1]:.2f})", flush=True)
+        print(f"{'':<24} CPU per batch (driver + workers): {r['cpu_one']:.0f} ms on 1 worker, {r['cpu_two']:.0f} ms "
+              f"on 2 workers; on {_cores()} cores, that work allows 2 workers at most {r['ceiling']:.2f}x 1 worker",
+              flush=True)
         return
     p50 = "" if r["p50"] is None else f"{r['p50'] * 1000:.0f}"
     p99 = "" if r["p99"] is None else f"{r['p99'] * 1000:.0f}"
@@ -501,9 +548,10 @@ def print_row(r: dict) -> None:
     rel = "" if r["peak_mb"] is None else f"{r['peak_mb'] / r['data_mb']:.1f}x"
     idle = "" if r["idle_mb"] is None else f"{r['idle_mb']:.0f}"
     growth = "" if r["idle_mb"] is None else f"{(r['peak_mb'] - r['idle_mb']) / r['data_mb']:.1f}x"
+    cpu = "" if r.get("cpu") is None else f"{r['cpu'][0]:.0f} + {r['cpu'][1]:.0f}"
     print(f"{r['workload']:<24} {r['config']:<26} {r['records_per_s']:>12,.0f} {r['ratio']:>6.2f}x "
-          f"{p50:>8} {p99:>8} {mem:>8} {r['data_mb']:>8.0f} {rel:>9} {idle:>8} {growth:>11} {r['spread']:>12}",
-          flush=True)
+          f"{p50:>8} {p99:>8} {mem:>8} {r['data_mb']:>8.0f} {rel:>9} {idle:>8} {growth:>11} {r['spread']:>12} "
+          f"{cpu:>13}", flush=True)
 
 
 if __name__ == "__main__":
