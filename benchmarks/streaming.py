@@ -16,12 +16,15 @@ ratio of its rounds, each against the median reference: how far one run alone co
 Printed per configuration: records/s, the ratio to the reference measured in this run, p50/p99 batch processing
 time, the peak memory of the whole process tree (driver + workers, shared-memory segments counted once), that
 peak divided by the in-memory size of one batch window of input plus the state, and the same for the growth of
-the peak over what the tree held before the first batch (interpreters, imports, the generator, idle workers).
+the peak over what the tree held before the first batch (interpreters, imports, the generator, idle workers),
+and the CPU time a batch took in the driver and in the workers (every thread, the memory sampler's excepted).
 
 For W1 and W3, which have a scaling target, a last line gives 2 workers against 1 worker (median of the
 rounds' ratios) beside this machine's own scaling at the same time: two copies of the reference running at
 once, against one alone (``machine_scaling``, one more configuration in each round). On a shared virtual
-machine that ceiling moves by a third within minutes.
+machine that ceiling moves by a third within minutes. A second line gives the configurations' CPU time per
+batch, and the most that 2 workers doing that much work could scale on this machine's cores: a 1-worker
+batch's time over the 2-worker CPU time spread evenly over the cores.
 """
 
 from __future__ import annotations
