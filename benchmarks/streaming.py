@@ -46,6 +46,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import workloads as wl  # noqa: E402
 
 from pystream import SparkConf, SparkContext  # noqa: E402
+from pystream.executor.base import usable_cores  # noqa: E402
 from pystream.streaming import StateSpec  # noqa: E402
 from pystream.testing import advance, manual_context  # noqa: E402
 
@@ -483,16 +484,12 @@ def bench(key: str, scale: float, repeat: int = 1) -> list[dict]:
         # 2 workers can take no less than their CPU time over the cores, whatever the overlap: with the work
         # they did, this is the most they could scale.
         cpu_two = two["cpu_driver_ms"] + two["cpu_workers_ms"]
-        ceiling = (one["seconds"] * 1000 / w.batches) / (cpu_two / _cores()) if cpu_two else float("nan")
+        ceiling = (one["seconds"] * 1000 / w.batches) / (cpu_two / usable_cores()) if cpu_two else float("nan")
         rows.append({"workload": w.name, "scaling": ours[(len(ours) - 1) // 2], "scaling_range": ours,
                      "machine": machine[(len(machine) - 1) // 2], "machine_range": machine,
                      "cpu_one": one["cpu_driver_ms"] + one["cpu_workers_ms"], "cpu_two": cpu_two,
                      "ceiling": ceiling})
     return rows
-
-
-def _cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def median_run(done: list[dict]) -> dict:
@@ -542,7 +539,7 @@ def print_row(r: dict) -> None:
               f"this machine's own, 2 copies of the plain-Python reference at once: {r['machine']:.2f}x "
               f"(rounds {machine[0]:.2f}-{machine[-1]:.2f})", flush=True)
         print(f"{'':<24} CPU per batch (driver + workers): {r['cpu_one']:.0f} ms on 1 worker, {r['cpu_two']:.0f} ms "
-              f"on 2 workers; on {_cores()} cores, that work allows 2 workers at most {r['ceiling']:.2f}x 1 worker",
+              f"on 2 workers; on {usable_cores()} cores, that work allows 2 workers at most {r['ceiling']:.2f}x 1 worker",
               flush=True)
         return
     p50 = "" if r["p50"] is None else f"{r['p50'] * 1000:.0f}"

@@ -38,7 +38,7 @@ import cloudpickle
 
 from pystream.errors import StateLostError, TaskFailedError, WorkerLostError
 from pystream.executor import shm, tempdir
-from pystream.executor.base import Executor
+from pystream.executor.base import Executor, usable_cores
 from pystream._core.partitioning import partition_frames
 from pystream.executor.arena import InputArena, Lease
 from pystream.executor.wire import Buckets, copy_into_segment, read_frame, write_records
@@ -154,7 +154,7 @@ class ProcessExecutor(Executor):
         # at its discard: what no task came to drop within a batch is dropped by the next release().
         self._discarded: collections.deque[tuple[int, Any]] = collections.deque()
         self._releases = 0
-        self._cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        self._cores = usable_cores()
         self._stopped = False
         self._stop_once = threading.Lock()
         self._incarnations = itertools.count()
