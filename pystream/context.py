@@ -1,6 +1,7 @@
 """SparkConf and SparkContext: a light local context with pyspark's names.
 
-``SparkContext(master="local[N]")`` sets the default parallelism to N (``local[*]``: the machine's cores) and
+``SparkContext(master="local[N]")`` sets the default parallelism to N (``local[*]``: the cores this process may
+run on, as its CPU affinity allows) and
 owns the executor that runs every task of every RDD it creates.
 """
 
@@ -14,6 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from pystream.errors import IllegalArgumentError, IllegalStateError
+from pystream.executor.base import usable_cores
 
 logger = logging.getLogger(__name__)
 
@@ -130,7 +132,9 @@ def parse_master(master: str) -> int:
     if n is None:
         return 1
     if n == "*":
-        return os.cpu_count() or 1
+        # The cores this process may use, not the machine's: under taskset or a container's cpuset, a worker per
+        # machine core would leave several on each usable one.
+        return usable_cores()
     if int(n) < 1:
         raise ValueError(f"Asked to run locally with {n} threads")
     return int(n)
@@ -216,7 +220,7 @@ class SparkContext:
     # -- properties ---------------------------------------------------------------------------------------
     @property
     def defaultParallelism(self) -> int:
-        """Default number of partitions: N for ``local[N]``, the core count for ``local[*]``."""
+        """Default number of partitions: N for ``local[N]``, the usable cores for ``local[*]``."""
         return self._parallelism
 
     @property

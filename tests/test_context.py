@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
+import sys
 
 import pytest
 
 from pystream import SparkConf, SparkContext
 from pystream.context import EXECUTOR_KEY, parse_master
 from pystream.errors import IllegalStateError, PyStreamError
+from pystream.executor.base import usable_cores
 from pystream.rdd import RDD
 
 
@@ -81,11 +84,29 @@ def test_conf_load_defaults_from_environment(monkeypatch):
 
 # -- master URLs ------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("master,expected", [
-    ("local", 1), ("local[1]", 1), ("local[2]", 2), ("local[16]", 16), ("local[*]", os.cpu_count() or 1),
-    ("local[4,3]", 4), ("local[*, 2]", os.cpu_count() or 1), ("  local[3] ", 3),
+    ("local", 1), ("local[1]", 1), ("local[2]", 2), ("local[16]", 16), ("local[*]", usable_cores()),
+    ("local[4,3]", 4), ("local[*, 2]", usable_cores()), ("  local[3] ", 3),
 ])
 def test_parse_master(master, expected):
     assert parse_master(master) == expected
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="the platform has no CPU affinity")
+def test_local_star_counts_the_cores_this_process_may_use():
+    # A child pinned to one core (as taskset or a container's cpuset would) gets one partition per usable core,
+    # not one per core of the machine; run on a real affinity, in a child so this process keeps its own.
+    code = (
+        "import os\n"
+        "os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})\n"
+        "from pystream import SparkConf, SparkContext\n"
+        "from pystream.context import parse_master\n"
+        "sc = SparkContext('local[*]', 'pinned', SparkConf(loadDefaults=False).set('spark.pystream.executor', "
+        "'inprocess'))\n"
+        "print(parse_master('local[*]'), sc.defaultParallelism, sc.parallelize(range(10)).getNumPartitions())\n"
+        "sc.stop()\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["1", "1", "1"]
 
 
 @pytest.mark.parametrize("master", ["spark://host:7077", "yarn", "mesos://m:5050", "local[0]", "local[-1]",
@@ -99,7 +120,7 @@ def test_bad_master_urls(master):
     assert SparkContext._active_spark_context is None
 
 
-@pytest.mark.parametrize("master,expected", [("local", 1), ("local[3]", 3), ("local[*]", os.cpu_count() or 1)])
+@pytest.mark.parametrize("master,expected", [("local", 1), ("local[3]", 3), ("local[*]", usable_cores())])
 def test_default_parallelism(make_sc, master, expected):
     ctx = make_sc(master)
     assert ctx.defaultParallelism == expected
@@ -134,7 +155,7 @@ def test_defaults_without_master(make_sc):
     ctx = make_sc(None, None, _conf())
     assert ctx.master == "local[*]"
     assert ctx.appName == "pystream"
-    assert ctx.defaultParallelism == (os.cpu_count() or 1)
+    assert ctx.defaultParallelism == usable_cores()
 
 
 def test_bad_executor_kind():
