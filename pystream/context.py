@@ -1,8 +1,7 @@
 """SparkConf and SparkContext: a light local context with pyspark's names.
 
 ``SparkContext(master="local[N]")`` sets the default parallelism to N (``local[*]``: the cores this process may
-run on, as its CPU affinity allows) and
-owns the executor that runs every task of every RDD it creates.
+run on, as its CPU affinity allows) and owns the executor that runs every task of every RDD it creates.
 """
 
 from __future__ import annotations
