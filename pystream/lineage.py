@@ -86,8 +86,8 @@ class ParallelCollectionRDD(RDD):
         self._held[i] = True
         return part
 
-    def _holds_driver_records(self) -> bool:
-        return not any(self._held) and any(type(p) is list and p for p in self._parts)
+    def _driver_record_lists(self) -> list[list]:
+        return [] if any(self._held) else [p for p in self._parts if type(p) is list and p]
 
     def _driver_lists(self) -> list[list] | None:
         """The partitions as lists, while the driver still holds them so (not yet taken by the executor)."""

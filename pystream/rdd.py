@@ -131,7 +131,11 @@ class RDD:
 
     def _holds_driver_records(self) -> bool:
         """Whether this RDD keeps records as Python objects of the driver (not in shared memory or a worker)."""
-        return False
+        return bool(self._driver_record_lists())
+
+    def _driver_record_lists(self) -> list[list]:
+        """The lists of records, Python objects of the driver, that this RDD keeps (they go with it)."""
+        return []
 
     def _run(self, action: Callable[[int, Iterator[Any]], Any], partitions: range | None = None) -> list[Any]:
         """Run ``action(split, iterator)`` on (some of) the partitions through the executor."""

@@ -69,8 +69,12 @@ class Executor(abc.ABC):
     def discard(self, obj: Any) -> None:  # noqa: B027 - optional hook
         """Forget ``obj``, which the driver is done with (a forgotten batch's records, a partition's list once
         it is encoded). The default drops it now; an executor whose tasks run in other processes may keep it
-        until its workers are busy with the next tasks, and drop it then, on a core that none of them needs:
-        freeing half a million records takes the driver 30 ms, which would otherwise delay those tasks."""
+        until the driver is idle (``tidy``) or has a core that none of its tasks needs, and drop it then:
+        freeing half a million records takes the driver 15-30 ms, which would otherwise delay those tasks."""
+
+    def tidy(self, until: Callable[[], bool]) -> None:  # noqa: B027 - optional hook
+        """The driver is idle: free what was discarded, stopping soon after ``until()`` turns true (the driver
+        has work again). The streaming scheduler calls this between batches, when none is waiting to run."""
 
     def release(self) -> None:  # noqa: B027 - optional hook
         """Free, now, what partition handles dropped since the last call released (an executor may otherwise

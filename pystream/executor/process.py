@@ -56,6 +56,8 @@ _live_executors: weakref.WeakSet = weakref.WeakSet()
 
 #: Driver inputs of at most this many records travel inside the task message instead of shared memory.
 _INLINE_RECORDS = 64
+# Records the driver frees at a time while a task may be about to reply: about half a millisecond.
+_FREE_CHUNK = 16384
 
 
 class BlockRef:
@@ -150,10 +152,13 @@ class ProcessExecutor(Executor):
         # thread drops the last reference (a receiver's, the generator's) while a flush drains it, and both
         # are atomic on a deque; swapping a dict under a finalizer halfway through its append lost that free.
         self._pending_frees: collections.deque[tuple[int, int, int]] = collections.deque()
-        # Objects discard() keeps for the next tasks to overlap their freeing, each with the release() count
-        # at its discard: what no task came to drop within a batch is dropped by the next release().
-        self._discarded: collections.deque[tuple[int, Any]] = collections.deque()
+        # Objects discard() keeps to free when the driver is idle (tidy) or has a core to spare while tasks run
+        # (see _drop_discarded), each with the release() and run_tasks() counts at its discard: what is still
+        # there at the end of the second run after its discard is dropped then, and by the second release()
+        # after it at the latest.
+        self._discarded: collections.deque[tuple[int, int, Any]] = collections.deque()
         self._releases = 0
+        self._runs = 0
         self._cores = usable_cores()
         self._stopped = False
         self._stop_once = threading.Lock()
@@ -244,25 +249,73 @@ class ProcessExecutor(Executor):
 
     def discard(self, obj: Any) -> None:
         if not self._stopped:  # a stopped executor runs no more tasks: obj goes now
-            self._discarded.append((self._releases, obj))
+            self._discarded.append((self._releases, self._runs, obj))
 
     def _spare_core(self) -> bool:
         """Whether a core is left that no running task needs: the driver's own work there slows no task
         (W1 on 2 workers: freeing a partition's lines while both ran started the second task 3 ms late)."""
         return sum(1 for w in self._workers if w.running) < self._cores
 
-    def _drop_discarded(self, before: int | None = None) -> None:
+    def _drop_discarded(self, *, released: int | None = None, ran: int | None = None,
+                        until: Callable[[], bool] | None = None) -> None:
+        """Free the discarded objects: all, or those discarded before release number ``released`` or before
+        run number ``ran``. With ``until``, a few thousand records at a time, stopping as soon as ``until()`` is
+        true: the driver frees on a spare core, and what it waits for must not wait behind the freeing (W3
+        with mapWithState on 2 workers: a batch's 500K events, 15 ms to free, held up the stage's last reply)."""
         # Popped one at a time (a deque's ends are thread-safe): an object's finalizer may discard more.
         q = self._discarded
-        while q and (before is None or q[0][0] < before):
-            q.popleft()
+        while q and (released is None or q[0][0] < released) and (ran is None or q[0][1] < ran):
+            if until is None:
+                q.popleft()
+                continue
+            if until():
+                return
+            if type(q[0][2]) is list:
+                obj = q[0][2]
+                # Emptied from its end while the queue alone holds it (its entry, obj, and getrefcount's
+                # argument make 3): a list anything else still holds is only let go, never changed.
+                if len(obj) > _FREE_CHUNK and sys.getrefcount(obj) == 3:
+                    del obj[-_FREE_CHUNK:]
+                    continue
+                del obj
+                q.popleft()
+                continue
+            released_at, ran_at, obj = q.popleft()
+            # An RDD of the driver's records: its lists take its place in the queue, and go a chunk at a time
+            # once it is gone (if anything else still holds the RDD, they stay whole, and are only let go).
+            lists = obj._driver_record_lists() if hasattr(obj, "_driver_record_lists") else []
+            del obj
+            q.extendleft((released_at, ran_at, part) for part in reversed(lists))
+            del lists
+
+    def tidy(self, until: Callable[[], bool]) -> None:
+        # Tasks that another thread runs meanwhile free on their own spare cores: this one does not wait.
+        if not self._lock.acquire(blocking=False):
+            return
+        try:
+            # Between chunks the GIL is let go (sleep(0)): the thread the last batch woke (the caller waiting for
+            # it) runs at once, not after the interpreter's 5 ms switch interval.
+            self._drop_discarded(until=lambda: time.sleep(0) or until())
+        finally:
+            self._lock.release()
+
+    def _replied(self) -> bool:
+        """Whether a worker with a task running has sent something (or ended) that the driver has not read."""
+        for w in self._workers:
+            if w.running:
+                try:
+                    if w.conn.poll():
+                        return True
+                except OSError:
+                    return True
+        return False
 
     def release(self) -> None:
         # Workers then free the previous batch's partitions (state versions, cached blocks) while the driver
         # waits for the next batch, not at the start of it.
         with self._lock:
             self._releases += 1
-            self._drop_discarded(before=self._releases - 1)
+            self._drop_discarded(released=self._releases - 1)
             if not self._stopped:
                 self._flush_released()
 
@@ -378,6 +431,8 @@ class ProcessExecutor(Executor):
         digest = hashlib.blake2b(payload, digest_size=16).digest()
         out_mode = f"buckets:{self.parallelism}" if stage == "shuffle-map" else ("keep" if keep else "ship")
         with self._lock:
+            self._runs += 1
+            run = self._runs
             self._early: list = []
             self._heal()  # a worker that died between stages is replaced before anything is sent to it
             tasks = {}
@@ -392,12 +447,14 @@ class ProcessExecutor(Executor):
                 # The workers are busy: the driver frees what it discarded meanwhile, not before their tasks, and
                 # on a core no task runs on (now, or once a task is done: see _collect).
                 if self._spare_core():
-                    self._drop_discarded()
+                    self._drop_discarded(until=self._replied)
                 # After the tasks, not before: a worker frees what the last stage left while the driver waits,
                 # instead of before its task (freeing a stage's buckets took up to 3 ms).
                 self._flush_released()
                 self._collect(tasks, results, digest, payload, out_mode)
-                self._drop_discarded()
+                # What was discarded before the last run and is still here found no spare core and no idle
+                # driver: it goes now, so that a driver that is never idle does not keep it for long.
+                self._drop_discarded(ran=run - 1)
             except BaseException:
                 for w in self._workers:
                     w.running.clear()
@@ -432,7 +489,7 @@ class ProcessExecutor(Executor):
             if len(results) >= len(tasks):
                 break
             if self._discarded and self._spare_core():
-                self._drop_discarded()
+                self._drop_discarded(until=self._replied)
             busy = [w for w in self._workers if w.running]
             waitables: list[Any] = [w.conn for w in busy] + [w.process.sentinel for w in busy]
             ready = multiprocessing.connection.wait(waitables, timeout=1.0)

@@ -134,6 +134,14 @@ class JobScheduler:
     # -- execution ----------------------------------------------------------------------------------------
     def _job_loop(self) -> None:
         while True:
+            if self._queue.empty():
+                # Idle until the next batch: the driver frees what the last ones left now, not during a batch,
+                # where it would take a core from the tasks or hold up their replies (as Spark clears a batch's
+                # metadata after the batch has completed).
+                try:
+                    self._ssc.sparkContext.executor.tidy(lambda: not self._queue.empty())
+                except Exception:  # pragma: no cover - defensive: tidying must never kill the job thread
+                    logger.exception("Error freeing what earlier batches left")
             item = self._queue.get()
             if item is _STOP:
                 return

@@ -355,7 +355,7 @@ def test_outputs_of_tasks_a_failed_stage_abandoned_are_freed(psc, shm_names):
     assert not [n for n in shm_names() if n.startswith(f"ps_{pid}_w")]
 
 
-def test_discarded_objects_are_freed_while_the_next_tasks_run(psc):
+def test_discarded_objects_are_freed_on_a_spare_core_or_after_the_next_run(psc):
     class Records(list):  # weakly referable
         pass
 
@@ -367,18 +367,67 @@ def test_discarded_objects_are_freed_while_the_next_tasks_run(psc):
     del first
     gc.collect()
     assert ref() is not None  # kept: freeing it now would delay the tasks that come next
-    assert ex.run_tasks(lambda split, recs: len(recs), [[1], [2, 3]], stage="test") == [1, 2]
-    assert ref() is None  # dropped once those tasks were sent
 
-    # With no tasks to overlap, a batch later at most.
+    def uneven(split, recs):
+        if split == 1:
+            time.sleep(0.3)  # task 0 is done long before: a core is spare meanwhile
+        return len(recs)
+
+    assert ex.run_tasks(uneven, [[1], [2, 3]], stage="test") == [1, 2]
+    assert ref() is None  # freed while task 1 still ran
+
+    # Tasks that leave no core spare: freed at the end of the run after, at the latest.
     second = Records(range(10))
     ref = weakref.ref(second)
     ex.discard(second)
     del second
+    ex.run_tasks(lambda split, recs: len(recs), [[1], [2]], stage="test")
+    ex.run_tasks(lambda split, recs: len(recs), [[1], [2]], stage="test")
+    assert ref() is None
+
+    # With no tasks at all, a batch later at most.
+    third = Records(range(10))
+    ref = weakref.ref(third)
+    ex.discard(third)
+    del third
     ex.release()
     assert ref() is not None
     ex.release()
     assert ref() is None
+
+
+class _Counted:
+    freed = 0
+
+    def __del__(self):
+        _Counted.freed += 1
+
+
+def test_an_idle_driver_frees_discarded_records_a_chunk_at_a_time_until_it_has_work(psc):
+    from pystream.executor.process import _FREE_CHUNK
+
+    ex = psc.executor
+    ex.release()
+    _Counted.freed = 0
+    ex.discard([_Counted() for _ in range(3 * _FREE_CHUNK + 5)])
+    looks = []
+
+    def work_arrives():  # asked before every chunk: work arrives after two of them
+        looks.append(None)
+        return len(looks) > 2
+
+    ex.tidy(work_arrives)
+    assert _Counted.freed == 2 * _FREE_CHUNK  # from the list's end, the rest still queued
+    ex.tidy(lambda: False)
+    assert _Counted.freed == 3 * _FREE_CHUNK + 5
+
+    # A list that something else still holds is let go whole, never emptied under its holder.
+    held = [_Counted() for _ in range(2 * _FREE_CHUNK)]
+    ex.discard(held)
+    ex.tidy(lambda: False)
+    assert len(held) == 2 * _FREE_CHUNK and _Counted.freed == 3 * _FREE_CHUNK + 5
+    del held
+    assert _Counted.freed == 5 * _FREE_CHUNK + 5
 
 
 class _Noted:
@@ -423,9 +472,10 @@ def test_a_partition_a_worker_no_longer_keeps_is_freed_while_it_is_idle(psc, tmp
     assert wait_until(lambda: os.path.exists(freed))
 
 
-def test_a_forgotten_batch_of_driver_records_is_freed_during_the_next_batch(psc):
+def test_a_forgotten_batch_of_driver_records_is_freed_once_the_driver_is_idle(psc):
     # Batches partitioned on the driver (updateStateByKey's shuffle of a queueStream) keep their records as
-    # driver objects; freeing them took 30 ms at the end of every W3 batch, before the next could start.
+    # driver objects; freeing them took 30 ms at the end of every W3 batch, before the next could start, and
+    # 15 ms in the middle of the next batch on 2 workers. Between batches the driver has nothing else to do.
     ssc = manual_context(psc, 1.0)
     rdds = [psc.parallelize([(k % 50, 1) for k in range(2000 * i, 2000 * (i + 1))], 2) for i in range(4)]
     refs = [weakref.ref(r) for r in rdds]
@@ -436,11 +486,12 @@ def test_a_forgotten_batch_of_driver_records_is_freed_during_the_next_batch(psc)
         advance(ssc, 2)
         gc.collect()
         assert [sorted(o) for o in out.batches] == [[(k, 40 * i) for k in range(50)] for i in (1, 2)]
-        # Batch 1 is forgotten (inputs are remembered for one batch), and waits for batch 3's tasks.
-        assert refs[0]() is not None
+        # Batch 1 is forgotten at the end of batch 2 (inputs are remembered for one batch), and freed after it.
+        assert wait_until(lambda: refs[0]() is None)
+        assert refs[1]() is not None
         advance(ssc, 1)
-        gc.collect()
-        assert refs[0]() is None and refs[1]() is not None
+        assert wait_until(lambda: refs[1]() is None)
+        assert refs[2]() is not None
         advance(ssc, 1)
         assert sorted(out.batches[-1]) == [(k, 160) for k in range(50)]
     finally:
