@@ -1,7 +1,8 @@
 """SparkConf and SparkContext: a light local context with pyspark's names.
 
 ``SparkContext(master="local[N]")`` sets the default parallelism to N (``local[*]``: the cores this process may
-run on, as its CPU affinity allows) and owns the executor that runs every task of every RDD it creates.
+run on, as its CPU affinity and its container's CPU quota allow) and owns the executor that runs every task of
+every RDD it creates.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from pystream.errors import IllegalArgumentError, IllegalStateError
-from pystream.executor.base import usable_cores
+from pystream.executor.cores import usable_cores
 
 logger = logging.getLogger(__name__)
 

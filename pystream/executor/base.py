@@ -3,18 +3,9 @@
 from __future__ import annotations
 
 import abc
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
-
-
-def usable_cores() -> int:
-    """The cores this process may run on: its CPU affinity (what taskset or a container's cpuset allows), or
-    the machine's count where the platform has no affinity."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 @dataclass(frozen=True)
