@@ -46,7 +46,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import workloads as wl  # noqa: E402
 
 from pystream import SparkConf, SparkContext  # noqa: E402
-from pystream.executor.cores import usable_cores  # noqa: E402
+from pystream.cores import usable_cores  # noqa: E402
 from pystream.streaming import StateSpec  # noqa: E402
 from pystream.testing import advance, manual_context  # noqa: E402
 

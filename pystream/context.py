@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from pystream.errors import IllegalArgumentError, IllegalStateError
-from pystream.executor.cores import usable_cores
+from pystream.cores import usable_cores
 
 logger = logging.getLogger(__name__)
 

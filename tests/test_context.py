@@ -16,7 +16,7 @@ import pytest
 from pystream import SparkConf, SparkContext
 from pystream.context import EXECUTOR_KEY, parse_master
 from pystream.errors import IllegalStateError, PyStreamError
-from pystream.executor.cores import usable_cores
+from pystream.cores import usable_cores
 from pystream.rdd import RDD
 
 

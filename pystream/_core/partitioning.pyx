@@ -220,12 +220,9 @@ cdef enum:
 
 
 cdef unsigned _default_threads():
-    import os
-    try:
-        n = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        n = os.cpu_count() or 1
-    return <unsigned>max(1, min(4, n))
+    # The cores this process may use (its affinity and its container's CPU quota), at most 4.
+    from pystream.cores import usable_cores
+    return <unsigned>max(1, min(4, usable_cores()))
 
 
 cdef unsigned _max_threads = _default_threads()

@@ -39,7 +39,7 @@ import cloudpickle
 from pystream.errors import StateLostError, TaskFailedError, WorkerLostError
 from pystream.executor import shm, tempdir
 from pystream.executor.base import Executor
-from pystream.executor.cores import usable_cores
+from pystream.cores import usable_cores
 from pystream._core.partitioning import partition_frames
 from pystream.executor.arena import InputArena, Lease
 from pystream.executor.wire import Buckets, copy_into_segment, read_frame, write_records

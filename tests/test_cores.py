@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from pystream.executor.cores import cgroup_cpu_quota, usable_cores
+from pystream.cores import cgroup_cpu_quota, usable_cores
 
 
 def _write(path, text):
@@ -85,7 +85,7 @@ def _set_quota(directory, version, cores):
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="control groups are Linux's")
-def test_local_star_in_a_cgroup_limited_to_one_and_a_half_cores_runs_one_worker():
+def test_local_star_in_a_cgroup_limited_to_one_and_a_half_cores_runs_one_worker_and_one_thread():
     # A real cgroup with a real quota, set on the parent of the one the child process moves into: what a
     # container limited to 1.5 CPUs sees.
     found = _cpu_cgroup_root()
@@ -106,16 +106,18 @@ def test_local_star_in_a_cgroup_limited_to_one_and_a_half_cores_runs_one_worker(
             with open({os.path.join(child, "cgroup.procs")!r}, "w") as fh:
                 fh.write(str(os.getpid()))
             from pystream import SparkConf, SparkContext
-            from pystream.executor.cores import usable_cores
+            from pystream._core.partitioning import get_num_threads
+            from pystream.cores import usable_cores
             sc = SparkContext("local[*]", "cgroup", SparkConf(loadDefaults=False))
             try:
-                print(usable_cores(), sc.defaultParallelism)
+                print(usable_cores(), sc.defaultParallelism, get_num_threads())
             finally:
                 sc.stop()
         """)
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
         assert out.returncode == 0, out.stderr
-        assert out.stdout.split() == ["1", "1"]
+        # One worker, and the driver's partitioner on one thread.
+        assert out.stdout.split() == ["1", "1", "1"]
     finally:
         for d in (child, parent):
             if os.path.isdir(d):
