@@ -284,9 +284,7 @@ cdef class AggTable(AggKernel):
         with no pair made: what a reduce task on this worker merges (``merge()``) without folding pairs.
         With ``consume``, this table is emptied as it is split (also when the split raises once the keys are
         hashed): its index is freed before the partitions are built, and its entries move to them rather than
-        being copied, so neither a key's reference count nor the memory of both is held twice. The first
-        partition in ``tables`` then keeps this table's entry array itself, its entries left where they are
-        and the others' compacted away (a map task's local bucket: no second array beside the first).
+        being copied, so neither a key's reference count nor the memory of both is held twice.
         Raises ValueError for a partition count below 1, or an index out of range or in both.
         """
         check_num_partitions(num_partitions)
@@ -314,10 +312,6 @@ cdef class AggTable(AggKernel):
         cdef ps_agg_table src
         cdef ps_agg_table empty
         cdef ps_agg_table *owned = NULL
-        cdef Py_ssize_t keep = -1  # the partition that takes over the entry array (consume)
-        cdef bint handed = False  # that partition has it
-        cdef AggTable kept
-        cdef ps_status st
         try:
             if consume:
                 check_status(ps_agg_init(&empty, 0))  # before anything moves: the table is left valid
@@ -342,41 +336,22 @@ cdef class AggTable(AggKernel):
                     self.t = empty
                     ps_agg_drop_index(&src)  # only the entries are read from here on
                     owned = &src
-                    for p in range(n):
-                        if subs[p] is not None:
-                            keep = p
-                            break
                 for p in range(n):
                     if subs[p] is not None:
                         parts[p] = subs[p]
-                        if p != keep:
-                            check_status(ps_agg_reserve_entries(&(<AggTable>subs[p]).t, <size_t>counts[p]))
+                        check_status(ps_agg_reserve_entries(&(<AggTable>subs[p]).t, <size_t>counts[p]))
                     else:
                         parts[p] = writers[p] if writers[p] is not None else PyList_New(counts[p])
-                _distribute(owned if consume else &self.t, ids, writers, subs, parts, fill, consume, keep)
-                if keep >= 0:
-                    # The entries left are partition keep's, in order among dead ones: its table now.
-                    kept = <AggTable>subs[keep]
-                    ps_agg_free(&kept.t)
-                    kept.t = src
-                    owned = NULL
-                    handed = True
-                    # Compacted in place and indexed; the array keeps its room (the reduce task adds the keys
-                    # only other workers' buckets have: shrunk, it was copied into a bigger one, 3 MB more).
-                    st = ps_agg_reindex(&kept.t)
-                    if st != PS_OK:
-                        _release_table(&kept.t)
-                        ps_agg_init(&kept.t, 0)
-                        check_status(st)
+                _distribute(owned if consume else &self.t, ids, writers, subs, parts, fill, consume)
                 for p in range(n):
-                    if subs[p] is not None and p != keep:  # entries came unindexed, their keys all distinct
+                    if subs[p] is not None:  # their entries came unindexed, their keys all distinct
                         check_status(ps_agg_reindex(&(<AggTable>subs[p]).t))
             finally:
                 self.busy = False
         finally:
             if owned != NULL:
                 _release_table(owned)  # what an error left unmoved; then the entries array
-            elif consume and not handed:
+            elif consume:
                 ps_agg_free(&empty)  # the keys' hashing raised: the table was left as it was
             free(ids)
             free(counts)
@@ -538,11 +513,10 @@ def _rebuild(spec, items):
 
 
 cdef int _distribute(ps_agg_table *src, const uint32_t *ids, list writers, list subs, list parts,
-                     Py_ssize_t *fill, bint move, Py_ssize_t keep=-1) except -1:
+                     Py_ssize_t *fill, bint move) except -1:
     """``split_items``' second pass: each live entry of ``src`` into its partition ``ids[r]``, a copy with
     references of its own; or with ``move`` (``src`` detached from its table) the entry itself, leaving it
-    dead: its references go with it, or are dropped once it is encoded or paired. With ``move``, partition
-    ``keep``'s entries stay where they are, live, for ``src`` to become that partition."""
+    dead: its references go with it, or are dropped once it is encoded or paired."""
     cdef size_t r
     cdef uint32_t p
     cdef ps_agg_entry *e
@@ -553,8 +527,6 @@ cdef int _distribute(ps_agg_table *src, const uint32_t *ids, list writers, list 
         if e.kind == PS_AGG_DEAD:
             continue
         p = ids[r]
-        if <Py_ssize_t>p == keep:
-            continue
         if subs[p] is not None:
             (<AggTable>subs[p])._append_entry(e, move)
             continue

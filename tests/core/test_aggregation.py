@@ -570,34 +570,6 @@ def test_a_consuming_split_moves_the_references_and_drops_those_of_encoded_pairs
     assert sorted(parts[1].keys() + [kv[0] for kv in parts[2]] + list(encoded)) == sorted(keys)
 
 
-def test_a_consuming_split_hands_its_entry_array_to_its_first_table_partition():
-    keys, values, t, rk, rv = _table_of_fresh_objects(3000)
-    want = t.copy().split_items(2, [0], [1])
-    parts = t.split_items(2, [0], [1], consume=True)
-    assert parts[0].getvalue() == want[0].getvalue()
-    local = parts[1]
-    assert repr(local.items()) == repr(want[1].items())  # in the table's order, the other keys compacted away
-    del want
-    # A table like any other: found, grown, merged into; the moved references are its own.
-    assert all(local[k] is values[keys.index(k)] for k in local.keys())
-    local.update([("new", [1])] + [(k, [0]) for k in local.keys()[:10]])
-    assert local["new"] == [1] and sum(1 for v in local.values() if v[-1] == 0) == 10
-    del parts, local
-    # The emptied table and the split's tables held each key and value once; now nothing does.
-    assert _refcounts(keys) == [r - 1 for r in rk] and _refcounts(values) == [r - 1 for r in rv]
-
-
-def test_a_consuming_split_whose_frame_fails_to_encode_drops_its_entries_and_raises():
-    keys, values, t, rk, rv = _table_of_fresh_objects(50)
-    t.update([(k, [lambda: None]) for k in keys])  # values no frame can hold (a lambda does not pickle)
-    with pytest.raises(TypeError, match="cannot encode a function"):
-        t.split_items(2, [0], [1], consume=True)
-    assert len(t) == 0
-    assert _refcounts(keys) == [r - 1 for r in rk]  # the table held each key once; now nothing does
-    t.update([("again", 1)])
-    assert t.items() == [("again", 1)]
-
-
 def test_a_copying_split_into_tables_takes_a_reference_to_each_key_and_value():
     keys, values, t, rk, rv = _table_of_fresh_objects(50)
     parts = t.split_items(3, (), range(3))
