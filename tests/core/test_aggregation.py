@@ -570,6 +570,17 @@ def test_a_consuming_split_moves_the_references_and_drops_those_of_encoded_pairs
     assert sorted(parts[1].keys() + [kv[0] for kv in parts[2]] + list(encoded)) == sorted(keys)
 
 
+def test_a_consuming_split_whose_frame_fails_to_encode_drops_its_entries_and_raises():
+    keys, values, t, rk, rv = _table_of_fresh_objects(50)
+    t.update([(k, [lambda: None]) for k in keys])  # values no frame can hold (a lambda does not pickle)
+    with pytest.raises(TypeError, match="cannot encode a function"):
+        t.split_items(2, [0], [1], consume=True)
+    assert len(t) == 0
+    assert _refcounts(keys) == [r - 1 for r in rk]  # the table held each key once; now nothing does
+    t.update([("again", 1)])
+    assert t.items() == [("again", 1)]
+
+
 def test_a_copying_split_into_tables_takes_a_reference_to_each_key_and_value():
     keys, values, t, rk, rv = _table_of_fresh_objects(50)
     parts = t.split_items(3, (), range(3))
