@@ -45,15 +45,15 @@ def cgroup_cpu_quota(proc_cgroup: str = "/proc/self/cgroup",
     limits = []
     for hierarchy_id, controllers, path in memberships:
         if hierarchy_id == "0" and controllers == "":
-            version, wanted = 2, None
+            version = 2
         elif "cpu" in controllers.split(","):
-            version, wanted = 1, "cpu"
+            version = 1
         else:
             continue
         for root, point, fstype, options in mounts:
             if version == 2 and fstype != "cgroup2":
                 continue
-            if version == 1 and (fstype != "cgroup" or wanted not in options.split(",")):
+            if version == 1 and (fstype != "cgroup" or "cpu" not in options.split(",")):
                 continue
             limit = _quota_along(point, _relative(path, root), version)
             if limit is not None:
@@ -78,20 +78,19 @@ def _unescape(field: str) -> str:
     return field
 
 
-def _relative(path: str, root: str) -> str | None:
-    """The cgroup ``path`` below a mount of the hierarchy's ``root``: None when that mount does not show it
-    (a container that sees only its own cgroup, mounted at its root, reads its limits there instead)."""
-    if root in ("", "/"):
+def _relative(path: str, root: str) -> str:
+    """The cgroup ``path`` below a mount of the hierarchy's ``root``; the mount's own root when the path is not
+    under it (a container that sees only its own cgroup, mounted at its root, reads its limits there)."""
+    root = root.rstrip("/")
+    if not root:
         return path
-    if path == root or path.startswith(root.rstrip("/") + "/"):
-        return path[len(root.rstrip("/")):] or "/"
-    return "/" if path == "/" else None
+    if path == root or path.startswith(root + "/"):
+        return path[len(root):] or "/"
+    return "/"
 
 
-def _quota_along(mount_point: str, path: str | None, version: int) -> float | None:
+def _quota_along(mount_point: str, path: str, version: int) -> float | None:
     """The smallest quota from the cgroup directory of ``path`` up to the mount point, in cores."""
-    if path is None:
-        path = "/"
     directory = os.path.normpath(os.path.join(mount_point, path.lstrip("/")))
     top = os.path.normpath(mount_point)
     limits = []

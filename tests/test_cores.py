@@ -43,6 +43,9 @@ def test_cgroup_v1_quota_read_where_a_container_mounts_its_own_cgroup(tmp_path):
     info = _mountinfo(tmp_path, ("/docker/abc", str(mnt), "cgroup", "rw,cpu,cpuacct"),
                       ("/docker/abc", str(tmp_path / "memory"), "cgroup", "rw,memory"))
     assert cgroup_cpu_quota(str(tmp_path / "cgroup"), info) == 0.5
+    # With a cgroup namespace the container calls its own cgroup "/": still the mount's root.
+    _write(tmp_path / "cgroup", "4:cpu,cpuacct:/\n")
+    assert cgroup_cpu_quota(str(tmp_path / "cgroup"), info) == 0.5
 
     _write(mnt / "cpu.cfs_quota_us", "-1\n")
     assert cgroup_cpu_quota(str(tmp_path / "cgroup"), info) is None
