@@ -36,10 +36,10 @@ from typing import Any
 
 import cloudpickle
 
+from pystream.cores import usable_cores
 from pystream.errors import StateLostError, TaskFailedError, WorkerLostError
 from pystream.executor import shm, tempdir
 from pystream.executor.base import Executor
-from pystream.cores import usable_cores
 from pystream._core.partitioning import partition_frames
 from pystream.executor.arena import InputArena, Lease
 from pystream.executor.wire import Buckets, copy_into_segment, read_frame, write_records
