@@ -295,8 +295,9 @@ class ProcessExecutor(Executor):
             return
         try:
             # Between chunks the GIL is let go (sleep(0)): the thread the last batch woke (the caller waiting for
-            # it) runs at once, not after the interpreter's 5 ms switch interval.
-            self._drop_discarded(until=lambda: time.sleep(0) or until())
+            # it) runs at once, not after the interpreter's 5 ms switch interval. A stop() waits for this lock:
+            # it is not kept waiting for the rest (stop drops it all at once).
+            self._drop_discarded(until=lambda: time.sleep(0) or self._stopped or until())
         finally:
             self._lock.release()
 

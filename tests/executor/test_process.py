@@ -421,13 +421,31 @@ def test_an_idle_driver_frees_discarded_records_a_chunk_at_a_time_until_it_has_w
     ex.tidy(lambda: False)
     assert _Counted.freed == 3 * _FREE_CHUNK + 5
 
+    # A stop() meanwhile ends the tidying at the next chunk (stop frees what is left, at once).
+    ex.discard([_Counted() for _ in range(3 * _FREE_CHUNK)])
+    before = _Counted.freed
+    looks.clear()
+
+    def stop_during(looks=looks):
+        looks.append(None)
+        ex._stopped = True  # what stop() sets first, before it waits for the executor's lock
+        return False
+
+    try:
+        ex.tidy(stop_during)
+    finally:
+        ex._stopped = False
+    assert _Counted.freed == before + _FREE_CHUNK and len(looks) == 1
+    ex.tidy(lambda: False)
+    assert _Counted.freed == before + 3 * _FREE_CHUNK
+
     # A list that something else still holds is let go whole, never emptied under its holder.
     held = [_Counted() for _ in range(2 * _FREE_CHUNK)]
     ex.discard(held)
     ex.tidy(lambda: False)
-    assert len(held) == 2 * _FREE_CHUNK and _Counted.freed == 3 * _FREE_CHUNK + 5
+    assert len(held) == 2 * _FREE_CHUNK and _Counted.freed == 6 * _FREE_CHUNK + 5
     del held
-    assert _Counted.freed == 5 * _FREE_CHUNK + 5
+    assert _Counted.freed == 8 * _FREE_CHUNK + 5
 
 
 class _Noted:
