@@ -14,8 +14,8 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
-from pystream.errors import IllegalArgumentError, IllegalStateError
 from pystream.cores import usable_cores
+from pystream.errors import IllegalArgumentError, IllegalStateError
 
 logger = logging.getLogger(__name__)
 
@@ -132,8 +132,8 @@ def parse_master(master: str) -> int:
     if n is None:
         return 1
     if n == "*":
-        # The cores this process may use, not the machine's: under taskset or a container's cpuset, a worker per
-        # machine core would leave several on each usable one.
+        # The cores this process may use, not the machine's: under taskset, a container's cpuset or its CPU quota,
+        # a worker per machine core would leave several on each usable one.
         return usable_cores()
     if int(n) < 1:
         raise ValueError(f"Asked to run locally with {n} threads")

@@ -15,8 +15,8 @@ import pytest
 
 from pystream import SparkConf, SparkContext
 from pystream.context import EXECUTOR_KEY, parse_master
-from pystream.errors import IllegalStateError, PyStreamError
 from pystream.cores import usable_cores
+from pystream.errors import IllegalStateError, PyStreamError
 from pystream.rdd import RDD
 
 
