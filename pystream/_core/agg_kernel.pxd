@@ -35,6 +35,7 @@ cdef extern from "Python.h":
     void _incref "Py_INCREF"(PyObject *o)
     void _decref "Py_DECREF"(PyObject *o)
     void _xdecref "Py_XDECREF"(PyObject *o)
+    void _xincref "Py_XINCREF"(PyObject *o)
     int _richcmp "PyObject_RichCompareBool"(PyObject *a, PyObject *b, int op)
     bint _is_int "PyLong_CheckExact"(PyObject *o)
     bint _is_float "PyFloat_CheckExact"(PyObject *o)
@@ -126,6 +127,41 @@ cdef inline uint8_t _short_str(PyObject *s, uint64_t *out) noexcept:
     return <uint8_t>((kind << 4) | nb)
 
 
+# An inline key: a live entry whose key is NULL holds a str of at most 8 ASCII characters in its skey alone
+# (tag (1 << 4) | length), made by a table that folded it from bytes (count_words, a frame's pairs). No str
+# object is made for it until one is asked for: W1's map task counted 65K distinct words a worker, 3.6 MB of
+# str objects, which its split then freed one cache miss each; the reduce task made 40K more.
+cdef inline PyObject *_entry_key(ps_agg_entry *e) noexcept:
+    """The entry's key object (a borrowed reference); an inline key's str is made now, and kept. NULL with
+    MemoryError set if it cannot be made."""
+    cdef PyObject *s
+    cdef Py_ssize_t n
+    if e.key == NULL:
+        n = e.skey_tag & 0x0F
+        s = _new_str(n, 127)
+        if s == NULL:
+            return NULL
+        memcpy(_str_data(s), &e.skey, <size_t>n)  # skey holds the characters in memory order
+        e.key = s
+    return <PyObject *>e.key
+
+
+cdef inline object _key_object(const ps_agg_entry *e):
+    """A reference to the entry's key: an inline key's str is made for the caller, not kept by the table."""
+    cdef PyObject *s
+    cdef Py_ssize_t n
+    if e.key != NULL:
+        return <object>e.key
+    n = e.skey_tag & 0x0F
+    s = _new_str(n, 127)
+    if s == NULL:
+        raise MemoryError()
+    memcpy(_str_data(s), &e.skey, <size_t>n)
+    key = <object>s
+    _decref(s)
+    return key
+
+
 cdef inline int _key_eq(void *ctx, const ps_agg_entry *e) noexcept:
     # dict order: the stored key is the left operand of ==.
     cdef PyObject *stored = <PyObject *>e.key
@@ -138,6 +174,11 @@ cdef inline int _key_eq(void *ctx, const ps_agg_entry *e) noexcept:
     if e.skey_tag and _is_str(probe):
         # Stored key is a short exact str: decide from the entry alone.
         return _short_str(probe, &w) == e.skey_tag and w == e.skey
+    if stored == NULL:
+        # An inline key met by a probe that is not an exact str: only its == can tell, through the str.
+        stored = _entry_key(<ps_agg_entry *>e)
+        if stored == NULL:
+            return -1
     if _is_str(stored) and _is_str(probe):
         # Same answer as str.__eq__ without the call; the hashes already matched.
         n = _str_len(stored)
@@ -179,6 +220,12 @@ cdef class AggKernel:
 
     @cython.final
     cdef int64_t _insert(self, PyObject *key, Py_hash_t h, size_t pos) except -1
+    @cython.final
+    cdef int64_t _insert_inline(self, uint64_t w, uint8_t tag, Py_hash_t h, size_t pos) except -1
+    @cython.final
+    cdef int64_t _find_from(self, ps_agg_entry *oe, size_t *pos) except -2
+    @cython.final
+    cdef int64_t _insert_from(self, const ps_agg_entry *oe, size_t pos) except -1
     @cython.final
     cdef inline void _set(self, int64_t idx, PyObject *res) noexcept
     @cython.final

@@ -134,6 +134,49 @@ cdef class AggKernel:
         return idx
 
     @cython.final
+    cdef int64_t _insert_inline(self, uint64_t w, uint8_t tag, Py_hash_t h, size_t pos) except -1:
+        """New entry for an inline key (see agg_kernel.pxd): skey w, skey_tag tag; the caller fills the
+        accumulator."""
+        cdef int64_t idx
+        cdef ps_agg_entry *e
+        check_status(ps_agg_insert(&self.t, h, pos, &idx))
+        e = &self.t.entries[idx]
+        e.key = NULL
+        e.skey = w
+        e.skey_tag = tag
+        return idx
+
+    @cython.final
+    cdef int64_t _find_from(self, ps_agg_entry *oe, size_t *pos) except -2:
+        """Looks up the key of another table's entry oe; an inline key by its characters, with no str made
+        unless a stored key that is not an exact str has its hash (then oe's str is made, and kept)."""
+        cdef span_ctx ctx
+        cdef int64_t idx
+        cdef uint64_t w
+        cdef PyObject *k
+        if oe.key != NULL:
+            return self._find(<PyObject *>oe.key, oe.hash, pos)
+        w = oe.skey
+        ctx.p = <const char *>&w
+        ctx.n = oe.skey_tag & 0x0F
+        ctx.unsure = False
+        if ps_agg_find(&self.t, oe.hash, _span_eq, &ctx, &idx, pos) != PS_OK:
+            raise RuntimeError("aggregation table probe failed")
+        if idx < 0 and ctx.unsure:
+            k = _entry_key(oe)
+            if k == NULL:
+                return -2
+            return self._find(k, oe.hash, pos)
+        return idx
+
+    @cython.final
+    cdef int64_t _insert_from(self, const ps_agg_entry *oe, size_t pos) except -1:
+        """New entry for the key of another table's entry oe, which ``_find_from`` just missed at pos."""
+        if oe.key != NULL:
+            return self._insert(<PyObject *>oe.key, oe.hash, pos)
+        return self._insert_inline(oe.skey, oe.skey_tag, oe.hash, pos)
+
+    @cython.final
     cdef inline void _set(self, int64_t idx, PyObject *res) noexcept:
         """Stores res (a reference this steals) as entry idx's accumulator."""
         cdef ps_agg_entry *e = &self.t.entries[idx]
@@ -403,9 +446,9 @@ cdef class AggKernel:
                     oe = &other.t.entries[r]
                     if oe.kind == PS_AGG_DEAD:
                         continue
-                    idx = self._find(<PyObject *>oe.key, oe.hash, &pos)
+                    idx = self._find_from(oe, &pos)
                     if idx < 0:
-                        raise KeyError(<object>oe.key)
+                        raise KeyError(_key_object(oe))
                     found[j] = idx
                     j += 1
                 j = 0
@@ -445,18 +488,17 @@ cdef class AggKernel:
             oe = &other.t.entries[r]
             if oe.kind == PS_AGG_DEAD:
                 continue
-            k = <PyObject *>oe.key
             kind = oe.kind
             num = oe.num
             obj = <PyObject *>oe.num.obj
-            idx = self._find(k, oe.hash, &pos)
+            idx = self._find_from(oe, &pos)
             if idx >= 0:
                 if self.mode == MODE_COMBINER:
                     self._apply(idx, OP_CALL, self.merge_combiners, kind, num, obj)
                 else:
                     self._combine(idx, kind, num, obj)
             else:
-                idx = self._insert(k, oe.hash, pos)
+                idx = self._insert_from(oe, pos)
                 e = &self.t.entries[idx]
                 e.kind = kind
                 e.num = num
@@ -600,6 +642,18 @@ cdef class AggKernel:
             self._front_fill(p, n, idx)
             return self._combine(idx, PS_AGG_I64, num, NULL)
         cdef object value = None if self.canon and not ctx.unsure else v
+        if n <= 8 and not ctx.unsure:
+            idx = self._insert_inline(ps_agg_short_bytes(p, <size_t>n), <uint8_t>((1 << 4) | n), h, pos)
+            e = &self.t.entries[idx]
+            if value is None:
+                e.kind = PS_AGG_I64
+                e.num = num
+            else:
+                _incref(<PyObject *>value)
+                e.kind = PS_AGG_OBJ
+                e.num.obj = <PyObject *>value
+            self._front_fill(p, n, idx)
+            return 0
         key = _new_str(n, 127)
         if key == NULL:
             raise MemoryError()

@@ -30,9 +30,11 @@ from pystream._core.agg_kernel cimport (
     _gc_untrack,
     _hash,
     _incref,
+    _key_object,
     _prefetch,
     _release_table,
     _xdecref,
+    _xincref,
 )
 from cpython.list cimport PyList_New, PyList_SET_ITEM
 from cpython.ref cimport Py_INCREF
@@ -80,8 +82,9 @@ cdef int _reducer_mode(fn):
 
 
 cdef inline tuple _pair(const ps_agg_entry *e):
-    pair = (<object>e.key, _value(e))
-    if e.kind != PS_AGG_OBJ and not _gc_is(<PyObject *>e.key):
+    key = _key_object(e)
+    pair = (key, _value(e))
+    if e.kind != PS_AGG_OBJ and not _gc_is(<PyObject *>key):
         # (atomic key, number) cannot be in a cycle: spare the collector a walk over it.
         _gc_untrack(<PyObject *>pair)
     return pair
@@ -171,7 +174,7 @@ cdef class AggTable(AggKernel):
             src.kind = PS_AGG_DEAD
             src.key = NULL
             return
-        _incref(<PyObject *>src.key)
+        _xincref(<PyObject *>src.key)
         if src.kind == PS_AGG_OBJ:
             _incref(<PyObject *>src.num.obj)
 
@@ -363,7 +366,7 @@ cdef class AggTable(AggKernel):
         cdef size_t r, j = 0
         for r in range(self.t.n_entries):
             if self.t.entries[r].kind != PS_AGG_DEAD:
-                out[j] = <object>self.t.entries[r].key
+                out[j] = _key_object(&self.t.entries[r])
                 j += 1
         return out
 
@@ -427,7 +430,7 @@ cdef class AggTable(AggKernel):
             obj = <PyObject *>e.num.obj if e.kind == PS_AGG_OBJ else NULL
             ps_agg_remove(&self.t, idx)
             _xdecref(obj)
-            _decref(k)
+            _xdecref(k)
             return value
         finally:
             self.busy = False
@@ -465,7 +468,7 @@ cdef class AggTable(AggKernel):
                 # each when met in turn).
                 _prefetch(<PyObject *>self.t.entries[r + 16].key)
             e = &self.t.entries[r]
-            _incref(<PyObject *>e.key)
+            _xincref(<PyObject *>e.key)
             if e.kind == PS_AGG_OBJ:
                 _incref(<PyObject *>e.num.obj)
         return 0
@@ -532,8 +535,12 @@ cdef int _distribute(ps_agg_table *src, const uint32_t *ids, list writers, list 
             continue
         w = writers[p]
         if w is not None:
-            # A tuple that goes straight back to CPython's free list once encoded.
-            (<FrameWriter>w).add((<object>e.key, _value(e)))
+            if e.key == NULL and e.kind == PS_AGG_I64:
+                # An inline key's characters, and its count, straight from the entry.
+                (<FrameWriter>w).add_str_int(<const unsigned char *>&e.skey, e.skey_tag & 0x0F, e.num.i)
+            else:
+                # A tuple that goes straight back to CPython's free list once encoded.
+                (<FrameWriter>w).add((_key_object(e), _value(e)))
         else:
             pair = _pair(e)
             Py_INCREF(pair)

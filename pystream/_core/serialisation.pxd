@@ -23,4 +23,6 @@ cdef class FrameWriter:
     cdef _estate _e
     cdef readonly Py_ssize_t count
     cdef int add(self, object record) except -1
+    cdef int add_str_int(self, const unsigned char *s, Py_ssize_t n, long long v) except -1
+    cdef int _add(self, object record, const unsigned char *s, Py_ssize_t n, long long v) except -1
     cdef void _seal(self) noexcept

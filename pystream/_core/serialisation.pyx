@@ -167,6 +167,32 @@ cdef inline int _enc_short_str(_estate *e, const uint8_t *s, size_t n) except -1
     return 0
 
 
+cdef inline int _enc_str_bytes(_estate *e, const uint8_t *s, Py_ssize_t n) except -1:
+    # A str by its UTF-8 bytes.
+    cdef ps_writer *w = &e.w
+    if 0 < n <= PS_STR_SHORT_MAX:
+        return _enc_short_str(e, s, <size_t>n)
+    _reserve(w, 1 if n == 0 else 1 + ps_varint_len(n) + <size_t>n)
+    if n == 0:
+        ps_w_u8(w, PS_TAG_STR_SMALL)
+    else:
+        ps_w_u8(w, PS_TAG_STR)
+        ps_w_varint(w, n)
+        ps_w_bytes(w, s, n)
+    return 0
+
+
+cdef inline int _enc_ll(ps_writer *w, long long v) except -1:
+    if 0 <= v < 64:
+        _reserve(w, 1)
+        ps_w_u8(w, PS_TAG_INT_SMALL + <uint8_t>v)
+    else:
+        _reserve(w, 1 + ps_varint_len(ps_zigzag(v)))
+        ps_w_u8(w, PS_TAG_INT)
+        ps_w_varint(w, ps_zigzag(v))
+    return 0
+
+
 cdef int _enc(_estate *e, object o, int depth) except -1:
     cdef ps_writer *w = &e.w
     cdef type t = type(o)
@@ -183,28 +209,12 @@ cdef int _enc(_estate *e, object o, int depth) except -1:
             # Lone surrogates have no UTF-8 form; pickle stores them (surrogatepass) and keeps the type.
             PyErr_Clear()
             return _enc_pickle(w, o)
-        if 0 < n <= PS_STR_SHORT_MAX:
-            return _enc_short_str(e, <const uint8_t *>s, n)
-        _reserve(w, 1 if n == 0 else 1 + ps_varint_len(n) + <size_t>n)
-        if n == 0:
-            ps_w_u8(w, PS_TAG_STR_SMALL)
-        else:
-            ps_w_u8(w, PS_TAG_STR)
-            ps_w_varint(w, n)
-            ps_w_bytes(w, s, n)
-        return 0
+        return _enc_str_bytes(e, <const uint8_t *>s, n)
     if t is int:
         v = PyLong_AsLongLongAndOverflow(o, &overflow)
         if overflow:
             return _enc_bigint(w, o)
-        if 0 <= v < 64:
-            _reserve(w, 1)
-            ps_w_u8(w, PS_TAG_INT_SMALL + <uint8_t>v)
-        else:
-            _reserve(w, 1 + ps_varint_len(ps_zigzag(v)))
-            ps_w_u8(w, PS_TAG_INT)
-            ps_w_varint(w, ps_zigzag(v))
-        return 0
+        return _enc_ll(w, v)
     if t is tuple:
         if depth >= MAX_DEPTH:
             return _too_deep(o)
@@ -427,6 +437,15 @@ cdef class FrameWriter:
         ps_strtab_free(&self._e.strings)
 
     cdef int add(self, object record) except -1:
+        return self._add(record, NULL, 0, 0)
+
+    cdef int add_str_int(self, const unsigned char *s, Py_ssize_t n, long long v) except -1:
+        """Encodes the pair (str of the UTF-8 bytes s[:n], v) exactly as ``add`` encodes that tuple, with
+        neither made: a table's inline key (see agg_kernel.pxd) and its count."""
+        return self._add(None, s, n, v)
+
+    cdef int _add(self, object record, const unsigned char *s, Py_ssize_t n, long long v) except -1:
+        # record; or, with s, the pair (s[:n] as str, v)
         cdef size_t mark = self._e.w.len
         cdef uint64_t strings = self._e.strings.next_index
         cdef bint end_pending = self._e.end_pending
@@ -435,7 +454,13 @@ cdef class FrameWriter:
                 _reserve(&self._e.w, 1)
                 ps_w_u8(&self._e.w, PS_TAG_STRTAB_END)
                 self._e.end_pending = False
-            _enc(&self._e, record, 0)
+            if s == NULL:
+                _enc(&self._e, record, 0)
+            else:
+                _reserve(&self._e.w, 1)
+                ps_w_u8(&self._e.w, PS_TAG_TUPLE_SMALL + 2)
+                _enc_str_bytes(&self._e, <const uint8_t *>s, n)
+                _enc_ll(&self._e.w, v)
         except BaseException:
             # A record that fails to encode leaves no partial bytes behind: the frame stays valid without it.
             self._e.w.len = mark

@@ -984,3 +984,137 @@ def test_merge_into_an_empty_combiner_table_shares_the_combiners():
     dst.merge(src)
     assert dst.items() == [("a", [1, 3, 1, 3]), ("b", [2, 2])]
     assert src.items() == [("a", [1, 3]), ("b", [2])]
+
+
+# -- inline keys: short ASCII words folded from bytes are kept in the entry, their str made when asked for ----
+class SameHash:
+    """Not a str, equal to one word and hashed as it is: only its __eq__ can tell the table so."""
+
+    def __init__(self, word):
+        self.word = word
+
+    def __hash__(self):
+        return hash(self.word)
+
+    def __eq__(self, other):
+        return other == self.word
+
+
+def _counted(lines, in_place, inverse=None):
+    from pystream import frames
+
+    t = AggTable(operator.add, inverse)
+    t.count_words(frames.FrameReader(frames.encode(lines, compress=False)) if in_place else lines)
+    return t
+
+
+def test_counted_short_words_take_no_str_object_each():
+    import sys
+
+    words = [f"w{i}" for i in range(60_000)]  # distinct: each a new key of at most 8 characters
+    lines = [" ".join(words[i:i + 10]) for i in range(0, len(words), 10)]
+    before = sys.getallocatedblocks()
+    t = _counted(lines, in_place=False)
+    assert sys.getallocatedblocks() - before < 1_000  # the table's arrays are not blocks; a str per key would be
+    assert len(t) == 60_000 and t["w59999"] == 1
+    # Longer words are str objects, as before.
+    long_lines = [" ".join(f"longword{i}" for i in range(j, j + 10)) for j in range(0, 20_000, 10)]
+    before = sys.getallocatedblocks()
+    t2 = _counted(long_lines, in_place=False)
+    assert sys.getallocatedblocks() - before >= 20_000
+    assert len(t2) == 20_000
+
+
+@pytest.mark.parametrize("in_place", [False, True])
+def test_inline_keys_answer_as_str_keys(in_place):
+    t = _counted(["to be or not to be", "é to", "eightchr ninechars"], in_place)
+    ref = AggTable(operator.add)
+    ref.update([(w, 1) for line in ["to be or not to be", "é to", "eightchr ninechars"] for w in line.split()])
+    assert t.items() == ref.items() and t.keys() == ref.keys() and list(t) == list(ref)
+    assert all(type(k) is str for k in t.keys())
+    assert t["to"] == 3 and "be" in t and t.get("or") == 1 and "b" not in t and t.get("tob", 0) == 0
+    assert t[StrKey("be")] == 2 and StrKey("not") in t  # a str subclass probe: compared by its characters
+    assert t[SameHash("to")] == 3 and t.get(SameHash("tx")) is None  # not a str: through the key's str
+    assert pickle.loads(pickle.dumps(t)).items() == ref.items()
+    assert t.copy().items() == ref.items() and copy.copy(t).items() == ref.items()
+    assert t.pop("be") == 2 and "be" not in t
+    t["to"] = 10
+    t.update([("to", 1), ("or", 5)])
+    assert t["to"] == 11 and t["or"] == 6
+    t.clear()
+    assert len(t) == 0 and t.items() == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(lines=st.lists(st.lists(word_st, max_size=8).map(" ".join), max_size=12),
+       other=st.lists(st.tuples(st.one_of(word_st, st.sampled_from([StrKey("ab"), 3, "x" * 12])),
+                                st.integers(-5, 5)), max_size=12),
+       n=st.integers(1, 4), in_place=st.booleans())
+def test_tables_of_inline_keys_merge_split_and_subtract_as_tables_of_str_keys(lines, other, n, in_place):
+    from pystream import frames
+    from pystream._core.partitioning import partition
+
+    words = [(w, 1) for line in lines for w in line.split()]
+    inline = _counted(lines, in_place)
+    plain = AggTable(operator.add, operator.sub)
+    plain.update(words)
+    assert inline.items() == plain.items()
+    # Merged both ways with a table of str (and other) keys, and into an empty table (a copy).
+    o = AggTable(operator.add)
+    o.update(other)
+    for a, b in ((inline.copy(), o), (o.copy(), inline)):
+        ref = AggTable(operator.add)
+        ref.update(a.items())
+        ref.update(b.items())
+        a.merge(b)
+        assert [(type(k), k, v) for k, v in a.items()] == [(type(k), k, v) for k, v in ref.items()]
+    empty = AggTable(operator.add)
+    empty.merge(inline)
+    assert empty.items() == plain.items()
+    # Split into lists, frames and tables: as partitioning the pairs; a consuming split too.
+    want = partition(plain.items(), n)
+    for consume in (False, True):
+        source = inline.copy()
+        parts = source.split_items(n, [j for j in range(n) if j % 2], [j for j in range(n) if not j % 2],
+                                   consume=consume)
+        got = [frames.decode(p.getvalue()) if j % 2 else p.items() for j, p in enumerate(parts)]
+        assert got == want and len(source) == (0 if consume else len(plain))
+    # The reduce side: pairs read from a frame fold into a table of inline keys, or make them.
+    w = frames.FrameWriter(strings=False)
+    w.extend(plain.items())
+    folded = AggTable(operator.add)
+    folded.update(frames.FrameReader(w.getvalue()))
+    folded.update(frames.FrameReader(w.getvalue()))
+    assert folded.items() == [(k, 2 * v) for k, v in plain.items()]
+    # Subtracting an inline table from a table of str keys, and the reverse; a missing key is named.
+    s = AggTable(operator.add, operator.sub)
+    s.update(words + words)
+    s.subtract(inline)
+    assert s.items() == plain.items()
+    twice = _counted(lines + lines, in_place, operator.sub)
+    twice.subtract(plain)
+    assert twice.items() == plain.items()
+    if words:
+        with pytest.raises(KeyError) as err:
+            AggTable(operator.add, operator.sub).subtract(inline)
+        assert err.value.args[0] == words[0][0]
+
+
+def test_an_inline_key_met_by_an_equal_key_of_another_type_folds_as_a_dict_would():
+    from pystream import frames
+
+    t = AggTable(operator.add)
+    t.update([(SameHash("to"), 5)])  # stored first: a word with its hash must ask it
+    t.count_words(["to be to"])
+    assert [(type(k).__name__, v) for k, v in t.items()] == [("SameHash", 7), ("str", 1)]
+    u = _counted(["to be to"], in_place=True)
+    t2 = AggTable(operator.add)
+    t2.update([(SameHash("to"), 5)])
+    t2.merge(u)  # the inline key looked up in a table whose equal key is not a str
+    assert [(type(k).__name__, v) for k, v in t2.items()] == [("SameHash", 7), ("str", 1)]
+    w = frames.FrameWriter(strings=False)
+    w.extend(u.items())
+    t3 = AggTable(operator.add)
+    t3.update([(SameHash("be"), 1)])
+    t3.update(frames.FrameReader(w.getvalue()))
+    assert [(type(k).__name__, v) for k, v in t3.items()] == [("SameHash", 2), ("str", 2)]
