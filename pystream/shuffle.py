@@ -311,7 +311,7 @@ def merge_buckets(aggregator: Aggregator | None, buckets: Iterable[list | FrameR
                 table.update(bucket.items())
             continue
         if type(bucket) is FrameReader:
-            table.update(bucket)  # (str, int) pairs folded from the frame's bytes: no tuple, no str but new keys
+            table.update(bucket)  # (str, int) pairs folded from the frame's bytes: no tuple, no str but long new keys
             continue
         for chunk in record_chunks(bucket):
             table.update(chunk)

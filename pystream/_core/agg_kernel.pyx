@@ -512,7 +512,8 @@ cdef class AggKernel:
     def update(self, records):
         """Folds (key, value) pairs into their keys' accumulators, in order. ``records`` is an iterable, or a
         FrameReader (read to its end), whose (ASCII str, int) pairs are folded from the frame's bytes, with
-        no object made for them but a new key."""
+        no object made for them but a new key longer than 8 characters (shorter ones are kept inline: see
+        agg_kernel.pxd)."""
         cdef span_ring ring
         ring.pushed = ring.folded = 0
         self._enter()
@@ -701,8 +702,9 @@ cdef class AggKernel:
 
     def count_words(self, lines):
         """Adds 1 per word of ``line.split()`` for every line: ``flatMap(lambda l: l.split())`` followed by
-        counting, fused. ASCII str lines are split in C without creating a str per word (only new keys are
-        created); any other line goes through its own ``split()``. ``lines`` is an iterable, or a FrameReader
+        counting, fused. ASCII str lines are split in C without creating a str per word (only new keys of
+        more than 8 characters are created; shorter ones are kept inline, see agg_kernel.pxd); any other
+        line goes through its own ``split()``. ``lines`` is an iterable, or a FrameReader
         (read to its end), whose ASCII str records are split where they lie in the frame, with no str made
         for them either. Needs a sum table (``operator.add``)."""
         cdef tuple held

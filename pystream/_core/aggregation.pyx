@@ -29,6 +29,7 @@ from pystream._core.agg_kernel cimport (
     _gc_is,
     _gc_untrack,
     _hash,
+    _entry_key,
     _incref,
     _key_object,
     _prefetch,
@@ -81,8 +82,18 @@ cdef int _reducer_mode(fn):
     return MODE_GENERIC
 
 
-cdef inline tuple _pair(const ps_agg_entry *e):
-    key = _key_object(e)
+cdef inline tuple _pair(ps_agg_entry *e, bint keep):
+    # keep: an inline key's str stays in the table too (a list of every pair holds them all anyway, and the next
+    # list then shares them, as a dict's would); else it is made for the pair alone (a consumer that drops each
+    # pair, or a split that moves the entry out).
+    cdef PyObject *k
+    if keep:
+        k = _entry_key(e)
+        if k == NULL:
+            raise MemoryError()
+        key = <object>k
+    else:
+        key = _key_object(e)
     pair = (key, _value(e))
     if e.kind != PS_AGG_OBJ and not _gc_is(<PyObject *>key):
         # (atomic key, number) cannot be in a cycle: spare the collector a walk over it.
@@ -266,7 +277,7 @@ cdef class AggTable(AggKernel):
                 _prefetch(<PyObject *>self.t.entries[r + 16].key)
             e = &self.t.entries[r]
             if e.kind != PS_AGG_DEAD:
-                out[j] = _pair(e)
+                out[j] = _pair(e, True)
                 j += 1
         return out
 
@@ -364,9 +375,13 @@ cdef class AggTable(AggKernel):
     def keys(self):
         cdef list out = [None] * <Py_ssize_t>self.t.n_live
         cdef size_t r, j = 0
+        cdef PyObject *k
         for r in range(self.t.n_entries):
             if self.t.entries[r].kind != PS_AGG_DEAD:
-                out[j] = _key_object(&self.t.entries[r])
+                k = _entry_key(&self.t.entries[r])  # kept, as by items()
+                if k == NULL:
+                    raise MemoryError()
+                out[j] = <object>k
                 j += 1
         return out
 
@@ -542,7 +557,7 @@ cdef int _distribute(ps_agg_table *src, const uint32_t *ids, list writers, list 
                 # A tuple that goes straight back to CPython's free list once encoded.
                 (<FrameWriter>w).add((_key_object(e), _value(e)))
         else:
-            pair = _pair(e)
+            pair = _pair(e, not move)
             Py_INCREF(pair)
             PyList_SET_ITEM(parts[p], fill[p], pair)
             fill[p] += 1
@@ -595,6 +610,6 @@ cdef class _ItemIterator:
                 _prefetch(<PyObject *>t.t.entries[self.r + 16].key)
             if e.kind != PS_AGG_DEAD:
                 self.left -= 1
-                return _pair(e)
+                return _pair(e, False)
         self.table = None  # the table may go as soon as the pairs are out
         raise StopIteration

@@ -1118,3 +1118,13 @@ def test_an_inline_key_met_by_an_equal_key_of_another_type_folds_as_a_dict_would
     t3.update([(SameHash("be"), 1)])
     t3.update(frames.FrameReader(w.getvalue()))
     assert [(type(k).__name__, v) for k, v in t3.items()] == [("SameHash", 2), ("str", 2)]
+
+
+def test_lists_of_pairs_share_an_inline_key_str_and_an_iterator_makes_its_own():
+    t = _counted(["to be or not to be"], in_place=True)
+    first = t.items()
+    assert all(p[0] is q[0] for p, q in zip(first, t.items()))  # made once, kept by the table
+    assert all(k is p[0] for k, p in zip(t.keys(), first))
+    u = _counted(["to be or not to be"], in_place=True)
+    once, again = list(u.iter_items()), list(u.iter_items())
+    assert once == again == first and all(p[0] is not q[0] for p, q in zip(once, again))  # not kept
