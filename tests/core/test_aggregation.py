@@ -1009,20 +1009,25 @@ def _counted(lines, in_place, inverse=None):
 
 
 def test_counted_short_words_take_no_str_object_each():
+    import gc
     import sys
 
     words = [f"w{i}" for i in range(60_000)]  # distinct: each a new key of at most 8 characters
     lines = [" ".join(words[i:i + 10]) for i in range(0, len(words), 10)]
-    before = sys.getallocatedblocks()
-    t = _counted(lines, in_place=False)
-    assert sys.getallocatedblocks() - before < 1_000  # the table's arrays are not blocks; a str per key would be
-    assert len(t) == 60_000 and t["w59999"] == 1
-    # Longer words are str objects, as before.
     long_lines = [" ".join(f"longword{i}" for i in range(j, j + 10)) for j in range(0, 20_000, 10)]
-    before = sys.getallocatedblocks()
-    t2 = _counted(long_lines, in_place=False)
-    assert sys.getallocatedblocks() - before >= 20_000
-    assert len(t2) == 20_000
+    gc.collect()
+    gc.disable()  # no other test's garbage freed in between
+    try:
+        before = sys.getallocatedblocks()
+        t = _counted(lines, in_place=False)
+        made = sys.getallocatedblocks() - before  # the table's arrays are not object blocks; a key's str is
+        before = sys.getallocatedblocks()
+        t2 = _counted(long_lines, in_place=False)
+        made_long = sys.getallocatedblocks() - before
+    finally:
+        gc.enable()
+    assert made < 1_000 and len(t) == 60_000 and t["w59999"] == 1
+    assert made_long >= 20_000 and len(t2) == 20_000  # longer words are str objects, as before
 
 
 @pytest.mark.parametrize("in_place", [False, True])
