@@ -645,27 +645,18 @@ cdef class AggKernel:
         cdef object value = None if self.canon and not ctx.unsure else v
         if n <= 8 and not ctx.unsure:
             idx = self._insert_inline(ps_agg_short_bytes(p, <size_t>n), <uint8_t>((1 << 4) | n), h, pos)
-            e = &self.t.entries[idx]
-            if value is None:
-                e.kind = PS_AGG_I64
-                e.num = num
-            else:
-                _incref(<PyObject *>value)
-                e.kind = PS_AGG_OBJ
-                e.num.obj = <PyObject *>value
-            self._front_fill(p, n, idx)
-            return 0
-        key = _new_str(n, 127)
-        if key == NULL:
-            raise MemoryError()
-        memcpy(_str_data(key), p, <size_t>n)
-        try:
-            if ctx.unsure:
-                # A key that may equal it, which only its __eq__ can settle: the pair as any other.
-                return self._accumulate(key, <PyObject *>value)
-            idx = self._insert(key, h, pos)
-        finally:
-            _decref(key)  # the table holds its own reference
+        else:
+            key = _new_str(n, 127)
+            if key == NULL:
+                raise MemoryError()
+            memcpy(_str_data(key), p, <size_t>n)
+            try:
+                if ctx.unsure:
+                    # A key that may equal it, which only its __eq__ can settle: the pair as any other.
+                    return self._accumulate(key, <PyObject *>value)
+                idx = self._insert(key, h, pos)
+            finally:
+                _decref(key)  # the table holds its own reference
         e = &self.t.entries[idx]
         if value is None:
             e.kind = PS_AGG_I64
