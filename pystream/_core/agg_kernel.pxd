@@ -131,34 +131,33 @@ cdef inline uint8_t _short_str(PyObject *s, uint64_t *out) noexcept:
 # (tag (1 << 4) | length), made by a table that folded it from bytes (count_words, a frame's pairs). No str
 # object is made for it until one is asked for: W1's map task counted 65K distinct words a worker, 3.6 MB of
 # str objects, which its split then freed one cache miss each; the reduce task made 40K more.
+cdef inline PyObject *_new_inline_str(const ps_agg_entry *e) noexcept:
+    """A new str of an inline key's characters; NULL with MemoryError set if it cannot be made."""
+    cdef Py_ssize_t n = e.skey_tag & 0x0F
+    cdef PyObject *s = _new_str(n, 127)
+    if s != NULL:
+        memcpy(_str_data(s), &e.skey, <size_t>n)  # skey holds the characters in memory order
+    return s
+
+
 cdef inline PyObject *_entry_key(ps_agg_entry *e) noexcept:
     """The entry's key object (a borrowed reference); an inline key's str is made now, and kept. NULL with
     MemoryError set if it cannot be made."""
-    cdef PyObject *s
-    cdef Py_ssize_t n
     if e.key == NULL:
-        n = e.skey_tag & 0x0F
-        s = _new_str(n, 127)
-        if s == NULL:
-            return NULL
-        memcpy(_str_data(s), &e.skey, <size_t>n)  # skey holds the characters in memory order
-        e.key = s
+        e.key = _new_inline_str(e)
     return <PyObject *>e.key
 
 
-cdef inline object _key_object(const ps_agg_entry *e):
-    """A reference to the entry's key: an inline key's str is made for the caller, not kept by the table."""
-    cdef PyObject *s
-    cdef Py_ssize_t n
-    if e.key != NULL:
-        return <object>e.key
-    n = e.skey_tag & 0x0F
-    s = _new_str(n, 127)
+cdef inline object _key_object(ps_agg_entry *e, bint keep):
+    """A reference to the entry's key. An inline key's str is kept by the table with ``keep`` (a list of every
+    pair holds them all anyway, and the next list then shares them, as a dict's would), else made for the
+    caller alone (a consumer that drops each pair, a split that moves the entry out)."""
+    cdef PyObject *s = _entry_key(e) if keep or e.key != NULL else _new_inline_str(e)
     if s == NULL:
         raise MemoryError()
-    memcpy(_str_data(s), &e.skey, <size_t>n)
     key = <object>s
-    _decref(s)
+    if not keep and e.key == NULL:
+        _decref(s)
     return key
 
 

@@ -448,7 +448,7 @@ cdef class AggKernel:
                         continue
                     idx = self._find_from(oe, &pos)
                     if idx < 0:
-                        raise KeyError(_key_object(oe))
+                        raise KeyError(_key_object(oe, False))
                     found[j] = idx
                     j += 1
                 j = 0

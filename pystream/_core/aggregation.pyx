@@ -29,7 +29,6 @@ from pystream._core.agg_kernel cimport (
     _gc_is,
     _gc_untrack,
     _hash,
-    _entry_key,
     _incref,
     _key_object,
     _prefetch,
@@ -83,17 +82,7 @@ cdef int _reducer_mode(fn):
 
 
 cdef inline tuple _pair(ps_agg_entry *e, bint keep):
-    # keep: an inline key's str stays in the table too (a list of every pair holds them all anyway, and the next
-    # list then shares them, as a dict's would); else it is made for the pair alone (a consumer that drops each
-    # pair, or a split that moves the entry out).
-    cdef PyObject *k
-    if keep:
-        k = _entry_key(e)
-        if k == NULL:
-            raise MemoryError()
-        key = <object>k
-    else:
-        key = _key_object(e)
+    key = _key_object(e, keep)
     pair = (key, _value(e))
     if e.kind != PS_AGG_OBJ and not _gc_is(<PyObject *>key):
         # (atomic key, number) cannot be in a cycle: spare the collector a walk over it.
@@ -375,13 +364,9 @@ cdef class AggTable(AggKernel):
     def keys(self):
         cdef list out = [None] * <Py_ssize_t>self.t.n_live
         cdef size_t r, j = 0
-        cdef PyObject *k
         for r in range(self.t.n_entries):
             if self.t.entries[r].kind != PS_AGG_DEAD:
-                k = _entry_key(&self.t.entries[r])  # kept, as by items()
-                if k == NULL:
-                    raise MemoryError()
-                out[j] = <object>k
+                out[j] = _key_object(&self.t.entries[r], True)
                 j += 1
         return out
 
@@ -555,7 +540,7 @@ cdef int _distribute(ps_agg_table *src, const uint32_t *ids, list writers, list 
                 (<FrameWriter>w).add_str_int(<const unsigned char *>&e.skey, e.skey_tag & 0x0F, e.num.i)
             else:
                 # A tuple that goes straight back to CPython's free list once encoded.
-                (<FrameWriter>w).add((_key_object(e), _value(e)))
+                (<FrameWriter>w).add((_key_object(e, False), _value(e)))
         else:
             pair = _pair(e, not move)
             Py_INCREF(pair)
