@@ -152,12 +152,17 @@ cdef inline object _key_object(ps_agg_entry *e, bint keep):
     """A reference to the entry's key. An inline key's str is kept by the table with ``keep`` (a list of every
     pair holds them all anyway, and the next list then shares them, as a dict's would), else made for the
     caller alone (a consumer that drops each pair, a split that moves the entry out)."""
-    cdef PyObject *s = _entry_key(e) if keep or e.key != NULL else _new_inline_str(e)
+    cdef PyObject *s
+    if keep or e.key != NULL:
+        s = _entry_key(e)  # borrowed from the table
+        if s == NULL:
+            raise MemoryError()
+        return <object>s
+    s = _new_inline_str(e)  # the caller's alone
     if s == NULL:
         raise MemoryError()
     key = <object>s
-    if not keep and e.key == NULL:
-        _decref(s)
+    _decref(s)
     return key
 
 

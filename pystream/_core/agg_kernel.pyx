@@ -429,7 +429,6 @@ cdef class AggKernel:
         cdef size_t r, j = 0, n = other.t.n_live
         cdef ps_agg_entry *oe
         cdef ps_agg_entry *e
-        cdef PyObject *k
         cdef size_t pos
         cdef int64_t idx, res
         cdef int64_t *found = NULL
