@@ -207,9 +207,9 @@ _RDD_DATA: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _pickler_class() -> type:
-    import cloudpickle
+    from pystream.pickling import Pickler
 
-    class GraphPickler(cloudpickle.Pickler):
+    class GraphPickler(Pickler):
         """Pickles a DStream graph; the contexts become references and a static RDD its partitions."""
 
         def __init__(self, file: Any, ssc: Any) -> None:
@@ -330,10 +330,10 @@ class CheckpointWriter:
         return min(since)
 
     def write_state(self, stream: int, t: int, rdd: Any) -> None:
-        import cloudpickle
+        from pystream import pickling
 
         parts = [list(p) for p in rdd.glom().collect()]
-        body = cloudpickle.dumps(parts, protocol=pickle.HIGHEST_PROTOCOL)
+        body = pickling.dumps(parts)
         meta = self._header(t)
         meta.update({"stream": stream, "partitions": len(parts)})
         name = state_name(stream, t)

@@ -36,6 +36,7 @@ from typing import Any
 
 import cloudpickle
 
+from pystream import pickling
 from pystream.cores import usable_cores
 from pystream.errors import StateLostError, TaskFailedError, WorkerLostError
 from pystream.executor import shm, tempdir
@@ -429,7 +430,7 @@ class ProcessExecutor(Executor):
             raise RuntimeError("the executor has been stopped")
         if not inputs:
             return []
-        payload = cloudpickle.dumps(fn)
+        payload = pickling.dumps(fn)
         digest = hashlib.blake2b(payload, digest_size=16).digest()
         out_mode = f"buckets:{self.parallelism}" if stage == "shuffle-map" else ("keep" if keep else "ship")
         with self._lock:

@@ -532,7 +532,11 @@ def test_kept_partitions_stay_in_workers_and_are_freed(psc):
 def test_task_error_carries_the_worker_traceback(psc):
     with pytest.raises(ZeroDivisionError) as info:
         psc.parallelize([1, 0], 2).map(lambda x: 1 // x).collect()
-    assert "worker.py" in str(info.value.__cause__)
+    remote = str(info.value.__cause__)
+    assert "worker.py" in remote
+    # The lambda travelled by value; its frame still names this file and shows its line, as pyspark's do.
+    assert f'File "{__file__}"' in remote and "map(lambda x: 1 // x)" in remote
+    assert "<dynamic-code>" not in remote
     assert psc.parallelize([1, 2]).count() == 2  # the pool is still usable
 
     class Unpicklable(Exception):

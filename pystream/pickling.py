@@ -1,0 +1,47 @@
+"""How pystream pickles the user's functions for workers and checkpoints: cloudpickle, keeping source files.
+
+cloudpickle 3.1 writes every function it carries by value (a lambda, a function of ``__main__``) with the file
+name ``<dynamic-code>``, so that a payload is the same wherever its code was defined. A worker's traceback then
+names no file and shows no source line: ``File "<dynamic-code>", line 6, in parse``. pystream keeps the real
+file name, as pyspark's tracebacks show it. A driver still pickles a function to the same bytes every time
+(its digest decides whether a worker already has it); only two drivers running the same code from different
+paths differ, which nothing compares.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import types
+from collections import ChainMap
+from typing import Any
+
+import cloudpickle
+
+# cloudpickle's own reducer for code objects, where this cloudpickle has one (its module is not public API);
+# without it, or where it keeps file names itself, its default pickling is used unchanged.
+_cloudpickle_code_reduce = getattr(getattr(cloudpickle, "cloudpickle", None), "_code_reduce", None)
+_PLACEHOLDER = "<dynamic-code>"
+
+
+def _code_reduce(code: types.CodeType) -> Any:
+    rv = _cloudpickle_code_reduce(code)  # type: ignore[misc]
+    make, args = rv[0], rv[1]
+    # The placeholder is the only argument equal to it: a code object's name is an identifier or
+    # "<lambda>"-like, never it.
+    args = tuple(code.co_filename if type(a) is str and a == _PLACEHOLDER else a for a in args)
+    return (make, args) + tuple(rv[2:])
+
+
+class Pickler(cloudpickle.Pickler):
+    """cloudpickle's pickler, with each code object's file name kept (see the module's docstring)."""
+
+    if _cloudpickle_code_reduce is not None:
+        dispatch_table = ChainMap({types.CodeType: _code_reduce}, cloudpickle.Pickler.dispatch_table)
+
+
+def dumps(obj: Any, protocol: int = pickle.HIGHEST_PROTOCOL) -> bytes:
+    """Return ``obj`` pickled as cloudpickle.dumps would, with source file names kept (read by pickle.loads)."""
+    with io.BytesIO() as buf:
+        Pickler(buf, protocol=protocol).dump(obj)
+        return buf.getvalue()
