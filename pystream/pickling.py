@@ -1,11 +1,11 @@
 """How pystream pickles the user's functions for workers and checkpoints: cloudpickle, keeping source files.
 
-cloudpickle 3.1 writes every function it carries by value (a lambda, a function of ``__main__``) with the file
-name ``<dynamic-code>``, so that a payload is the same wherever its code was defined. A worker's traceback then
-names no file and shows no source line: ``File "<dynamic-code>", line 6, in parse``. pystream keeps the real
-file name, as pyspark's tracebacks show it. A driver still pickles a function to the same bytes every time
-(its digest decides whether a worker already has it); only two drivers running the same code from different
-paths differ, which nothing compares.
+Recent cloudpickle (3.1.x, since its fix for payloads that changed with a notebook's file names) writes every
+function it carries by value (a lambda, a function of ``__main__``) with the file name ``<dynamic-code>``. A
+worker's traceback then names no file and shows no source line: ``File "<dynamic-code>", line 6, in parse``.
+pystream keeps the real file name, as earlier cloudpickle releases did. A driver still pickles a function to the
+same bytes every time (its digest decides whether a worker already has it); only two drivers running the same
+code from different paths differ, which nothing compares.
 """
 
 from __future__ import annotations
