@@ -7,6 +7,7 @@ A pyspark.streaming program runs after changing its imports::
 """
 
 from pystream._core.hashing import portable_hash
+from pystream.accumulators import Accumulator, AccumulatorParam
 from pystream.context import Broadcast, SparkConf, SparkContext
 from pystream.errors import PyStreamError
 from pystream.rdd import RDD, StorageLevel
@@ -20,6 +21,8 @@ __all__ = [
     "SparkConf",
     "SparkContext",
     "Broadcast",
+    "Accumulator",
+    "AccumulatorParam",
     "RDD",
     "StorageLevel",
     "StreamingContext",

@@ -217,8 +217,12 @@ def _pickler_class() -> type:
             self._ssc, self._sc = ssc, ssc.sparkContext
 
         def persistent_id(self, obj: Any) -> Any:
+            from pystream.accumulators import Accumulator
             from pystream.rdd import RDD
 
+            if type(obj) is Accumulator:
+                # Its value is not checkpointed (as in Spark): a recovered graph gets a new accumulator from zero.
+                return ("accumulator", obj.aid, obj.accum_param.zero(obj._value), obj.accum_param)
             if obj is self._ssc:
                 return "ssc"
             if obj is self._sc:
@@ -239,6 +243,7 @@ class _GraphUnpickler(pickle.Unpickler):
     def __init__(self, file: Any, ssc: Any) -> None:
         super().__init__(file)
         self._ssc = ssc
+        self._accumulators: dict[int, Any] = {}
 
     def persistent_load(self, pid: Any) -> Any:
         if pid == "ssc":
@@ -247,6 +252,11 @@ class _GraphUnpickler(pickle.Unpickler):
             return self._ssc.sparkContext
         if isinstance(pid, tuple) and pid and pid[0] == "rdd":
             return _restored_rdd(self._ssc.sparkContext, pid[1])
+        if isinstance(pid, tuple) and pid and pid[0] == "accumulator":
+            acc = self._accumulators.get(pid[1])
+            if acc is None:
+                acc = self._accumulators[pid[1]] = self._ssc.sparkContext.accumulator(pid[2], pid[3])
+            return acc
         raise pickle.UnpicklingError(f"unknown persistent id {pid!r}")
 
 

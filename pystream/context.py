@@ -14,6 +14,7 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
+from pystream.accumulators import Accumulator, AccumulatorParam, new_accumulator
 from pystream.cores import usable_cores
 from pystream.errors import IllegalArgumentError, IllegalStateError
 
@@ -313,6 +314,13 @@ class SparkContext:
         if not rdds:
             raise ValueError("union needs at least one RDD")
         return UnionRDD(self, rdds)
+
+    def accumulator(self, value: Any, accum_param: AccumulatorParam | None = None) -> Accumulator:
+        """Return an Accumulator starting at ``value``, added to with ``accum_param`` (an AccumulatorParam; by
+        default ``+`` for an int, float or complex value, and TypeError for any other). Tasks add to it; only
+        the driver reads its ``value`` (see pystream.accumulators)."""
+        self._check_alive()
+        return new_accumulator(value, accum_param)
 
     def broadcast(self, value: Any) -> Broadcast:
         """Return a read-only Broadcast wrapper of ``value``."""

@@ -36,7 +36,7 @@ from typing import Any
 
 import cloudpickle
 
-from pystream import pickling
+from pystream import accumulators, pickling
 from pystream.cores import usable_cores
 from pystream.errors import StateLostError, TaskFailedError, WorkerLostError
 from pystream.executor import shm, tempdir
@@ -517,6 +517,7 @@ class ProcessExecutor(Executor):
             return
         if kind == "done":
             results[task_id] = self._result(w, msg[2])
+            accumulators.apply_updates(msg[3])
         elif kind == "failed":
             _, _, type_name, message, tb, blob = msg
             raise _remote_error(type_name, message, tb, blob, task.split, w.index)

@@ -19,6 +19,7 @@ from typing import Any
 
 import cloudpickle
 
+from pystream import accumulators
 from pystream._core.aggregation import AggTable
 from pystream._core.memory import install_arena_cache
 from pystream._core.partitioning import set_num_threads
@@ -171,6 +172,7 @@ class Worker:
             if getattr(fn, "streams_input", False):
                 readers = []
             data = self.resolve(desc, readers)
+            accumulators.start_task()
             result = fn(split, data)
             if out_mode == "keep":
                 reply = self.keep(result if isinstance(result, list) else list(result))
@@ -183,7 +185,9 @@ class Worker:
                 close_readers(readers)
             # Reply first, free after: the driver moves on while this worker drops the task's objects (a map
             # task's input and table took 2 ms to free, on the critical path of every stage change).
-            self.conn.send(("done", task_id, reply))
+            # What the task added to accumulators travels with its reply: the driver adds it in only for a task
+            # whose result it takes (never for one that failed, or one a dead worker never finished).
+            self.conn.send(("done", task_id, reply, accumulators.task_updates()))
             del data, result
             _collect_task_garbage()
         except BaseException as exc:

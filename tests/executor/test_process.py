@@ -613,6 +613,20 @@ def test_killed_worker_is_replaced_and_task_retried(psc, tmp_path):
     assert not alive(pid)
 
 
+def test_accumulator_updates_of_a_task_retried_after_its_worker_died_count_once(psc, tmp_path):
+    marker = str(tmp_path / "killed-once")
+    acc = psc.accumulator(0)
+
+    def add_or_die(x):
+        acc.add(x)
+        # The first attempt at partition 0 adds, then kills its worker: those adds never reach the driver.
+        if x == 3 and not os.path.exists(marker):
+            open(marker, "w").close()
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    psc.parallelize(range(8), 2).foreach(add_or_die)
+    assert os.path.exists(marker) and acc.value == sum(range(8))
+
 def test_worker_killed_from_outside_mid_batch(psc):
     pid = psc.executor.worker_pids[1]
 
