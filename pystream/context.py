@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from pystream.accumulators import Accumulator, AccumulatorParam, new_accumulator
+from pystream.broadcast import Broadcast
 from pystream.cores import usable_cores
 from pystream.errors import IllegalArgumentError, IllegalStateError
 
@@ -139,23 +140,6 @@ def parse_master(master: str) -> int:
     if int(n) < 1:
         raise ValueError(f"Asked to run locally with {n} threads")
     return int(n)
-
-
-class Broadcast:
-    """A read-only value shared with every task (pyspark's Broadcast)."""
-
-    def __init__(self, value: Any) -> None:
-        self._value = value
-
-    @property
-    def value(self) -> Any:
-        return self._value
-
-    def unpersist(self, blocking: bool = False) -> None:
-        """Kept for API compatibility; the value stays usable."""
-
-    def destroy(self, blocking: bool = False) -> None:
-        self._value = None
 
 
 class SparkContext:
@@ -323,7 +307,8 @@ class SparkContext:
         return new_accumulator(value, accum_param)
 
     def broadcast(self, value: Any) -> Broadcast:
-        """Return a read-only Broadcast wrapper of ``value``."""
+        """Return a Broadcast of ``value``: tasks read it as ``b.value``, and each worker gets it once (see
+        pystream.broadcast)."""
         self._check_alive()
         return Broadcast(value)
 

@@ -18,6 +18,8 @@ from typing import Any
 
 import cloudpickle
 
+from pystream.broadcast import Broadcast, shipped
+
 # cloudpickle's own reducer for code objects, where this cloudpickle has one (its module is not public API);
 # without it, or where it keeps file names itself, its default pickling is used unchanged.
 _cloudpickle_code_reduce = getattr(getattr(cloudpickle, "cloudpickle", None), "_code_reduce", None)
@@ -38,6 +40,30 @@ class Pickler(cloudpickle.Pickler):
 
     if _cloudpickle_code_reduce is not None:
         dispatch_table = ChainMap({types.CodeType: _code_reduce}, cloudpickle.Pickler.dispatch_table)
+
+
+class _TaskPickler(Pickler):
+    """Pickles a task function: each Broadcast it refers to becomes a reference, its value sent apart."""
+
+    def __init__(self, file: Any) -> None:
+        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+        self.broadcasts: dict[int, Broadcast] = {}
+
+    def reducer_override(self, obj: Any) -> Any:
+        if type(obj) is Broadcast:
+            obj.dump()  # pickled once, here if not before; a destroyed broadcast fails the job now, clearly
+            self.broadcasts[obj._bid] = obj
+            return (shipped, (obj._bid,))
+        return super().reducer_override(obj)
+
+
+def dumps_task(fn: Any) -> tuple[bytes, list[Broadcast]]:
+    """Return task function ``fn`` pickled for workers, and the broadcasts it refers to (each worker must have
+    their values before it runs ``fn``; see pystream.broadcast)."""
+    with io.BytesIO() as buf:
+        pickler = _TaskPickler(buf)
+        pickler.dump(fn)
+        return buf.getvalue(), list(pickler.broadcasts.values())
 
 
 def dumps(obj: Any, protocol: int = pickle.HIGHEST_PROTOCOL) -> bytes:

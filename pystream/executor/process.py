@@ -32,11 +32,12 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import cloudpickle
 
-from pystream import accumulators, pickling
+from pystream import accumulators, broadcast, pickling
+from pystream.broadcast import Broadcast
 from pystream.cores import usable_cores
 from pystream.errors import StateLostError, TaskFailedError, WorkerLostError
 from pystream.executor import shm, tempdir
@@ -119,7 +120,18 @@ class _WorkerHandle:
         self.process = process
         self.conn = conn
         self.functions: set[bytes] = set()
+        self.broadcasts: set[int] = set()  # ids of the broadcast values it holds
         self.running: dict[int, _Task] = {}
+
+
+class _Shipment(NamedTuple):
+    """What a stage sends its workers besides inputs: its task function pickled (and the digest a worker keeps
+    it by), the broadcasts it reads, and what a task does with its output (out_mode)."""
+
+    digest: bytes
+    payload: bytes
+    broadcasts: list[Broadcast]
+    out_mode: str
 
 
 class _Task:
@@ -233,6 +245,20 @@ class ProcessExecutor(Executor):
             if w is not None and w.incarnation == incarnation and w.process.is_alive():
                 try:
                     w.conn.send(("free", ids))
+                except OSError:
+                    pass
+
+    def _forget_broadcasts(self) -> None:
+        """Tell the workers to drop the broadcasts the driver unpersisted, destroyed or dropped."""
+        gone: set[int] = set()
+        while broadcast.released:
+            gone.add(broadcast.released.popleft())
+        for w in self._workers:
+            drop = sorted(w.broadcasts & gone)
+            if drop and w.process.is_alive():
+                w.broadcasts.difference_update(drop)
+                try:
+                    w.conn.send(("unbroadcast", drop))
                 except OSError:
                     pass
 
@@ -430,14 +456,16 @@ class ProcessExecutor(Executor):
             raise RuntimeError("the executor has been stopped")
         if not inputs:
             return []
-        payload = pickling.dumps(fn)
-        digest = hashlib.blake2b(payload, digest_size=16).digest()
-        out_mode = f"buckets:{self.parallelism}" if stage == "shuffle-map" else ("keep" if keep else "ship")
+        payload, broadcasts = pickling.dumps_task(fn)
+        shipment = _Shipment(hashlib.blake2b(payload, digest_size=16).digest(), payload, broadcasts,
+                             f"buckets:{self.parallelism}" if stage == "shuffle-map" else ("keep" if keep else "ship"))
         with self._lock:
             self._runs += 1
             run = self._runs
             self._early: list = []
             self._heal()  # a worker that died between stages is replaced before anything is sent to it
+            # Before the tasks: a broadcast unpersisted, and used again by this stage, is then sent again.
+            self._forget_broadcasts()
             tasks = {}
             results: dict[int, Any] = {}
             try:
@@ -446,7 +474,7 @@ class ProcessExecutor(Executor):
                 for split, data in enumerate(inputs):
                     task = _Task(next(self._ids), split, data, split % self.parallelism)
                     tasks[task.task_id] = task
-                    self._submit(task, digest, payload, out_mode)
+                    self._submit(task, shipment)
                 # The workers are busy: the driver frees what it discarded meanwhile, not before their tasks, and
                 # on a core no task runs on (now, or once a task is done: see _collect).
                 if self._spare_core():
@@ -454,7 +482,7 @@ class ProcessExecutor(Executor):
                 # After the tasks, not before: a worker frees what the last stage left while the driver waits,
                 # instead of before its task (freeing a stage's buckets took up to 3 ms).
                 self._flush_released()
-                self._collect(tasks, results, digest, payload, out_mode)
+                self._collect(tasks, results, shipment)
                 # What was discarded before the last run and is still here found no spare core and no idle
                 # driver: it goes now, so that a driver that is never idle does not keep it for long.
                 self._drop_discarded(ran=run - 1)
@@ -466,22 +494,25 @@ class ProcessExecutor(Executor):
                 raise
             return [results[t.task_id] for t in sorted(tasks.values(), key=lambda t: t.split)]
 
-    def _submit(self, task: _Task, digest: bytes, payload: bytes, out_mode: str) -> None:
+    def _submit(self, task: _Task, shipment: _Shipment) -> None:
         w = self._workers[task.worker]
         task.keepalive = []
         desc = self._describe(task.data, w, task.keepalive)
         w.running[task.task_id] = task
         try:
-            if digest not in w.functions:
-                w.conn.send(("fn", digest, payload))
-                w.functions.add(digest)
-            w.conn.send(("task", task.task_id, digest, task.split, desc, out_mode))
+            for b in shipment.broadcasts:
+                if b._bid not in w.broadcasts:
+                    w.conn.send(("broadcast", b._bid, b.dump()))
+                    w.broadcasts.add(b._bid)
+            if shipment.digest not in w.functions:
+                w.conn.send(("fn", shipment.digest, shipment.payload))
+                w.functions.add(shipment.digest)
+            w.conn.send(("task", task.task_id, shipment.digest, task.split, desc, shipment.out_mode))
         except OSError:
             # The worker died under us; the sentinel will report it and the task is retried.
             pass
 
-    def _collect(self, tasks: dict[int, _Task], results: dict[int, Any], digest: bytes, payload: bytes,
-                 out_mode: str) -> None:
+    def _collect(self, tasks: dict[int, _Task], results: dict[int, Any], shipment: _Shipment) -> None:
         while len(results) < len(tasks):
             if self._stopped:
                 # stop() waits for the lock this run holds: give it up within one wait, not after the tasks.
@@ -506,7 +537,7 @@ class ProcessExecutor(Executor):
                         self._handle(w, msg, tasks, results)
                         continue
                 if w.process.sentinel in ready or not w.process.is_alive():
-                    self._worker_died(w, digest, payload, out_mode)
+                    self._worker_died(w, shipment)
 
     def _handle(self, w: _WorkerHandle, msg: tuple, tasks: dict, results: dict) -> None:
         kind, task_id = msg[0], msg[1]
@@ -543,7 +574,7 @@ class ProcessExecutor(Executor):
             return FrameRef(seg, reply[2], reply[3]).load()
         return reply[1]
 
-    def _worker_died(self, w: _WorkerHandle, digest: bytes, payload: bytes, out_mode: str) -> None:
+    def _worker_died(self, w: _WorkerHandle, shipment: _Shipment) -> None:
         lost = list(w.running.values())
         new = self._replace_worker(w)
         for task in lost:
@@ -554,7 +585,7 @@ class ProcessExecutor(Executor):
                     f"(last exit code {w.process.exitcode})")
             logger.warning("retrying task %d on a new worker %d (attempt %d)", task.split, new.index,
                            task.attempts + 1)
-            self._submit(task, digest, payload, out_mode)
+            self._submit(task, shipment)
 
     def _heal(self) -> None:
         if self._stopped:

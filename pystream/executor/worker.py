@@ -19,7 +19,7 @@ from typing import Any
 
 import cloudpickle
 
-from pystream import accumulators
+from pystream import accumulators, broadcast
 from pystream._core.aggregation import AggTable
 from pystream._core.memory import install_arena_cache
 from pystream._core.partitioning import set_num_threads
@@ -135,6 +135,10 @@ class Worker:
                 self.run_task(*msg[1:])
             elif kind == "fn":
                 self.functions[msg[1]] = cloudpickle.loads(msg[2])
+            elif kind == "broadcast":
+                broadcast.receive(msg[1], msg[2])
+            elif kind == "unbroadcast":
+                broadcast.forget(msg[1])
             elif kind == "free":
                 self.dying += [self.blocks.pop(block_id) for block_id in msg[1] if block_id in self.blocks]
             elif kind == "forget":

@@ -627,6 +627,52 @@ def test_accumulator_updates_of_a_task_retried_after_its_worker_died_count_once(
     psc.parallelize(range(8), 2).foreach(add_or_die)
     assert os.path.exists(marker) and acc.value == sum(range(8))
 
+
+def _held_ids(sc):
+    """The broadcast ids each worker holds."""
+    return sc.parallelize([0, 1], 2).map(lambda _: sorted(__import__("pystream.broadcast").broadcast._values)
+                                         ).collect()
+
+
+def test_workers_drop_a_broadcast_when_it_is_unpersisted_and_get_it_again_when_used(psc):
+    b = psc.broadcast([10, 20, 30])
+    rdd = psc.parallelize([0, 1, 2, 2], 2)
+    assert rdd.map(lambda i: b.value[i]).collect() == [10, 20, 30, 30]
+    assert all(b._bid in held for held in _held_ids(psc))
+    b.unpersist()
+    assert not any(b._bid in held for held in _held_ids(psc))
+    assert rdd.map(lambda i: b.value[i] + 1).collect() == [11, 21, 31, 31]  # sent again
+    assert b.value == [10, 20, 30]
+
+
+def test_workers_drop_a_broadcast_the_driver_lets_go_of(psc):
+    def use_once():
+        b = psc.broadcast("v")
+        assert psc.parallelize([0, 1], 2).map(lambda _: b.value).collect() == ["v", "v"]
+        assert all(b._bid in held for held in _held_ids(psc))
+        return b._bid
+
+    bid = use_once()
+    gc.collect()
+    assert not any(bid in held for held in _held_ids(psc))  # told at the next stage
+
+
+def test_a_replacement_worker_gets_the_broadcasts_it_needs(psc, tmp_path):
+    b = psc.broadcast({"x": 5})
+    rdd = psc.parallelize(["x"] * 4, 2)
+    assert rdd.map(lambda k: b.value[k]).collect() == [5] * 4
+    marker = str(tmp_path / "killed-once")
+
+    def read_or_die(k):
+        if not os.path.exists(marker):
+            open(marker, "w").close()
+            os.kill(os.getpid(), signal.SIGKILL)
+        return b.value[k] * 2
+
+    assert rdd.map(read_or_die).collect() == [10] * 4
+    assert os.path.exists(marker)
+
+
 def test_worker_killed_from_outside_mid_batch(psc):
     pid = psc.executor.worker_pids[1]
 
