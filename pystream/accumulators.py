@@ -82,20 +82,23 @@ class Accumulator(Generic[T]):
         self.accum_param = accum_param
         self._value = value
         self._copy = False  # a task's copy, not the driver's accumulator
-        self._added = False
+        self._zero: Any = None  # a copy's zero, each task's start
+        self._added = False  # whether the task running has added to this copy
         self._lock = threading.Lock()
+
+    def _in_driver(self) -> None:
+        if self._copy or getattr(_local, "updates", None) is not None:
+            raise IllegalStateError("Accumulator.value cannot be accessed inside tasks")
 
     @property
     def value(self) -> T:
         """The accumulated value; only the driver may read it."""
-        if self._copy or getattr(_local, "updates", None) is not None:
-            raise IllegalStateError("Accumulator.value cannot be accessed inside tasks")
+        self._in_driver()
         return self._value
 
     @value.setter
     def value(self, value: T) -> None:
-        if self._copy or getattr(_local, "updates", None) is not None:
-            raise IllegalStateError("Accumulator.value cannot be accessed inside tasks")
+        self._in_driver()
         with self._lock:
             self._value = value
 
@@ -151,8 +154,7 @@ def _task_copy(aid: int, zero: Any, accum_param: AccumulatorParam) -> Accumulato
     acc = _copies.get(aid)
     if acc is None:
         acc = Accumulator(aid, zero, accum_param)
-        acc._copy = True
-        acc._zero = zero  # type: ignore[attr-defined]
+        acc._copy, acc._zero = True, zero
         _copies[aid] = acc
     return acc
 
@@ -162,7 +164,7 @@ def start_task() -> None:
     """Start every copy in this process from zero, for the task about to run."""
     for acc in _copies.values():
         if acc._added:
-            acc._value = acc.accum_param.zero(acc._zero)  # type: ignore[attr-defined]
+            acc._value = acc.accum_param.zero(acc._zero)
             acc._added = False
 
 
