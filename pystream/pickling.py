@@ -6,6 +6,9 @@ worker's traceback then names no file and shows no source line: ``File "<dynamic
 pystream keeps the real file name, as earlier cloudpickle releases did. A driver still pickles a function to the
 same bytes every time (its digest decides whether a worker already has it); only two drivers running the same
 code from different paths differ, which nothing compares.
+
+A task function (``dumps_task``) also leaves out the values of the broadcasts it reads: each becomes a reference,
+and the executor sends the value to each worker once (see pystream.broadcast).
 """
 
 from __future__ import annotations
