@@ -7,10 +7,12 @@ every RDD it creates.
 
 from __future__ import annotations
 
+import getpass
 import logging
 import os
 import re
 import threading
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -142,6 +144,14 @@ def parse_master(master: str) -> int:
     return int(n)
 
 
+def _input_files(name: str) -> list[str]:
+    """The file ``name``, or the non-hidden files of directory ``name`` (names starting with . or _ are
+    hidden, as Hadoop's input formats take them to be), sorted."""
+    if os.path.isdir(name):
+        return sorted(os.path.join(name, f) for f in os.listdir(name) if not f.startswith((".", "_")))
+    return [name]
+
+
 class SparkContext:
     """The entry point for creating RDDs: a light local context.
 
@@ -167,6 +177,9 @@ class SparkContext:
         self._checkpoint_dir: str | None = None
         self._stopped = False
         self._executor = None
+        self.startTime = int(time.time() * 1000)  # ms since the epoch, as Spark's
+        self.applicationId = f"local-{self.startTime}"
+        self._local_properties = threading.local()
         with SparkContext._lock:
             active = SparkContext._active_spark_context
             if active is not None:
@@ -228,6 +241,43 @@ class SparkContext:
 
         return __version__
 
+    @property
+    def uiWebUrl(self) -> str | None:
+        """None: pystream serves no web UI (its listener events carry what Spark's UI shows)."""
+        return None
+
+    def sparkUser(self) -> str:
+        """Return the name of the user running this driver."""
+        return getpass.getuser()
+
+    def setLocalProperty(self, key: str, value: str | None) -> None:
+        """Set a property of the jobs this thread starts (None removes it), as Spark's local properties."""
+        props = self._thread_properties()
+        if value is None:
+            props.pop(key, None)
+        else:
+            props[key] = str(value)
+
+    def getLocalProperty(self, key: str) -> str | None:
+        """Return a property set with setLocalProperty in this thread, or None."""
+        return self._thread_properties().get(key)
+
+    def setJobGroup(self, groupId: str, description: str, interruptOnCancel: bool = False) -> None:
+        """Name the jobs this thread starts (the local properties Spark uses for it)."""
+        self.setLocalProperty("spark.jobGroup.id", groupId)
+        self.setLocalProperty("spark.job.description", description)
+        self.setLocalProperty("spark.job.interruptOnCancel", str(interruptOnCancel).lower())
+
+    def setJobDescription(self, value: str) -> None:
+        """Describe the jobs this thread starts."""
+        self.setLocalProperty("spark.job.description", value)
+
+    def _thread_properties(self) -> dict[str, str]:
+        props = getattr(self._local_properties, "props", None)
+        if props is None:
+            props = self._local_properties.props = {}
+        return props
+
     def setLogLevel(self, logLevel: str) -> None:
         """Set the level of pystream's loggers (ALL, DEBUG, INFO, WARN, ERROR, FATAL, OFF)."""
         levels = {"ALL": logging.NOTSET, "DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARN": logging.WARNING,
@@ -279,15 +329,26 @@ class SparkContext:
     def textFile(self, name: str, minPartitions: int | None = None, use_unicode: bool = True):
         """Return an RDD of the lines of a text file, or of every non-hidden file of a directory."""
         self._check_alive()
-        paths = [name]
-        if os.path.isdir(name):
-            paths = sorted(os.path.join(name, f) for f in os.listdir(name) if not f.startswith((".", "_")))
         lines: list[Any] = []
-        for path in paths:
+        for path in _input_files(name):
             with open(path, "rb") as fh:
                 for raw in fh.read().splitlines():
                     lines.append(raw.decode("utf-8") if use_unicode else raw)
         return self.parallelize(lines, minPartitions or self.defaultMinPartitions)
+
+    def wholeTextFiles(self, path: str, minPartitions: int | None = None, use_unicode: bool = True):
+        """Return an RDD of (file path, whole text) for a file, or for every non-hidden file of a directory."""
+        self._check_alive()
+        files = []
+        for name in _input_files(path):
+            with open(name, "rb") as fh:
+                data = fh.read()
+            files.append((name, data.decode("utf-8") if use_unicode else data))
+        return self.parallelize(files, minPartitions or self.defaultMinPartitions)
+
+    def binaryFiles(self, path: str, minPartitions: int | None = None):
+        """Return an RDD of (file path, bytes) for a file, or for every non-hidden file of a directory."""
+        return self.wholeTextFiles(path, minPartitions, use_unicode=False)
 
     def union(self, rdds):
         """Return the union of a list of RDDs (partitions of each, in order)."""

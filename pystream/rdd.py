@@ -13,15 +13,20 @@ import copy
 import heapq
 import itertools
 import operator
+import random
+import subprocess
+import sys
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from pystream._core.hashing import portable_hash
 from pystream._core.deserialisation import FrameReaderIterator
+from pystream import sampling
 from pystream.errors import IllegalStateError, StateLostError
 from pystream.known_functions import stand_in
 from pystream.shuffle import Aggregator, ApplyTask, OffsetTask, PipelineFn
+from pystream.statcounter import StatCounter
 
 if TYPE_CHECKING:
     from pystream.context import SparkContext
@@ -52,6 +57,7 @@ class StorageLevel:
 for _name, _args in {
     "DISK_ONLY": (True, False), "MEMORY_ONLY": (False, True), "MEMORY_AND_DISK": (True, True),
     "MEMORY_ONLY_2": (False, True), "MEMORY_AND_DISK_2": (True, True), "OFF_HEAP": (True, True, True),
+    "NONE": (False, False),
 }.items():
     setattr(StorageLevel, _name, StorageLevel(*_args))
 
@@ -157,6 +163,7 @@ class RDD:
     def persist(self, storageLevel: StorageLevel | None = None) -> RDD:
         """Keep this RDD's partitions in memory once computed; returns this RDD."""
         self._persisted = True
+        self._storage_level = storageLevel or StorageLevel.MEMORY_ONLY
         return self
 
     def unpersist(self, blocking: bool = False) -> RDD:
@@ -164,6 +171,10 @@ class RDD:
         self._persisted = False
         self._cached = None
         return self
+
+    def getStorageLevel(self) -> StorageLevel:
+        """Return the storage level given to persist() (MEMORY_ONLY for cache(); NONE if not persisted)."""
+        return self._storage_level if self._persisted else StorageLevel.NONE
 
     @property
     def is_cached(self) -> bool:
@@ -393,6 +404,49 @@ class RDD:
         return (self.map(lambda x: (x, None)).cogroup(other.map(lambda x: (x, None)))
                 .filter(lambda kv: kv[1][0] and kv[1][1]).keys())
 
+    def sample(self, withReplacement: bool, fraction: float, seed: int | None = None) -> RDD:
+        """Return a random sample: each element kept with probability ``fraction`` (without replacement), or
+        repeated a Poisson(``fraction``) number of times (with replacement). The same seed gives the same
+        sample on every executor."""
+        if fraction < 0.0:
+            raise ValueError(f"Negative fraction value: {fraction}")
+        seed = sampling.new_seed() if seed is None else seed
+        sampler = sampling.PoissonSampler if withReplacement else sampling.BernoulliSampler
+        return self.mapPartitionsWithIndex(sampler(fraction, seed), preservesPartitioning=True)
+
+    def randomSplit(self, weights: list[float], seed: int | None = None) -> list[RDD]:
+        """Return this RDD split at random into RDDs sized in proportion to ``weights``: every element is in
+        exactly one of them (if this RDD gives the same elements each time it is computed)."""
+        if any(w < 0 for w in weights):
+            raise ValueError(f"Weights must be nonnegative: {weights}")
+        total = float(sum(weights))
+        if not total > 0:
+            raise ValueError(f"Sum of weights must be positive: {weights}")
+        seed = sampling.new_seed() if seed is None else seed
+        bounds = list(itertools.accumulate(w / total for w in weights))
+        return [self.mapPartitionsWithIndex(sampling.RangeSampler(lo, hi if i < len(bounds) - 1 else 1.0, seed),
+                                            preservesPartitioning=True)
+                for i, (lo, hi) in enumerate(zip([0.0] + bounds, bounds))]
+
+    def zip(self, other: RDD) -> RDD:
+        """Return the pairs (a, b) of the n-th elements of this RDD and ``other``, partition by partition: both
+        need as many partitions, and as many elements in each (ValueError otherwise)."""
+        return lineage.ZippedPartitionsRDD(self.ctx, [self, other], _zip_partition)
+
+    def repartitionAndSortWithinPartitions(self, numPartitions: int | None = None,
+                                           partitionFunc: Callable[[Any], int] = portable_hash,
+                                           ascending: bool = True,
+                                           keyfunc: Callable[[Any], Any] = lambda x: x) -> RDD:
+        """Return the pairs partitioned by ``partitionFunc`` and sorted by ``keyfunc(key)`` inside each
+        partition."""
+        return self.partitionBy(numPartitions, partitionFunc).mapPartitions(
+            lambda it: sorted(it, key=lambda kv: keyfunc(kv[0]), reverse=not ascending), True)
+
+    def pipe(self, command: str, env: dict[str, str] | None = None, checkCode: bool = False) -> RDD:
+        """Return the lines a shell ``command`` prints when each partition's elements are written to its
+        standard input, one per line (str(element)); with ``checkCode``, a non-zero exit fails the task."""
+        return self.mapPartitions(_Pipe(command, env, checkCode))
+
     # -- actions ------------------------------------------------------------------------------------------
     def collect(self) -> list:
         """Return every element, partition by partition, as a list."""
@@ -495,6 +549,76 @@ class RDD:
         total = sum(p[0] for p in parts)
         n = sum(p[1] for p in parts)
         return total / n if n else float("nan")
+
+    def stats(self) -> StatCounter:
+        """Return a StatCounter of the elements (count, mean, variance, min, max) from one pass."""
+        return self.mapPartitions(lambda it: [StatCounter(it)]).fold(StatCounter(), StatCounter.mergeStats)
+
+    def variance(self) -> float:
+        """Return the population variance of the elements."""
+        return self.stats().variance()
+
+    def stdev(self) -> float:
+        """Return the population standard deviation of the elements."""
+        return self.stats().stdev()
+
+    def sampleVariance(self) -> float:
+        """Return the sample variance of the elements (divided by n - 1)."""
+        return self.stats().sampleVariance()
+
+    def sampleStdev(self) -> float:
+        """Return the sample standard deviation of the elements (divided by n - 1)."""
+        return self.stats().sampleStdev()
+
+    def histogram(self, buckets: int | list[Any]) -> tuple[list[Any], list[int]]:
+        """Return (bucket bounds, counts). ``buckets`` is a sorted list of at least two bounds, or a number of
+        equal buckets between the smallest and largest element. Each bucket holds its lower bound, the last one
+        its upper bound too; None, NaN and elements outside the bounds are not counted."""
+        if isinstance(buckets, int):
+            if buckets < 1:
+                raise ValueError("number of buckets must be >= 1")
+            ends = self.filter(sampling.countable).mapPartitions(sampling.min_max).collect()
+            if not ends:
+                raise ValueError("can not generate buckets from empty RDD")
+            lo, hi = min(e[0] for e in ends), max(e[1] for e in ends)
+            bounds = [lo, hi] if lo == hi else sampling.even_buckets(lo, hi, buckets)
+        else:
+            bounds = sampling.check_buckets(buckets)
+        counts = self.mapPartitions(sampling.BucketCounter(bounds)).reduce(sampling.add_counts)
+        return bounds, counts
+
+    def takeSample(self, withReplacement: bool, num: int, seed: int | None = None) -> list:
+        """Return ``num`` elements drawn at random (all of them, shuffled, if the RDD has fewer and
+        ``withReplacement`` is false)."""
+        if num < 0:
+            raise ValueError("Sample size cannot be negative.")
+        total = self.count() if num else 0
+        if total == 0:
+            return []
+        rng = random.Random(seed)
+        if not withReplacement and num >= total:
+            out = self.collect()
+            rng.shuffle(out)
+            return out
+        fraction = sampling.fraction_for_sample_size(num, total, withReplacement)
+        out = self.sample(withReplacement, fraction, rng.randrange(sys.maxsize)).collect()
+        while len(out) < num:  # rare (1 in 10,000): draw again
+            out = self.sample(withReplacement, fraction, rng.randrange(sys.maxsize)).collect()
+        rng.shuffle(out)
+        return out[:num]
+
+    def treeReduce(self, f: Callable[[Any, Any], Any], depth: int = 2) -> Any:
+        """Return ``reduce(f)``: partition results are few here, so they merge in the driver at any depth."""
+        if depth < 1:
+            raise ValueError(f"Depth cannot be smaller than 1 but got {depth}.")
+        return self.reduce(f)
+
+    def treeAggregate(self, zeroValue: Any, seqOp: Callable[[Any, Any], Any], combOp: Callable[[Any, Any], Any],
+                      depth: int = 2) -> Any:
+        """Return ``aggregate(zeroValue, seqOp, combOp)`` (see treeReduce)."""
+        if depth < 1:
+            raise ValueError(f"Depth cannot be smaller than 1 but got {depth}.")
+        return self.aggregate(zeroValue, seqOp, combOp)
 
     def top(self, num: int, key: Callable[[Any], Any] | None = None) -> list:
         """Return the ``num`` largest elements, largest first."""
@@ -621,6 +745,28 @@ def _group_append(group: ResultIterable, v: Any) -> ResultIterable:
 def _group_extend(a: ResultIterable, b: ResultIterable) -> ResultIterable:
     a.extend(b)
     return a
+
+
+def _zip_partition(_: int, a: Iterable[Any], b: Iterable[Any]) -> list[tuple[Any, Any]]:
+    a, b = list(a), list(b)
+    if len(a) != len(b):
+        raise ValueError("Can only zip RDDs with same number of elements in each partition")
+    return list(zip(a, b))
+
+
+class _Pipe:
+    """One partition through a shell command (RDD.pipe)."""
+
+    def __init__(self, command: str, env: dict[str, str] | None, check: bool) -> None:
+        self.command, self.env, self.check = command, env, check
+
+    def __call__(self, it: Iterator[Any]) -> list[str]:
+        text = "".join(f"{x}\n" for x in it)
+        done = subprocess.run(self.command, shell=True, input=text, capture_output=True, text=True,
+                              env=self.env)
+        if self.check and done.returncode != 0:
+            raise RuntimeError(f"Pipe function `{self.command}' exited with error code {done.returncode}")
+        return done.stdout.splitlines()
 
 
 from pystream import joins, lineage  # noqa: E402 - both build on the RDD classes above

@@ -86,9 +86,12 @@ def test_a_failed_task_adds_nothing(sc):
     rdd = sc.parallelize(range(10), 2)  # partitions [0..4] and [5..9]
     with pytest.raises(ValueError, match="bad partition"):
         rdd.mapPartitionsWithIndex(add_then_fail).collect()
-    assert acc.value == sum(range(5))  # partition 0's task succeeded; partition 1's adds are dropped
+    # Partition 1's adds are dropped. Partition 0's task succeeds, but the job may fail before its reply is
+    # read (workers run both at once), and then its result and updates go unused, as in Spark.
+    before = acc.value
+    assert before in (0, sum(range(5)))
     rdd.foreach(lambda x: acc.add(x))
-    assert acc.value == sum(range(5)) + sum(range(10))  # the pool and the accumulator go on
+    assert acc.value == before + sum(range(10))  # the pool and the accumulator go on
 
 
 def test_a_stream_counts_bad_records_batch_after_batch(ssc):

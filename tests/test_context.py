@@ -414,3 +414,38 @@ def test_a_malformed_time_property_is_a_typed_error_naming_it(text):
     conf = _conf().set("spark.streaming.gracefulStopTimeout", text)
     with pytest.raises(IllegalArgumentError, match="spark.streaming.gracefulStopTimeout must be a duration"):
         conf.getTimeAsMs("spark.streaming.gracefulStopTimeout", "1s")
+
+
+def test_application_details_and_local_properties(make_sc):
+    import getpass
+    import threading
+    import time as _time
+
+    before = int(_time.time() * 1000)
+    ctx = make_sc()
+    assert before <= ctx.startTime <= int(_time.time() * 1000)
+    assert ctx.applicationId == f"local-{ctx.startTime}"
+    assert ctx.sparkUser() == getpass.getuser() and ctx.uiWebUrl is None
+    ctx.setJobGroup("nightly", "totals per user")
+    ctx.setLocalProperty("pool", "fast")
+    assert ctx.getLocalProperty("spark.jobGroup.id") == "nightly"
+    assert ctx.getLocalProperty("spark.job.description") == "totals per user"
+    seen = []
+    other = threading.Thread(target=lambda: seen.append(ctx.getLocalProperty("pool")))
+    other.start()
+    other.join()
+    assert seen == [None] and ctx.getLocalProperty("pool") == "fast"  # per thread, as Spark's
+    ctx.setJobDescription("again")
+    ctx.setLocalProperty("pool", None)
+    assert ctx.getLocalProperty("spark.job.description") == "again" and ctx.getLocalProperty("pool") is None
+
+
+def test_whole_text_files_and_binary_files(make_sc, tmp_path):
+    ctx = make_sc()
+    (tmp_path / "a.txt").write_text("one\ntwo\n", encoding="utf-8")
+    (tmp_path / "b.txt").write_bytes("é\n".encode())
+    (tmp_path / "_SUCCESS").write_text("")
+    (tmp_path / ".hidden").write_text("x")
+    whole = ctx.wholeTextFiles(str(tmp_path)).collect()
+    assert whole == [(str(tmp_path / "a.txt"), "one\ntwo\n"), (str(tmp_path / "b.txt"), "é\n")]
+    assert ctx.binaryFiles(str(tmp_path / "b.txt")).collect() == [(str(tmp_path / "b.txt"), "é\n".encode())]

@@ -1,0 +1,157 @@
+"""Random sampling and histograms of RDDs: the partition functions behind ``sample``, ``randomSplit``,
+``takeSample`` and ``histogram``.
+
+Each partition draws from its own generator, seeded from the seed and the partition's index: the same seed
+gives the same sample on every executor and in every run, and the splits of ``randomSplit`` (the same draws,
+cut into ranges) are disjoint and together hold every element once, provided the parent RDD gives the same
+elements each time it is computed.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import random
+import sys
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+
+def partition_random(seed: int, split: int) -> random.Random:
+    # An int seed: random.Random hashes nothing, so every process draws the same numbers.
+    return random.Random(seed * 1_000_003 + split)
+
+
+def new_seed() -> int:
+    return random.randrange(sys.maxsize)
+
+
+class BernoulliSampler:
+    """Keeps each element with probability ``fraction`` (sampling without replacement)."""
+
+    __slots__ = ("fraction", "seed")
+
+    def __init__(self, fraction: float, seed: int) -> None:
+        self.fraction, self.seed = fraction, seed
+
+    def __call__(self, split: int, it: Iterator[Any]) -> Iterator[Any]:
+        rng = partition_random(self.seed, split).random
+        f = self.fraction
+        return (x for x in it if rng() < f)
+
+
+class PoissonSampler:
+    """Repeats each element a Poisson(``fraction``) number of times (sampling with replacement)."""
+
+    __slots__ = ("fraction", "seed")
+
+    def __init__(self, fraction: float, seed: int) -> None:
+        self.fraction, self.seed = fraction, seed
+
+    def __call__(self, split: int, it: Iterator[Any]) -> Iterator[Any]:
+        rng = partition_random(self.seed, split)
+        for x in it:
+            for _ in range(poisson(rng, self.fraction)):
+                yield x
+
+
+class RangeSampler:
+    """Keeps the elements whose draw falls in [lower, upper): one split of ``randomSplit``."""
+
+    __slots__ = ("lower", "upper", "seed")
+
+    def __init__(self, lower: float, upper: float, seed: int) -> None:
+        self.lower, self.upper, self.seed = lower, upper, seed
+
+    def __call__(self, split: int, it: Iterator[Any]) -> Iterator[Any]:
+        rng = partition_random(self.seed, split).random
+        lo, hi = self.lower, self.upper
+        return (x for x in it if lo <= rng() < hi)
+
+
+def poisson(rng: random.Random, mean: float) -> int:
+    """A Poisson(mean) draw (Knuth's product of uniforms, in steps of at most 30 so exp() never underflows)."""
+    k = 0
+    while mean > 0:
+        step = min(mean, 30.0)
+        mean -= step
+        limit, p = math.exp(-step), rng.random()
+        while p > limit:
+            k += 1
+            p *= rng.random()
+    return k
+
+
+def fraction_for_sample_size(num: int, total: int, with_replacement: bool) -> float:
+    """A sampling fraction that gives at least ``num`` of ``total`` elements with high probability (99.99%):
+    the mean plus a margin of a few standard deviations of the sample's size."""
+    fraction = num / total
+    if with_replacement:
+        # The sample's size is Poisson(num): mean num, standard deviation sqrt(num).
+        deviations = 9 if num < 12 else 5
+        return fraction + deviations * math.sqrt(fraction / total)
+    # Binomial(total, fraction): a Chernoff bound with failure probability 1e-4.
+    gamma = -math.log(0.0001) / total
+    return min(1.0, fraction + gamma + math.sqrt(gamma * gamma + 2 * gamma * fraction))
+
+
+# -- histogram -------------------------------------------------------------------------------------------------
+def countable(x: Any) -> bool:
+    """Whether histogram() counts x: None and NaN are left out."""
+    return x is not None and not (isinstance(x, float) and math.isnan(x))
+
+
+def min_max(it: Iterator[Any]) -> list[tuple[Any, Any]]:
+    lo = hi = None
+    for x in it:
+        if lo is None:
+            lo = hi = x
+        elif x < lo:
+            lo = x
+        elif x > hi:
+            hi = x
+    return [] if lo is None else [(lo, hi)]
+
+
+def even_buckets(lo: Any, hi: Any, n: int) -> list[Any]:
+    """n buckets of equal width from lo to hi; int bounds where the width is a whole number."""
+    width = (hi - lo) / n
+    if math.isinf(width):
+        raise ValueError("Can not generate buckets with infinite value")
+    if isinstance(lo, int) and isinstance(hi, int) and (hi - lo) % n == 0:
+        width = (hi - lo) // n
+    return [lo + i * width for i in range(n)] + [hi]  # the last bound exactly hi, whatever the rounding
+
+
+def check_buckets(buckets: Sequence[Any]) -> list[Any]:
+    buckets = list(buckets)
+    if len(buckets) < 2:
+        raise ValueError("buckets should have more than one value")
+    if not all(countable(b) for b in buckets):
+        raise ValueError("can not have None or NaN in buckets")
+    if any(a >= b for a, b in zip(buckets, buckets[1:])):
+        raise ValueError("buckets should be sorted and should not contain duplicated values")
+    return buckets
+
+
+class BucketCounter:
+    """Counts a partition's elements per bucket: [b0, b1), [b1, b2), ..., [b(n-1), bn] (the last one closed)."""
+
+    __slots__ = ("buckets",)
+
+    def __init__(self, buckets: list[Any]) -> None:
+        self.buckets = buckets
+
+    def __call__(self, it: Iterator[Any]) -> list[list[int]]:
+        b = self.buckets
+        last = len(b) - 2
+        counts = [0] * (last + 1)
+        lo, hi = b[0], b[-1]
+        for x in it:
+            if countable(x) and lo <= x <= hi:
+                counts[min(bisect.bisect_right(b, x) - 1, last)] += 1
+        return [counts]
+
+
+def add_counts(a: list[int], b: list[int]) -> list[int]:
+    return [x + y for x, y in zip(a, b)]

@@ -1,0 +1,162 @@
+"""sample, randomSplit, takeSample, histogram, stats, zip, pipe and friends, on both executors."""
+
+from __future__ import annotations
+
+import math
+import random
+import statistics
+from collections import Counter
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pystream import StorageLevel
+from pystream.sampling import PoissonSampler, poisson
+from pystream.statcounter import StatCounter
+
+
+def test_sample_is_reproducible_and_close_to_its_fraction(sc):
+    rdd = sc.parallelize(range(20_000), 4)
+    a = rdd.sample(False, 0.1, seed=7).collect()
+    assert a == rdd.sample(False, 0.1, seed=7).collect()  # the same seed, the same sample
+    assert a != rdd.sample(False, 0.1, seed=8).collect()
+    assert len(set(a)) == len(a) and set(a) <= set(range(20_000))
+    assert 1700 < len(a) < 2300  # 2000 expected, standard deviation 42
+    assert rdd.sample(False, 0.0, 1).count() == 0 and rdd.sample(False, 1.0, 1).count() == 20_000
+    with pytest.raises(ValueError, match="Negative fraction"):
+        rdd.sample(False, -0.1)
+
+
+def test_sample_with_replacement_repeats_elements(sc):
+    rdd = sc.parallelize(range(5_000), 2)
+    s = rdd.sample(True, 2.0, seed=3).collect()
+    counts = Counter(s)
+    assert 9_400 < len(s) < 10_600 and max(counts.values()) > 2
+    assert s == sorted(s)  # each element's copies stay where it was, in order
+
+
+def test_poisson_draws_have_the_right_mean_and_variance():
+    rng = random.Random(1)
+    for mean in (0.3, 4.0, 75.0):  # 75 takes several steps of at most 30
+        draws = [poisson(rng, mean) for _ in range(20_000)]
+        assert statistics.fmean(draws) == pytest.approx(mean, rel=0.05)
+        assert statistics.pvariance(draws) == pytest.approx(mean, rel=0.1)
+    assert list(PoissonSampler(0.0, 1)(0, iter(range(10)))) == []
+
+
+def test_random_split_covers_every_element_once(sc):
+    rdd = sc.parallelize(range(10_000), 3)
+    parts = rdd.randomSplit([1, 2, 7], seed=11)
+    got = [p.collect() for p in parts]
+    assert sorted(x for g in got for x in g) == list(range(10_000))
+    sizes = [len(g) for g in got]
+    assert 800 < sizes[0] < 1200 and 1700 < sizes[1] < 2300 and 6600 < sizes[2] < 7400
+    with pytest.raises(ValueError):
+        rdd.randomSplit([1, -1])
+    with pytest.raises(ValueError):
+        rdd.randomSplit([0, 0])
+
+
+def test_take_sample(sc):
+    rdd = sc.parallelize(range(1000), 4)
+    s = rdd.takeSample(False, 50, seed=5)
+    assert len(s) == 50 == len(set(s)) and s == rdd.takeSample(False, 50, seed=5)
+    every = rdd.takeSample(False, 2000, seed=5)  # more than there are: all of them, shuffled
+    assert sorted(every) == list(range(1000)) and every != list(range(1000))
+    many = rdd.takeSample(True, 3000, seed=5)
+    assert len(many) == 3000 and len(set(many)) < 1000
+    assert rdd.takeSample(False, 0) == [] and sc.parallelize([], 2).takeSample(True, 5) == []
+    with pytest.raises(ValueError, match="negative"):
+        rdd.takeSample(False, -1)
+
+
+@settings(max_examples=40)
+@given(st.lists(st.floats(-1e6, 1e6) | st.integers(-10**6, 10**6), max_size=60), st.integers(1, 5))
+def test_stat_counters_merged_in_any_split_equal_one_pass(values, cut):
+    one = StatCounter(values)
+    parts = [values[i::cut] for i in range(cut)]
+    merged = StatCounter()
+    for p in parts:
+        merged.mergeStats(StatCounter(p))
+    assert merged.count() == len(values)
+    if values:
+        assert merged.mean() == pytest.approx(statistics.fmean(values), rel=1e-9, abs=1e-6)
+        assert merged.variance() == pytest.approx(statistics.pvariance(values), rel=1e-6, abs=1e-3)
+        assert (merged.min(), merged.max()) == (min(values), max(values))
+        assert one.mean() == pytest.approx(merged.mean(), rel=1e-9, abs=1e-6)
+    else:
+        assert math.isnan(merged.variance()) and merged.sum() == 0
+
+
+def test_stats_and_its_shortcuts(sc):
+    data = [2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0]
+    rdd = sc.parallelize(data, 3)
+    s = rdd.stats()
+    assert (s.count(), s.mean(), s.sum(), s.min(), s.max()) == (8, 5.0, 40.0, 2.0, 9.0)
+    assert s.stdev() == rdd.stdev() == 2.0 and rdd.variance() == 4.0
+    assert rdd.sampleVariance() == pytest.approx(statistics.variance(data))
+    assert rdd.sampleStdev() == pytest.approx(statistics.stdev(data))
+    assert s.asDict()["variance"] == 4.0 and "stdev: 2.0" in repr(s)
+    empty = sc.parallelize([], 2).stats()
+    assert empty.count() == 0 and math.isnan(empty.variance())
+
+
+def test_histogram(sc):
+    rdd = sc.parallelize(list(range(51)) + [None, float("nan")], 4)
+    assert rdd.histogram(5) == ([0, 10, 20, 30, 40, 50], [10, 10, 10, 10, 11])  # the last bucket is closed
+    bounds, counts = sc.parallelize([0.0, 0.5, 1.0], 2).histogram(3)
+    assert counts == [1, 1, 1] and bounds[0] == 0.0 and bounds[-1] == 1.0
+    assert sc.parallelize([3, 3], 1).histogram(4) == ([3, 3], [2])
+    assert rdd.histogram([0, 5, 25, 100]) == ([0, 5, 25, 100], [5, 20, 26])
+    assert sc.parallelize([-1, 101], 1).histogram([0, 100]) == ([0, 100], [0])
+    for bad in ([1], [3, 1], [1, 1, 2], [0, None]):
+        with pytest.raises(ValueError):
+            rdd.histogram(bad)
+    with pytest.raises(ValueError, match="empty"):
+        sc.parallelize([], 2).histogram(3)
+    with pytest.raises(ValueError):
+        rdd.histogram(0)
+
+
+def test_zip(sc):
+    a = sc.parallelize(range(6), 3)
+    b = a.map(lambda x: x * x)
+    assert a.zip(b).collect() == [(x, x * x) for x in range(6)]
+    with pytest.raises(ValueError, match="same number of elements"):
+        a.zip(a.filter(lambda x: x != 2)).collect()
+    with pytest.raises(ValueError, match="numbers of partitions"):
+        a.zip(sc.parallelize(range(6), 2))
+
+
+def test_tree_reduce_and_aggregate(sc):
+    rdd = sc.parallelize(range(100), 7)
+    assert rdd.treeReduce(lambda a, b: a + b) == 4950 == rdd.treeReduce(lambda a, b: a + b, depth=4)
+    assert rdd.treeAggregate(0, lambda acc, x: acc + x, lambda a, b: a + b) == 4950
+    with pytest.raises(ValueError):
+        rdd.treeReduce(lambda a, b: a + b, depth=0)
+
+
+def test_repartition_and_sort_within_partitions(sc):
+    pairs = sc.parallelize([(k % 7, k) for k in range(40)], 3)
+    parts = pairs.repartitionAndSortWithinPartitions(2, lambda k: k % 2, ascending=False).glom().collect()
+    assert [sorted({k % 2 for k, _ in p}) for p in parts] == [[0], [1]]
+    for p in parts:
+        assert [k for k, _ in p] == sorted((k for k, _ in p), reverse=True)
+
+
+def test_pipe(sc):
+    rdd = sc.parallelize(["b", "a", "c", "a"], 2)
+    assert rdd.pipe("sort").collect() == ["a", "b", "a", "c"]
+    assert rdd.pipe("grep -c a", env={"PATH": "/usr/bin:/bin"}).collect() == ["1", "1"]
+    with pytest.raises(RuntimeError, match="error code 3"):
+        rdd.pipe("exit 3", checkCode=True).collect()
+    assert rdd.pipe("exit 3").collect() == []
+
+
+def test_storage_level(sc):
+    rdd = sc.parallelize([1], 1)
+    assert rdd.getStorageLevel() is StorageLevel.NONE
+    assert rdd.cache().getStorageLevel() is StorageLevel.MEMORY_ONLY
+    assert rdd.persist(StorageLevel.MEMORY_AND_DISK).getStorageLevel() is StorageLevel.MEMORY_AND_DISK
+    assert rdd.unpersist().getStorageLevel() is StorageLevel.NONE
