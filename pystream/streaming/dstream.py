@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from pystream._core.hashing import portable_hash
+from pystream.actions import str_lines
 from pystream.output import write_text_dir
 from pystream.lineage import UnionRDD
 from pystream.rdd import RDD, ResultIterable
@@ -322,7 +323,7 @@ class DStream:
 
         def save(t_ms: int, rdd: RDD) -> None:
             path = f"{prefix}-{t_ms}" + (f".{suffix}" if suffix else "")
-            write_text_dir(path, rdd._run(_str_lines), if_exists="skip")
+            write_text_dir(path, rdd._run(str_lines), if_exists="skip")
 
         ForEachDStream(self, save).register()
 
@@ -422,10 +423,6 @@ def format_batch(time: Any, taken: list, num: int) -> str:
         lines.append("...")
     lines.append("")
     return "\n".join(lines)
-
-
-def _str_lines(_: int, it: Iterator[Any]) -> list[str]:
-    return [str(x) for x in it]
 
 
 def _or_empty(stream: DStream, rdd: RDD | None) -> RDD:

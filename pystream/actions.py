@@ -1,0 +1,292 @@
+"""The actions of an RDD: what computes a result in the driver (collect, count, reduce, stats, foreach, ...).
+
+``RDD`` (pystream.rdd) inherits them from ``RDDActions``; each runs its tasks through ``RDD._run``.
+"""
+
+from __future__ import annotations
+
+import copy
+import heapq
+import itertools
+import operator
+import random
+import sys
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from pystream import sampling
+from pystream._core.deserialisation import FrameReaderIterator
+from pystream.statcounter import StatCounter
+
+
+class RDDActions:
+    """The actions of ``RDD`` (see the module's docstring)."""
+
+    def collect(self) -> list:
+        """Return every element, partition by partition, as a list."""
+        out: list = []
+        for part in self._run(_to_list):
+            out.extend(part)
+        return out
+
+    def collectAsMap(self) -> dict:
+        """Return the pairs of a pair RDD as a dict (later values win)."""
+        return dict(self.collect())
+
+    def toLocalIterator(self, prefetchPartitions: bool = False) -> Iterator[Any]:
+        """Iterate over the elements, computing one partition at a time."""
+        for i in range(self.getNumPartitions()):
+            yield from self._run(_to_list, range(i, i + 1))[0]
+
+    def count(self) -> int:
+        """Return the number of elements."""
+        return sum(self._run(_count_iter))
+
+    def take(self, num: int) -> list:
+        """Return the first ``num`` elements, computing as few partitions as it can."""
+        out: list = []
+        total = self.getNumPartitions()
+        scanned, step = 0, 1
+        while len(out) < num and scanned < total:
+            stop = min(total, scanned + step)
+            want = num - len(out)
+            for part in self._run(lambda _, it: list(itertools.islice(it, want)), range(scanned, stop)):
+                out.extend(part)
+            scanned, step = stop, step * 4
+        return out[:num]
+
+    def first(self) -> Any:
+        """Return the first element; ValueError if the RDD is empty."""
+        taken = self.take(1)
+        if not taken:
+            raise ValueError("RDD is empty")
+        return taken[0]
+
+    def isEmpty(self) -> bool:
+        """Return whether the RDD has no element."""
+        return self.getNumPartitions() == 0 or not self.take(1)
+
+    def reduce(self, f: Callable[[Any, Any], Any]) -> Any:
+        """Reduce the elements with the associative, commutative ``f``; ValueError if the RDD is empty."""
+
+        def reduce_partition(_: int, it: Iterator[Any]) -> list:
+            # A list (empty for an empty partition) rather than a sentinel object: the result may be pickled
+            # back from another process, where a sentinel would lose its identity.
+            acc = next(it, _EMPTY)
+            if acc is _EMPTY:
+                return []
+            for x in it:
+                acc = f(acc, x)
+            return [acc]
+
+        vals = [v for part in self._run(reduce_partition) for v in part]
+        if not vals:
+            raise ValueError("Can not reduce() empty RDD")
+        acc = vals[0]
+        for v in vals[1:]:
+            acc = f(acc, v)
+        return acc
+
+    def fold(self, zeroValue: Any, op: Callable[[Any, Any], Any]) -> Any:
+        """Fold each partition from ``zeroValue`` with ``op``, then fold the partition results."""
+        return self.aggregate(zeroValue, op, op)
+
+    def aggregate(self, zeroValue: Any, seqOp: Callable[[Any, Any], Any], combOp: Callable[[Any, Any], Any]) -> Any:
+        """Aggregate each partition from ``zeroValue`` with ``seqOp`` and merge the results with ``combOp``."""
+
+        def agg_partition(_: int, it: Iterator[Any]) -> Any:
+            acc = copy.deepcopy(zeroValue)
+            for x in it:
+                acc = seqOp(acc, x)
+            return acc
+
+        acc = zeroValue
+        for v in self._run(agg_partition):
+            acc = combOp(acc, v)
+        return acc
+
+    def sum(self) -> Any:
+        """Return the sum of the elements (0 for an empty RDD)."""
+        return self.fold(0, operator.add)
+
+    def max(self, key: Callable[[Any], Any] | None = None) -> Any:
+        """Return the largest element (by ``key``); ValueError if empty."""
+        return self.reduce(lambda a, b: max(a, b, key=key) if key else max(a, b))
+
+    def min(self, key: Callable[[Any], Any] | None = None) -> Any:
+        """Return the smallest element (by ``key``); ValueError if empty."""
+        return self.reduce(lambda a, b: min(a, b, key=key) if key else min(a, b))
+
+    def mean(self) -> float:
+        """Return the mean of the elements (nan for an empty RDD, as pyspark's StatCounter)."""
+        parts = self._run(lambda _, it: _sum_count(it))
+        total = sum(p[0] for p in parts)
+        n = sum(p[1] for p in parts)
+        return total / n if n else float("nan")
+
+    def stats(self) -> StatCounter:
+        """Return a StatCounter of the elements (count, mean, variance, min, max) from one pass."""
+        return self.mapPartitions(lambda it: [StatCounter(it)]).fold(StatCounter(), StatCounter.mergeStats)
+
+    def variance(self) -> float:
+        """Return the population variance of the elements."""
+        return self.stats().variance()
+
+    def stdev(self) -> float:
+        """Return the population standard deviation of the elements."""
+        return self.stats().stdev()
+
+    def sampleVariance(self) -> float:
+        """Return the sample variance of the elements (divided by n - 1)."""
+        return self.stats().sampleVariance()
+
+    def sampleStdev(self) -> float:
+        """Return the sample standard deviation of the elements (divided by n - 1)."""
+        return self.stats().sampleStdev()
+
+    def histogram(self, buckets: int | list[Any]) -> tuple[list[Any], list[int]]:
+        """Return (bucket bounds, counts). ``buckets`` is a sorted list of at least two bounds, or a number of
+        equal buckets between the smallest and largest element. Each bucket holds its lower bound, the last one
+        its upper bound too; None, NaN and elements outside the bounds are not counted."""
+        if isinstance(buckets, int):
+            if buckets < 1:
+                raise ValueError("number of buckets must be >= 1")
+            ends = self.filter(sampling.countable).mapPartitions(sampling.min_max).collect()
+            if not ends:
+                raise ValueError("can not generate buckets from empty RDD")
+            lo, hi = min(e[0] for e in ends), max(e[1] for e in ends)
+            bounds = [lo, hi] if lo == hi else sampling.even_buckets(lo, hi, buckets)
+        else:
+            bounds = sampling.check_buckets(buckets)
+        counts = self.mapPartitions(sampling.BucketCounter(bounds)).reduce(sampling.add_counts)
+        return bounds, counts
+
+    def takeSample(self, withReplacement: bool, num: int, seed: int | None = None) -> list:
+        """Return ``num`` elements drawn at random (all of them, shuffled, if the RDD has fewer and
+        ``withReplacement`` is false)."""
+        if num < 0:
+            raise ValueError("Sample size cannot be negative.")
+        total = self.count() if num else 0
+        if total == 0:
+            return []
+        rng = random.Random(seed)
+        if not withReplacement and num >= total:
+            out = self.collect()
+            rng.shuffle(out)
+            return out
+        fraction = sampling.fraction_for_sample_size(num, total, withReplacement)
+        out = self.sample(withReplacement, fraction, rng.randrange(sys.maxsize)).collect()
+        while len(out) < num:  # rare (1 in 10,000): draw again
+            out = self.sample(withReplacement, fraction, rng.randrange(sys.maxsize)).collect()
+        rng.shuffle(out)
+        return out[:num]
+
+    def treeReduce(self, f: Callable[[Any, Any], Any], depth: int = 2) -> Any:
+        """Return ``reduce(f)``: partition results are few here, so they merge in the driver at any depth."""
+        if depth < 1:
+            raise ValueError(f"Depth cannot be smaller than 1 but got {depth}.")
+        return self.reduce(f)
+
+    def treeAggregate(self, zeroValue: Any, seqOp: Callable[[Any, Any], Any], combOp: Callable[[Any, Any], Any],
+                      depth: int = 2) -> Any:
+        """Return ``aggregate(zeroValue, seqOp, combOp)`` (see treeReduce)."""
+        if depth < 1:
+            raise ValueError(f"Depth cannot be smaller than 1 but got {depth}.")
+        return self.aggregate(zeroValue, seqOp, combOp)
+
+    def top(self, num: int, key: Callable[[Any], Any] | None = None) -> list:
+        """Return the ``num`` largest elements, largest first."""
+        parts = self._run(lambda _, it: heapq.nlargest(num, it, key=key))
+        return heapq.nlargest(num, itertools.chain.from_iterable(parts), key=key)
+
+    def takeOrdered(self, num: int, key: Callable[[Any], Any] | None = None) -> list:
+        """Return the ``num`` smallest elements, smallest first."""
+        parts = self._run(lambda _, it: heapq.nsmallest(num, it, key=key))
+        return heapq.nsmallest(num, itertools.chain.from_iterable(parts), key=key)
+
+    def lookup(self, key: Any) -> list:
+        """Return every value of ``key`` in a pair RDD."""
+        return self.filter(lambda kv: kv[0] == key).values().collect()
+
+    def foreach(self, f: Callable[[Any], Any]) -> None:
+        """Apply ``f`` to every element (for its side effects)."""
+        self._run(lambda _, it: _consume(map(f, it)))
+
+    def foreachPartition(self, f: Callable[[Iterator[Any]], Any]) -> None:
+        """Apply ``f`` to the iterator of every partition. As in pyspark, an iterable ``f`` returns (a generator
+        function's generator) is run to its end; nothing is sent back to the driver."""
+
+        def run_partition(_: int, it: Iterator[Any]) -> None:
+            out = f(it)
+            if out is not None and hasattr(out, "__iter__"):
+                _consume(iter(out))
+
+        self._run(run_partition)
+
+    def saveAsTextFile(self, path: str, compressionCodecClass: str | None = None) -> None:
+        """Write one ``part-NNNNN`` text file per partition (``str()`` of each element per line) and an empty
+        ``_SUCCESS`` last, into the new directory ``path``. FileExistsError if it exists."""
+        from pystream.output import write_text_dir
+
+        write_text_dir(path, self._run(str_lines))
+
+    def toPandas(self, columns: list[str] | None = None):
+        """Return a pandas DataFrame of records that are tuples (columns by position or ``columns``) or dicts."""
+        import pandas as pd
+
+        return pd.DataFrame.from_records(self.collect(), columns=columns)
+
+    def toArrow(self, names: list[str] | None = None):
+        """Return a pyarrow Table of records that are tuples (columns by position or ``names``) or dicts."""
+        import pyarrow as pa
+
+        rows = self.collect()
+        if rows and isinstance(rows[0], dict):
+            return pa.Table.from_pylist(rows)
+        width = len(rows[0]) if rows else len(names or [])
+        names = names or [f"_{i + 1}" for i in range(width)]
+        cols = list(zip(*rows)) if rows else [[] for _ in names]
+        return pa.table({n: list(c) for n, c in zip(names, cols)})
+
+
+# -- helpers of the actions (module-level so they pickle) -------------------------------------------------
+_EMPTY = object()
+
+
+def _to_list(_: int, it: Iterator[Any]) -> list:
+    return list(it)
+
+
+# Iterators whose length_hint is their exact length: counting them touches no element (each element is a
+# cache miss when a partition is large and was made a while ago).
+# Iterators whose length_hint is exact: a count reads it instead of walking the records (a FrameReader's is
+# its frame's record count, so counting an input partition decodes nothing).
+_SIZED_ITERATORS = (type(iter([])), type(iter(())), type(iter(range(0))), FrameReaderIterator)
+
+
+def _count_iter(_: int, it: Iterator[Any]) -> int:
+    if type(it) in _SIZED_ITERATORS:
+        return operator.length_hint(it)
+    # Counted in C: zip pulls one number per element, and a zero-length deque drains it without a Python
+    # loop (a Python loop cost 40 ns per element, as much as producing it).
+    numbers = itertools.count()
+    deque(zip(it, numbers), maxlen=0)
+    return next(numbers)
+
+
+def _consume(it: Iterator[Any]) -> None:
+    for _x in it:
+        pass
+
+
+def str_lines(_: int, it: Iterator[Any]) -> list[str]:
+    return [str(x) for x in it]
+
+
+def _sum_count(it: Iterator[Any]) -> tuple[Any, int]:
+    total, n = 0, 0
+    for x in it:
+        total += x
+        n += 1
+    return total, n
