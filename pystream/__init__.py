@@ -10,6 +10,7 @@ from pystream._core.hashing import portable_hash
 from pystream.accumulators import Accumulator, AccumulatorParam
 from pystream.context import Broadcast, SparkConf, SparkContext
 from pystream.errors import PyStreamError
+from pystream.files import SparkFiles
 from pystream.rdd import RDD, StorageLevel
 from pystream.streaming import DStream, StateSpec, State, StreamingContext, StreamingListener
 
@@ -23,6 +24,7 @@ __all__ = [
     "Broadcast",
     "Accumulator",
     "AccumulatorParam",
+    "SparkFiles",
     "RDD",
     "StorageLevel",
     "StreamingContext",

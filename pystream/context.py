@@ -11,6 +11,8 @@ import getpass
 import logging
 import os
 import re
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Iterable
@@ -180,6 +182,9 @@ class SparkContext:
         self.startTime = int(time.time() * 1000)  # ms since the epoch, as Spark's
         self.applicationId = f"local-{self.startTime}"
         self._local_properties = threading.local()
+        self._files_root: str | None = None
+        self._added_files: dict[str, str] = {}  # name -> the path it was added from
+        self._python_paths: list[str] = []
         with SparkContext._lock:
             active = SparkContext._active_spark_context
             if active is not None:
@@ -350,6 +355,54 @@ class SparkContext:
         """Return an RDD of (file path, bytes) for a file, or for every non-hidden file of a directory."""
         return self.wholeTextFiles(path, minPartitions, use_unicode=False)
 
+    def addFile(self, path: str, recursive: bool = False) -> None:
+        """Copy a file (or, with ``recursive``, a directory) for every task: ``SparkFiles.get(name)`` gives the
+        path of the copy, in the driver and in tasks. Adding the same path again does nothing; another path of
+        the same name is an error."""
+        self._check_alive()
+        src = os.path.abspath(path[len("file://"):] if path.startswith("file://") else path)
+        if "://" in path and not path.startswith("file://"):
+            raise IllegalArgumentError(f"addFile takes a local path, not {path!r}")
+        name = os.path.basename(src.rstrip(os.sep))
+        if os.path.isdir(src) and not recursive:
+            raise IllegalArgumentError(f"Added file {src} is a directory and recursive is not turned on.")
+        if not os.path.exists(src):
+            raise FileNotFoundError(f"File {src} does not exist")
+        known = self._added_files.get(name)
+        if known is not None:
+            if known != src:
+                raise IllegalArgumentError(f"File {name} was already registered with a different path "
+                                           f"(old path = {known}, new path = {src})")
+            return
+        if self._files_root is None:
+            from pystream.executor import tempdir
+
+            self._files_root = tempfile.mkdtemp(prefix="files-", dir=tempdir.of_this_driver())
+        dest = os.path.join(self._files_root, name)
+        if os.path.isdir(src):
+            shutil.copytree(src, dest)
+        else:
+            shutil.copy2(src, dest)
+        self._added_files[name] = src
+        self._share_files()
+
+    def addPyFile(self, path: str) -> None:
+        """Add a .py module, or a .zip, .egg or .whl archive of modules, for every task to import (addFile, and
+        its copy, or the directory of a .py file's copy, first on sys.path of the driver and the workers)."""
+        self.addFile(path)
+        assert self._files_root is not None
+        name = os.path.basename(os.path.abspath(path).rstrip(os.sep))
+        entry = self._files_root if name.endswith(".py") else os.path.join(self._files_root, name)
+        if entry not in self._python_paths:
+            self._python_paths.append(entry)
+            self._share_files()
+
+    def _share_files(self) -> None:
+        from pystream import files
+
+        files.install(self._files_root, self._python_paths)
+        self._executor.share_files(self._files_root, list(self._python_paths))
+
     def union(self, rdds):
         """Return the union of a list of RDDs (partitions of each, in order)."""
         from pystream.lineage import UnionRDD
@@ -388,6 +441,11 @@ class SparkContext:
                 SparkContext._active_spark_context = None
         if self._executor is not None:
             self._executor.stop()
+        if self._files_root is not None:
+            from pystream import files
+
+            files.uninstall(self._python_paths)
+            shutil.rmtree(self._files_root, ignore_errors=True)
 
     def __reduce__(self):
         raise IllegalStateError(

@@ -449,3 +449,19 @@ def test_whole_text_files_and_binary_files(make_sc, tmp_path):
     whole = ctx.wholeTextFiles(str(tmp_path)).collect()
     assert whole == [(str(tmp_path / "a.txt"), "one\ntwo\n"), (str(tmp_path / "b.txt"), "é\n")]
     assert ctx.binaryFiles(str(tmp_path / "b.txt")).collect() == [(str(tmp_path / "b.txt"), "é\n".encode())]
+
+
+def test_stop_removes_added_files_and_python_paths(make_sc, tmp_path):
+    from pystream import SparkFiles
+    from pystream.errors import IllegalStateError
+
+    mod = tmp_path / "pystream_test_helper_d.py"
+    mod.write_text("VALUE = 4\n")
+    ctx = make_sc()
+    ctx.addPyFile(str(mod))
+    root = SparkFiles.getRootDirectory()
+    assert os.path.isfile(os.path.join(root, mod.name)) and root in sys.path
+    ctx.stop()
+    assert not os.path.exists(root) and root not in sys.path
+    with pytest.raises(IllegalStateError, match="No file was added"):
+        SparkFiles.get(mod.name)

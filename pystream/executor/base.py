@@ -71,6 +71,10 @@ class Executor(abc.ABC):
         """Free, now, what partition handles dropped since the last call released (an executor may otherwise
         defer it to its next tasks). The streaming scheduler calls this when a batch is done."""
 
+    def share_files(self, root: str | None, python_paths: list[str]) -> None:  # noqa: B027 - optional hook
+        """Make the tasks see the files added to the context (the driver already does): the directory of their
+        copies (SparkFiles) and the python paths of addPyFile. Nothing to do for tasks run in the driver."""
+
     def stop(self) -> None:  # noqa: B027 - optional hook
         """Release workers and memory. Idempotent."""
 

@@ -177,6 +177,8 @@ class ProcessExecutor(Executor):
         self._stopped = False
         self._stop_once = threading.Lock()
         self._incarnations = itertools.count()
+        # SparkFiles' directory and addPyFile's python paths (share_files), for every worker, replacements too.
+        self._files: tuple[str | None, list[str]] | None = None
         idle_mb = conf.getInt(INPUT_ARENA_KEY, 256) if conf is not None else 256
         if idle_mb < 0:
             raise ValueError(f"{INPUT_ARENA_KEY} must be >= 0, got {idle_mb}")
@@ -196,6 +198,19 @@ class ProcessExecutor(Executor):
         _live_executors.add(self)
 
     # -- workers ------------------------------------------------------------------------------------------
+    def share_files(self, root: str | None, python_paths: list[str]) -> None:
+        with self._lock:
+            self._files = (root, python_paths)
+            for w in self._workers:
+                self._send_files(w)
+
+    def _send_files(self, w: _WorkerHandle) -> None:
+        if self._files is not None and w.process.is_alive():
+            try:
+                w.conn.send(("files", *self._files))
+            except OSError:
+                pass  # the worker died: its replacement is sent them
+
     def _start_worker(self, index: int) -> _WorkerHandle:
         from pystream.executor.worker import main
 
@@ -227,6 +242,7 @@ class ProcessExecutor(Executor):
         shm.remove_with_prefix(f"{shm.prefix_for(self._pid)}w{w.index}_{w.process.pid}_")
         new = self._start_worker(w.index)
         self._workers[w.index] = new
+        self._send_files(new)
         return new
 
     # -- references ---------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from typing import Any
 
 import cloudpickle
 
-from pystream import accumulators, broadcast
+from pystream import accumulators, broadcast, files
 from pystream._core.aggregation import AggTable
 from pystream._core.memory import install_arena_cache
 from pystream._core.partitioning import set_num_threads
@@ -139,6 +139,8 @@ class Worker:
                 broadcast.receive(msg[1], msg[2])
             elif kind == "unbroadcast":
                 broadcast.forget(msg[1])
+            elif kind == "files":
+                files.install(msg[1], msg[2])
             elif kind == "free":
                 self.dying += [self.blocks.pop(block_id) for block_id in msg[1] if block_id in self.blocks]
             elif kind == "forget":

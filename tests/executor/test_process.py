@@ -673,6 +673,23 @@ def test_a_replacement_worker_gets_the_broadcasts_it_needs(psc, tmp_path):
     assert os.path.exists(marker)
 
 
+def test_a_replacement_worker_sees_the_added_python_files(psc, tmp_path):
+    mod = tmp_path / "pystream_test_helper_e.py"
+    mod.write_text("def inc(x):\n    return x + 1\n")
+    psc.addPyFile(str(mod))
+    marker = str(tmp_path / "killed-once")
+
+    def inc_or_die(x):
+        if not os.path.exists(marker):
+            open(marker, "w").close()
+            os.kill(os.getpid(), signal.SIGKILL)
+        import pystream_test_helper_e
+
+        return pystream_test_helper_e.inc(x)
+
+    assert psc.parallelize(range(4), 2).map(inc_or_die).collect() == [1, 2, 3, 4]
+    assert os.path.exists(marker)
+
 def test_worker_killed_from_outside_mid_batch(psc):
     pid = psc.executor.worker_pids[1]
 
