@@ -195,6 +195,26 @@ class RDDActions:
             raise ValueError(f"Depth cannot be smaller than 1 but got {depth}.")
         return self.aggregate(zeroValue, seqOp, combOp)
 
+    def countApprox(self, timeout: int, confidence: float = 0.95) -> int:
+        """Return the count: it is exact here, whatever the timeout (in ms) and confidence."""
+        return int(self.count())
+
+    def sumApprox(self, timeout: int, confidence: float = 0.95) -> BoundedFloat:
+        """Return the sum as a BoundedFloat whose bounds are the exact sum."""
+        total = float(self.sum())
+        return BoundedFloat(total, confidence, total, total)
+
+    def meanApprox(self, timeout: int, confidence: float = 0.95) -> BoundedFloat:
+        """Return the mean as a BoundedFloat whose bounds are the exact mean."""
+        mean = float(self.mean())
+        return BoundedFloat(mean, confidence, mean, mean)
+
+    def countApproxDistinct(self, relativeSD: float = 0.05) -> int:
+        """Return the number of distinct elements (exact, so within any ``relativeSD``)."""
+        if relativeSD < 0.000017:
+            raise ValueError("relativeSD should be greater than 0.000017")
+        return self.distinct().count()
+
     def top(self, num: int, key: Callable[[Any], Any] | None = None) -> list:
         """Return the ``num`` largest elements, largest first."""
         parts = self._run(lambda _, it: heapq.nlargest(num, it, key=key))
@@ -248,6 +268,19 @@ class RDDActions:
         names = names or [f"_{i + 1}" for i in range(width)]
         cols = list(zip(*rows)) if rows else [[] for _ in names]
         return pa.table({n: list(c) for n, c in zip(names, cols)})
+
+
+class BoundedFloat(float):
+    """A float with a confidence and low and high bounds (what pyspark's approximate actions return)."""
+
+    confidence: float
+    low: float
+    high: float
+
+    def __new__(cls, mean: float, confidence: float, low: float, high: float) -> BoundedFloat:
+        obj = super().__new__(cls, mean)
+        obj.confidence, obj.low, obj.high = confidence, low, high
+        return obj
 
 
 # -- helpers of the actions (module-level so they pickle) -------------------------------------------------

@@ -198,6 +198,38 @@ class RDD(RDDActions):
     def isCheckpointed(self) -> bool:
         return self._cached is not None
 
+    def localCheckpoint(self) -> None:
+        """Materialise and keep this RDD in memory, cutting its lineage (checkpoint() keeps it in memory too)."""
+        self.checkpoint()
+
+    def isLocallyCheckpointed(self) -> bool:
+        return self.isCheckpointed()
+
+    def getCheckpointFile(self) -> str | None:
+        """None: RDD checkpoints stay in memory (a stream's checkpoints go to its checkpoint directory)."""
+        return None
+
+    def toDebugString(self) -> bytes:
+        """Return a description of this RDD and its parents, one per line, as pyspark's (bytes)."""
+        lines, seen, todo = [], set(), [(self, 0)]
+        while todo:
+            rdd, depth = todo.pop()
+            lines.append(f"{'  ' * depth}{rdd!r}{' [cached]' if rdd._persisted else ''}")
+            if id(rdd) in seen:
+                continue
+            seen.add(id(rdd))
+            todo.extend((parent, depth + 1) for parent in reversed(rdd._parents()))
+        return "\n".join(lines).encode("utf-8")
+
+    def _parents(self) -> list[RDD]:
+        """The RDDs this one is computed from (for toDebugString)."""
+        found = []
+        for value in vars(self).values():
+            for v in (value if isinstance(value, (list, tuple)) else (value,)):
+                if isinstance(v, RDD) and v is not self:
+                    found.append(v)
+        return found
+
     # -- narrow transformations ---------------------------------------------------------------------------
     def mapPartitionsWithIndex(self, f: Callable[[int, Iterator[Any]], Iterable[Any]],
                                preservesPartitioning: bool = False) -> RDD:
@@ -255,6 +287,19 @@ class RDD(RDDActions):
         sizes = self._run(lambda _, it: sum(1 for _ in it))
         starts = list(itertools.accumulate([0] + sizes[:-1]))
         return self.mapPartitionsWithIndex(lambda i, it: ((x, starts[i] + j) for j, x in enumerate(it)))
+
+    def zipWithUniqueId(self) -> RDD:
+        """Return (element, id) pairs: in partition k of n, the ids k, n + k, 2n + k, ... (no job is run)."""
+        n = self.getNumPartitions()
+        return self.mapPartitionsWithIndex(lambda k, it: ((x, j * n + k) for j, x in enumerate(it)))
+
+    def sampleByKey(self, withReplacement: bool, fractions: dict[Any, float], seed: int | None = None) -> RDD:
+        """Return a sample of a pair RDD, keeping each pair with the probability its key has in ``fractions``
+        (or repeating it that many times on average, with replacement). Every key needs a fraction."""
+        if any(f < 0.0 for f in fractions.values()):
+            raise ValueError(f"Negative fraction value in {fractions}")
+        seed = sampling.new_seed() if seed is None else seed
+        return self.mapPartitionsWithIndex(sampling.KeySampler(withReplacement, dict(fractions), seed), True)
 
     # -- wide transformations -----------------------------------------------------------------------------
     def partitionBy(self, numPartitions: int | None, partitionFunc: Callable[[Any], int] = portable_hash) -> RDD:

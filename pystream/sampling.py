@@ -69,6 +69,28 @@ class RangeSampler:
         return (x for x in it if lo <= rng() < hi)
 
 
+class KeySampler:
+    """Samples the pairs of a partition with each key's own fraction (sampleByKey)."""
+
+    __slots__ = ("with_replacement", "fractions", "seed")
+
+    def __init__(self, with_replacement: bool, fractions: dict[Any, float], seed: int) -> None:
+        self.with_replacement, self.fractions, self.seed = with_replacement, fractions, seed
+
+    def __call__(self, split: int, it: Iterator[Any]) -> Iterator[Any]:
+        rng = partition_random(self.seed, split)
+        for kv in it:
+            try:
+                f = self.fractions[kv[0]]
+            except KeyError:
+                raise KeyError(f"sampleByKey: no fraction for key {kv[0]!r}") from None
+            if self.with_replacement:
+                for _ in range(poisson(rng, f)):
+                    yield kv
+            elif rng.random() < f:
+                yield kv
+
+
 def poisson(rng: random.Random, mean: float) -> int:
     """A Poisson(mean) draw (Knuth's product of uniforms, in steps of at most 30 so exp() never underflows)."""
     k = 0

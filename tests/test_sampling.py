@@ -160,3 +160,38 @@ def test_storage_level(sc):
     assert rdd.cache().getStorageLevel() is StorageLevel.MEMORY_ONLY
     assert rdd.persist(StorageLevel.MEMORY_AND_DISK).getStorageLevel() is StorageLevel.MEMORY_AND_DISK
     assert rdd.unpersist().getStorageLevel() is StorageLevel.NONE
+
+
+def test_sample_by_key(sc):
+    pairs = sc.parallelize([(k, i) for i in range(6000) for k in "ab"], 3)
+    s = pairs.sampleByKey(False, {"a": 0.1, "b": 0.5}, seed=2).collect()
+    counts = Counter(k for k, _ in s)
+    assert 480 < counts["a"] < 720 and 2800 < counts["b"] < 3200
+    assert s == pairs.sampleByKey(False, {"a": 0.1, "b": 0.5}, seed=2).collect()
+    with_repl = pairs.sampleByKey(True, {"a": 2.0, "b": 0.0}, seed=2).collect()
+    assert {k for k, _ in with_repl} == {"a"} and 11_000 < len(with_repl) < 13_000
+    with pytest.raises(KeyError, match="no fraction for key 'b'"):
+        pairs.sampleByKey(False, {"a": 0.5}).collect()
+    with pytest.raises(ValueError):
+        pairs.sampleByKey(False, {"a": -1.0})
+
+
+def test_approximate_actions_are_exact(sc):
+    rdd = sc.parallelize([1, 2, 2, 3, 3, 3], 2)
+    assert rdd.countApprox(1000) == 6 and rdd.countApproxDistinct() == 3
+    s, m = rdd.sumApprox(1000), rdd.meanApprox(1000, 0.9)
+    assert s == 14.0 and (s.low, s.high, s.confidence) == (14.0, 14.0, 0.95)
+    assert m == pytest.approx(14 / 6) and m.confidence == 0.9
+    with pytest.raises(ValueError, match="relativeSD"):
+        rdd.countApproxDistinct(0.0)
+
+
+def test_zip_with_unique_id_and_debug_string(sc):
+    rdd = sc.parallelize("abcde", 2)  # partitions [a, b] and [c, d, e]
+    assert rdd.zipWithUniqueId().collect() == [("a", 0), ("b", 2), ("c", 1), ("d", 3), ("e", 5)]
+    counted = rdd.map(lambda x: (x, 1)).reduceByKey(lambda a, b: a + b).cache()
+    text = counted.toDebugString()
+    assert isinstance(text, bytes) and text.count(b"\n") >= 2 and b"[cached]" in text.splitlines()[0]
+    assert counted.getCheckpointFile() is None and not counted.isLocallyCheckpointed()
+    counted.localCheckpoint()
+    assert counted.isLocallyCheckpointed() and sorted(counted.collect()) == [(c, 1) for c in "abcde"]
