@@ -11,6 +11,7 @@ from pystream.accumulators import Accumulator, AccumulatorParam
 from pystream.context import Broadcast, SparkConf, SparkContext
 from pystream.errors import PyStreamError
 from pystream.files import SparkFiles
+from pystream.taskcontext import TaskContext
 from pystream.rdd import RDD, StorageLevel
 from pystream.streaming import DStream, StateSpec, State, StreamingContext, StreamingListener
 
@@ -25,6 +26,7 @@ __all__ = [
     "Accumulator",
     "AccumulatorParam",
     "SparkFiles",
+    "TaskContext",
     "RDD",
     "StorageLevel",
     "StreamingContext",

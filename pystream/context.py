@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from pystream import taskcontext
 from pystream.accumulators import Accumulator, AccumulatorParam, new_accumulator
 from pystream.broadcast import Broadcast
 from pystream.cores import usable_cores
@@ -181,7 +182,6 @@ class SparkContext:
         self._executor = None
         self.startTime = int(time.time() * 1000)  # ms since the epoch, as Spark's
         self.applicationId = f"local-{self.startTime}"
-        self._local_properties = threading.local()
         self._files_root: str | None = None
         self._added_files: dict[str, str] = {}  # name -> the path it was added from
         self._python_paths: list[str] = []
@@ -256,8 +256,9 @@ class SparkContext:
         return getpass.getuser()
 
     def setLocalProperty(self, key: str, value: str | None) -> None:
-        """Set a property of the jobs this thread starts (None removes it), as Spark's local properties."""
-        props = self._thread_properties()
+        """Set a property of the jobs this thread starts (None removes it), as Spark's local properties: their
+        tasks read it with ``TaskContext.get().getLocalProperty(key)``."""
+        props = taskcontext.local_properties()
         if value is None:
             props.pop(key, None)
         else:
@@ -265,7 +266,7 @@ class SparkContext:
 
     def getLocalProperty(self, key: str) -> str | None:
         """Return a property set with setLocalProperty in this thread, or None."""
-        return self._thread_properties().get(key)
+        return taskcontext.local_properties().get(key)
 
     def setJobGroup(self, groupId: str, description: str, interruptOnCancel: bool = False) -> None:
         """Name the jobs this thread starts (the local properties Spark uses for it)."""
@@ -276,12 +277,6 @@ class SparkContext:
     def setJobDescription(self, value: str) -> None:
         """Describe the jobs this thread starts."""
         self.setLocalProperty("spark.job.description", value)
-
-    def _thread_properties(self) -> dict[str, str]:
-        props = getattr(self._local_properties, "props", None)
-        if props is None:
-            props = self._local_properties.props = {}
-        return props
 
     def setLogLevel(self, logLevel: str) -> None:
         """Set the level of pystream's loggers (ALL, DEBUG, INFO, WARN, ERROR, FATAL, OFF)."""

@@ -4,17 +4,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
-
-
-@dataclass(frozen=True)
-class TaskContext:
-    """What a task knows about itself: its partition and the stage it belongs to."""
-
-    partition: int
-    stage: str = ""
-    attempt: int = 0
 
 
 class Executor(abc.ABC):

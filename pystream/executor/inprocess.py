@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from pystream.accumulators import held_updates
 from pystream.executor.base import Executor
+from pystream.taskcontext import TaskContext, local_properties, running
 
 
 class InProcessExecutor(Executor):
@@ -15,12 +17,15 @@ class InProcessExecutor(Executor):
 
     def __init__(self, parallelism: int = 1) -> None:
         self.parallelism = max(1, int(parallelism))
+        self._stages = itertools.count()
+        self._tasks = itertools.count()
 
     def run_tasks(self, fn: Callable[[int, Any], Any], inputs: Sequence[Any], *, stage: str = "",
                   keep: bool = False) -> list[Any]:
+        stage_id, props = next(self._stages), dict(local_properties())
         out = []
         for i, data in enumerate(inputs):
-            with held_updates() as held:
+            with held_updates() as held, running(TaskContext(i, stage_id, 0, next(self._tasks), props)):
                 out.append(fn(i, data))
             held.apply()
         return out

@@ -36,7 +36,7 @@ from typing import Any, NamedTuple
 
 import cloudpickle
 
-from pystream import accumulators, broadcast, pickling
+from pystream import accumulators, broadcast, pickling, taskcontext
 from pystream.broadcast import Broadcast
 from pystream.cores import usable_cores
 from pystream.errors import StateLostError, TaskFailedError, WorkerLostError
@@ -126,12 +126,15 @@ class _WorkerHandle:
 
 class _Shipment(NamedTuple):
     """What a stage sends its workers besides inputs: its task function pickled (and the digest a worker keeps
-    it by), the broadcasts it reads, and what a task does with its output (out_mode)."""
+    it by), the broadcasts it reads, what a task does with its output (out_mode), and what its tasks' TaskContext
+    tells them."""
 
     digest: bytes
     payload: bytes
     broadcasts: list[Broadcast]
     out_mode: str
+    stage_id: int
+    properties: dict[str, str]  # the local properties of the driver thread that runs the stage
 
 
 class _Task:
@@ -473,11 +476,12 @@ class ProcessExecutor(Executor):
         if not inputs:
             return []
         payload, broadcasts = pickling.dumps_task(fn)
-        shipment = _Shipment(hashlib.blake2b(payload, digest_size=16).digest(), payload, broadcasts,
-                             f"buckets:{self.parallelism}" if stage == "shuffle-map" else ("keep" if keep else "ship"))
+        out_mode = f"buckets:{self.parallelism}" if stage == "shuffle-map" else ("keep" if keep else "ship")
         with self._lock:
             self._runs += 1
             run = self._runs
+            shipment = _Shipment(hashlib.blake2b(payload, digest_size=16).digest(), payload, broadcasts, out_mode,
+                                 run, dict(taskcontext.local_properties()))
             self._early: list = []
             self._heal()  # a worker that died between stages is replaced before anything is sent to it
             # Before the tasks: a broadcast unpersisted, and used again by this stage, is then sent again.
@@ -523,7 +527,8 @@ class ProcessExecutor(Executor):
             if shipment.digest not in w.functions:
                 w.conn.send(("fn", shipment.digest, shipment.payload))
                 w.functions.add(shipment.digest)
-            w.conn.send(("task", task.task_id, shipment.digest, task.split, desc, shipment.out_mode))
+            w.conn.send(("task", task.task_id, shipment.digest, task.split, desc, shipment.out_mode,
+                         (shipment.stage_id, task.attempts, next(self._ids), shipment.properties)))
         except OSError:
             # The worker died under us; the sentinel will report it and the task is retried.
             pass

@@ -35,6 +35,7 @@ from pystream.executor.wire import (
     write_frames,
 )
 from pystream.shuffle import TableSplit
+from pystream.taskcontext import TaskContext, running
 
 
 class Worker:
@@ -169,7 +170,8 @@ class Worker:
         except BaseException as exc:  # a missing block or a failed write: the driver decides
             self.conn.send(("export-failed", request_id, f"{type(exc).__name__}: {exc}"))
 
-    def run_task(self, task_id: int, digest: bytes, split: int, desc: tuple, out_mode: str) -> None:
+    def run_task(self, task_id: int, digest: bytes, split: int, desc: tuple, out_mode: str,
+                 info: tuple[int, int, int, dict[str, str]]) -> None:
         # A task that consumes its records in order says so (streams_input): its input frames are decoded a
         # chunk at a time as it goes, and each chunk is freed while still in cache.
         readers: list[FrameReader | shm.Segment] | None = None
@@ -179,13 +181,16 @@ class Worker:
                 readers = []
             data = self.resolve(desc, readers)
             accumulators.start_task()
-            result = fn(split, data)
-            if out_mode == "keep":
-                reply = self.keep(result if isinstance(result, list) else list(result))
-            elif out_mode.startswith("buckets"):
-                reply = self.ship_buckets(result, int(out_mode.split(":")[1]))
-            else:
-                reply = self.ship(result)
+            stage_id, attempt, attempt_id, properties = info
+            # Until the output is shipped: a lazy result runs the user's code while it is read.
+            with running(TaskContext(split, stage_id, attempt, attempt_id, properties)):
+                result = fn(split, data)
+                if out_mode == "keep":
+                    reply = self.keep(result if isinstance(result, list) else list(result))
+                elif out_mode.startswith("buckets"):
+                    reply = self.ship_buckets(result, int(out_mode.split(":")[1]))
+                else:
+                    reply = self.ship(result)
             if readers:
                 # The input arena reuses the memory once the task is done: no reader may outlive it.
                 close_readers(readers)

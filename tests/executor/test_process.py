@@ -690,6 +690,19 @@ def test_a_replacement_worker_sees_the_added_python_files(psc, tmp_path):
     assert psc.parallelize(range(4), 2).map(inc_or_die).collect() == [1, 2, 3, 4]
     assert os.path.exists(marker)
 
+def test_a_retried_task_knows_its_attempt_number(psc, tmp_path):
+    from pystream import TaskContext
+
+    marker = str(tmp_path / "killed-once")
+
+    def attempt_or_die(x):
+        if x == 0 and not os.path.exists(marker):
+            open(marker, "w").close()
+            os.kill(os.getpid(), signal.SIGKILL)
+        return (TaskContext.get().partitionId(), TaskContext.get().attemptNumber())
+
+    assert psc.parallelize(range(4), 2).map(attempt_or_die).collect() == [(0, 1), (0, 1), (1, 0), (1, 0)]
+
 def test_worker_killed_from_outside_mid_batch(psc):
     pid = psc.executor.worker_pids[1]
 
