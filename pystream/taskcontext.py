@@ -85,3 +85,9 @@ def local_properties() -> dict[str, str]:
     if props is None:
         props = _properties.props = {}
     return props
+
+
+def inherit(properties: dict[str, str]) -> None:
+    """Give the calling thread a copy of ``properties`` as its local properties: what a thread pystream starts
+    for jobs (the streaming scheduler's) inherits from the thread that started it, as in Spark."""
+    _properties.props = dict(properties)

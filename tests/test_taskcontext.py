@@ -41,3 +41,26 @@ def test_local_properties_reach_the_tasks_of_the_thread_that_set_them(sc):
     finally:
         sc.setLocalProperty("job.owner", None)
     assert {d[4] for d in sc.parallelize(range(2), 2).map(_describe).collect()} == {None}
+
+
+def test_streaming_jobs_carry_the_starting_threads_properties_and_their_batch(ssc):
+    sc = ssc.sparkContext
+    seen = []
+
+    def record(rdd):
+        seen.extend(rdd.map(lambda _: (TaskContext.get().getLocalProperty("job.owner"),
+                                       TaskContext.get().getLocalProperty("spark.streaming.internal.batchTime"),
+                                       TaskContext.get().getLocalProperty("spark.streaming.internal.outputOpId")))
+                    .collect())
+
+    from pystream.testing import advance
+
+    ssc.queueStream([[1], [2]]).foreachRDD(record)
+    sc.setLocalProperty("job.owner", "ana")
+    try:
+        ssc.start()
+    finally:
+        sc.setLocalProperty("job.owner", None)
+    advance(ssc, 2)
+    assert [s[0] for s in seen] == ["ana", "ana"] and [s[2] for s in seen] == ["0", "0"]
+    assert int(seen[1][1]) - int(seen[0][1]) == 500  # each job knows its batch's time (ms)

@@ -10,8 +10,10 @@ import logging
 import queue
 import threading
 import traceback
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from pystream import taskcontext
 from pystream.errors import StreamingJobError
 from pystream.streaming.listener import (
     BatchInfo,
@@ -55,9 +57,13 @@ class JobScheduler:
     # -- lifecycle ----------------------------------------------------------------------------------------
     def start(self, first_batch_ms: int) -> None:
         self.next_batch_ms = first_batch_ms
-        self._gen_thread = threading.Thread(target=self._generate_loop, name="pystream-job-generator",
-                                            daemon=True)
-        self._job_thread = threading.Thread(target=self._job_loop, name="pystream-job-executor", daemon=True)
+        # The batches' jobs carry the local properties the thread starting the stream had set (Spark's are
+        # inherited by the threads it starts).
+        props = dict(taskcontext.local_properties())
+        self._gen_thread = threading.Thread(target=_inheriting, args=(props, self._generate_loop),
+                                            name="pystream-job-generator", daemon=True)
+        self._job_thread = threading.Thread(target=_inheriting, args=(props, self._job_loop),
+                                            name="pystream-job-executor", daemon=True)
         self._job_thread.start()
         self._gen_thread.start()
 
@@ -158,10 +164,14 @@ class JobScheduler:
         bus = self._ssc._listeners
         info._processingStartTime = self._clock.now_ms()
         bus.post("onBatchStarted", StreamingListenerBatchStarted(info))
+        props = taskcontext.local_properties()
+        # As Spark Streaming marks its jobs: tasks read them with TaskContext.get().getLocalProperty().
+        props["spark.streaming.internal.batchTime"] = str(t)
         for out_id, job in jobs:
             op = info._outputOperationInfos[out_id]
             op._startTime = self._clock.now_ms()
             bus.post("onOutputOperationStarted", StreamingListenerOutputOperationStarted(op))
+            props["spark.streaming.internal.outputOpId"] = str(out_id)
             try:
                 job()
             except Exception as exc:
@@ -189,6 +199,11 @@ class JobScheduler:
             except Exception as exc:
                 logger.error("Error writing the checkpoint of batch %d ms", t, exc_info=True)
                 self._ssc._report_error(exc)
+
+
+def _inheriting(properties: dict[str, str], loop: Callable[[], None]) -> None:
+    taskcontext.inherit(properties)
+    loop()
 
 
 def _job_error(t: int, exc: BaseException) -> StreamingJobError:
