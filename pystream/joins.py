@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from pystream.broadcast import Broadcast
 from pystream.lineage import PipelinedRDD, ZippedPartitionsRDD
 from pystream.rdd import RDD, ResultIterable
 
@@ -34,10 +35,11 @@ def _small_and_kept(rdd: RDD) -> bool:
 
 class _BroadcastJoinRDD(PipelinedRDD):
     """This side's partitions joined against the right side's records, which are read when this RDD is
-    computed (not when it is made) and travel with the task."""
+    computed (not when it is made) and sent to each worker once, as a Broadcast: a stream that joins every
+    batch against the same kept RDD collects it and pickles it once, not once per batch."""
 
     def __init__(self, left: RDD, right: RDD, kind: str) -> None:
-        super().__init__(left, _BroadcastJoin({}, kind))  # replaced when computed
+        super().__init__(left, _BroadcastJoin(None, kind))  # replaced when computed
         self._right: RDD | None = right
         self._kind = kind
 
@@ -51,26 +53,36 @@ class _BroadcastJoinRDD(PipelinedRDD):
 
     def _load_right(self) -> None:
         if self._right is not None:
-            by_key: dict[Any, list] = {}
-            for k, w in self._right.collect():
-                ws = by_key.get(k)
-                if ws is None:
-                    by_key[k] = [w]
-                else:
-                    ws.append(w)
-            self._func = _BroadcastJoin(by_key, self._kind)
+            self._func = _BroadcastJoin(_table_of(self._right), self._kind)
             self._right = None
 
 
-class _BroadcastJoin:
-    __slots__ = ("by_key", "keep_left")
+def _table_of(right: RDD) -> Broadcast:
+    """The kept RDD's values by key, as a Broadcast made once for the partitions it keeps now."""
+    made = getattr(right, "_join_table", None)
+    if made is not None and made[0] is right._cached:
+        return made[1]
+    by_key: dict[Any, list] = {}
+    for k, w in right.collect():
+        ws = by_key.get(k)
+        if ws is None:
+            by_key[k] = [w]
+        else:
+            ws.append(w)
+    table = right.ctx.broadcast(by_key)
+    right._join_table = (right._cached, table)  # type: ignore[attr-defined]
+    return table
 
-    def __init__(self, by_key: dict[Any, list], kind: str) -> None:
-        self.by_key = by_key
+
+class _BroadcastJoin:
+    __slots__ = ("table", "keep_left")
+
+    def __init__(self, table: Broadcast | None, kind: str) -> None:
+        self.table = table
         self.keep_left = kind == "left"
 
     def __call__(self, split: int, it: Iterator[Any]) -> Iterator[Any]:
-        get = self.by_key.get
+        get = self.table.value.get  # type: ignore[union-attr]
         keep_left = self.keep_left
         for k, v in it:
             ws = get(k)

@@ -464,6 +464,21 @@ def test_join_with_a_small_kept_side_broadcasts_it(sc, stages, how):
     assert sorted(explicit.collect(), key=repr) == shuffled
 
 
+def test_a_kept_side_joined_batch_after_batch_is_collected_and_sent_once(sc, stages):
+    right = sc.parallelize([(k, k * 10) for k in range(5)], 2).cache()
+    right.count()
+    batches = [sc.parallelize([(i % 5, i) for i in range(20)], 2) for _ in range(3)]
+    stages.clear()
+    first = sorted(batches[0].join(right).collect())
+    once = len(stages)
+    for b in batches[1:]:
+        assert sorted(b.join(right).collect()) == first
+    assert len(stages) == 3 * once - 2  # only the first join collected the kept side
+    right.unpersist().cache().count()  # kept again, as new partitions: the next join collects them again
+    stages.clear()
+    assert sorted(batches[0].join(right).collect()) == first and len(stages) == once
+
+
 def test_broadcast_join_only_below_its_size_limit(sc, monkeypatch):
     from pystream import joins
 
