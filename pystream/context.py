@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from pystream import taskcontext
+from pystream import files, taskcontext
 from pystream.accumulators import Accumulator, AccumulatorParam, new_accumulator
 from pystream.broadcast import Broadcast
 from pystream.cores import usable_cores
@@ -354,6 +354,10 @@ class SparkContext:
         """Copy a file (or, with ``recursive``, a directory) for every task: ``SparkFiles.get(name)`` gives the
         path of the copy, in the driver and in tasks. Adding the same path again does nothing; another path of
         the same name is an error."""
+        self._add_file(path, recursive)
+
+    def _add_file(self, path: str, recursive: bool) -> str:
+        """addFile; return the path of the copy."""
         self._check_alive()
         src = os.path.abspath(path[len("file://"):] if path.startswith("file://") else path)
         if "://" in path and not path.startswith("file://"):
@@ -368,7 +372,8 @@ class SparkContext:
             if known != src:
                 raise IllegalArgumentError(f"File {name} was already registered with a different path "
                                            f"(old path = {known}, new path = {src})")
-            return
+            assert self._files_root is not None
+            return os.path.join(self._files_root, name)
         if self._files_root is None:
             from pystream.executor import tempdir
 
@@ -380,21 +385,18 @@ class SparkContext:
             shutil.copy2(src, dest)
         self._added_files[name] = src
         self._share_files()
+        return dest
 
     def addPyFile(self, path: str) -> None:
         """Add a .py module, or a .zip, .egg or .whl archive of modules, for every task to import (addFile, and
         its copy, or the directory of a .py file's copy, first on sys.path of the driver and the workers)."""
-        self.addFile(path)
-        assert self._files_root is not None
-        name = os.path.basename(os.path.abspath(path).rstrip(os.sep))
-        entry = self._files_root if name.endswith(".py") else os.path.join(self._files_root, name)
+        copy = self._add_file(path, recursive=False)
+        entry = os.path.dirname(copy) if copy.endswith(".py") else copy
         if entry not in self._python_paths:
             self._python_paths.append(entry)
             self._share_files()
 
     def _share_files(self) -> None:
-        from pystream import files
-
         files.install(self._files_root, self._python_paths)
         self._executor.share_files(self._files_root, list(self._python_paths))
 
@@ -437,8 +439,6 @@ class SparkContext:
         if self._executor is not None:
             self._executor.stop()
         if self._files_root is not None:
-            from pystream import files
-
             files.uninstall(self._python_paths)
             shutil.rmtree(self._files_root, ignore_errors=True)
 

@@ -34,6 +34,10 @@ def test_added_files_are_read_by_tasks_from_a_copy(sc, tmp_path):
         sc.addFile(str(tmp_path / "missing.txt"))
     with pytest.raises(IllegalArgumentError, match="local path"):
         sc.addFile("http://example.com/x.txt")
+    uri = tmp_path / "lookup-uri-a.txt"
+    uri.write_text("u")
+    sc.addFile(f"file://{uri}")
+    assert sc.parallelize([0], 1).map(lambda _: _read("lookup-uri-a.txt")).collect() == ["u"]
 
 
 def test_directories_need_recursive(sc, tmp_path):
