@@ -251,6 +251,17 @@ class RDDActions:
 
         write_text_dir(path, self._run(str_lines))
 
+    def saveAsPickleFile(self, path: str, batchSize: int = 10) -> None:
+        """Write one ``part-NNNNN`` file per partition into the new directory ``path`` (FileExistsError if it
+        exists): the partition's elements pickled in lists of up to ``batchSize``, one after the other.
+        ``SparkContext.pickleFile`` reads them back. (pyspark writes Hadoop SequenceFiles instead; neither reads
+        the other's.)"""
+        from pystream.output import write_binary_dir
+
+        if batchSize < 1:
+            raise ValueError(f"batchSize must be at least 1, got {batchSize}")
+        write_binary_dir(path, self._run(_PickledBatches(batchSize)))
+
     def toPandas(self, columns: list[str] | None = None):
         """Return a pandas DataFrame of records that are tuples (columns by position or ``columns``) or dicts."""
         import pandas as pd
@@ -311,6 +322,23 @@ def _count_iter(_: int, it: Iterator[Any]) -> int:
 def _consume(it: Iterator[Any]) -> None:
     for _x in it:
         pass
+
+
+class _PickledBatches:
+    """A partition's elements as consecutive pickles of lists of up to ``size`` (saveAsPickleFile)."""
+
+    __slots__ = ("size",)
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def __call__(self, _: int, it: Iterator[Any]) -> bytes:
+        from pystream import pickling
+
+        out = []
+        while batch := list(itertools.islice(it, self.size)):
+            out.append(pickling.dumps(batch))
+        return b"".join(out)
 
 
 def str_lines(_: int, it: Iterator[Any]) -> list[str]:

@@ -8,8 +8,10 @@ every RDD it creates.
 from __future__ import annotations
 
 import getpass
+import io
 import logging
 import os
+import pickle
 import re
 import shutil
 import tempfile
@@ -335,6 +337,25 @@ class SparkContext:
                 for raw in fh.read().splitlines():
                     lines.append(raw.decode("utf-8") if use_unicode else raw)
         return self.parallelize(lines, minPartitions or self.defaultMinPartitions)
+
+    def pickleFile(self, name: str, minPartitions: int | None = None):
+        """Return an RDD of the elements ``RDD.saveAsPickleFile`` wrote into directory ``name`` (or one of its
+        part files). Unpickling runs code the files name: read only files you trust, as with any pickle."""
+        self._check_alive()
+        elements: list[Any] = []
+        for path in _input_files(name):
+            with open(path, "rb") as fh:
+                data = io.BytesIO(fh.read())
+            end = len(data.getbuffer())
+            while data.tell() < end:  # a pickle cut short is an error, not the end of the file
+                try:
+                    batch = pickle.load(data)
+                except Exception as exc:
+                    raise IllegalArgumentError(f"{path} is not a file saveAsPickleFile wrote: {exc}") from exc
+                if type(batch) is not list:
+                    raise IllegalArgumentError(f"{path} is not a file saveAsPickleFile wrote")
+                elements.extend(batch)
+        return self.parallelize(elements, minPartitions or self.defaultMinPartitions)
 
     def wholeTextFiles(self, path: str, minPartitions: int | None = None, use_unicode: bool = True):
         """Return an RDD of (file path, whole text) for a file, or for every non-hidden file of a directory."""

@@ -1,4 +1,4 @@
-"""Atomic text-directory output shared by RDD.saveAsTextFile and DStream.saveAsTextFiles.
+"""Atomic directory output shared by RDD.saveAsTextFile, saveAsPickleFile and DStream.saveAsTextFiles.
 
 A directory is written under a temporary name beside its target, with ``_SUCCESS`` last, then renamed into
 place in one step, so readers see either no directory or a complete one, and a batch that runs again after a
@@ -21,11 +21,22 @@ def is_complete(path: str) -> bool:
 
 
 def write_text_dir(path: str, partitions: Iterable[Iterable[str]], *, if_exists: str = "error") -> bool:
-    """Write one ``part-NNNNN`` file per partition into the directory ``path``, atomically.
+    """Write one ``part-NNNNN`` file per partition into the directory ``path``, atomically: each partition's
+    lines, each followed by a newline.
 
     ``if_exists``: "error" raises FileExistsError when ``path`` exists (Spark's saveAsTextFile); "skip" keeps a
     complete existing directory and replaces an incomplete one (re-run batches). Returns whether it wrote.
     """
+    return _write_dir(path, ("".join(f"{line}\n" for line in lines).encode("utf-8") for lines in partitions),
+                      if_exists)
+
+
+def write_binary_dir(path: str, partitions: Iterable[bytes], *, if_exists: str = "error") -> bool:
+    """As write_text_dir, with each partition's file given as bytes."""
+    return _write_dir(path, partitions, if_exists)
+
+
+def _write_dir(path: str, partitions: Iterable[bytes], if_exists: str) -> bool:
     path = os.path.abspath(path)
     if os.path.exists(path):
         if if_exists == "error":
@@ -38,11 +49,9 @@ def write_text_dir(path: str, partitions: Iterable[Iterable[str]], *, if_exists:
     tmp = os.path.join(parent, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
     os.makedirs(tmp)
     try:
-        for i, lines in enumerate(partitions):
-            with open(os.path.join(tmp, f"part-{i:05d}"), "w", encoding="utf-8") as fh:
-                for line in lines:
-                    fh.write(line)
-                    fh.write("\n")
+        for i, data in enumerate(partitions):
+            with open(os.path.join(tmp, f"part-{i:05d}"), "wb") as fh:
+                fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
         with open(os.path.join(tmp, SUCCESS), "w"):
