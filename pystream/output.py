@@ -7,10 +7,12 @@ failure finds its complete output already there instead of writing a second copy
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any, BinaryIO
 
 SUCCESS = "_SUCCESS"
 
@@ -27,16 +29,32 @@ def write_text_dir(path: str, partitions: Iterable[Iterable[str]], *, if_exists:
     ``if_exists``: "error" raises FileExistsError when ``path`` exists (Spark's saveAsTextFile); "skip" keeps a
     complete existing directory and replaces an incomplete one (re-run batches). Returns whether it wrote.
     """
-    return _write_dir(path, ("".join(f"{line}\n" for line in lines).encode("utf-8") for lines in partitions),
-                      if_exists)
+    return _write_dir(path, partitions, _write_lines, if_exists)
 
 
 def write_binary_dir(path: str, partitions: Iterable[bytes], *, if_exists: str = "error") -> bool:
     """As write_text_dir, with each partition's file given as bytes."""
-    return _write_dir(path, partitions, if_exists)
+    return _write_dir(path, partitions, _write_bytes, if_exists)
 
 
-def _write_dir(path: str, partitions: Iterable[bytes], if_exists: str) -> bool:
+def _write_lines(fh: BinaryIO, lines: Iterable[str]) -> None:
+    # Line by line, through the file's buffer: no partition-sized string is built first.
+    text = io.TextIOWrapper(fh, encoding="utf-8", newline="\n")
+    try:
+        for line in lines:
+            text.write(line)
+            text.write("\n")
+        text.flush()
+    finally:
+        text.detach()  # the caller's file stays open (closing the wrapper would close it)
+
+
+def _write_bytes(fh: BinaryIO, data: bytes) -> None:
+    fh.write(data)
+
+
+def _write_dir(path: str, partitions: Iterable[Any], write_part: Callable[[BinaryIO, Any], None],
+               if_exists: str) -> bool:
     path = os.path.abspath(path)
     if os.path.exists(path):
         if if_exists == "error":
@@ -49,9 +67,9 @@ def _write_dir(path: str, partitions: Iterable[bytes], if_exists: str) -> bool:
     tmp = os.path.join(parent, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
     os.makedirs(tmp)
     try:
-        for i, data in enumerate(partitions):
+        for i, part in enumerate(partitions):
             with open(os.path.join(tmp, f"part-{i:05d}"), "wb") as fh:
-                fh.write(data)
+                write_part(fh, part)
                 fh.flush()
                 os.fsync(fh.fileno())
         with open(os.path.join(tmp, SUCCESS), "w"):
