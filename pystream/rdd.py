@@ -298,7 +298,7 @@ class RDD(RDDActions):
         (or repeating it that many times on average, with replacement). Every key needs a fraction."""
         if any(f < 0.0 for f in fractions.values()):
             raise ValueError(f"Negative fraction value in {fractions}")
-        seed = sampling.new_seed() if seed is None else seed
+        seed = sampling.seed_or_new(seed)
         return self.mapPartitionsWithIndex(sampling.KeySampler(withReplacement, dict(fractions), seed), True)
 
     # -- wide transformations -----------------------------------------------------------------------------
@@ -452,7 +452,7 @@ class RDD(RDDActions):
         sample on every executor."""
         if fraction < 0.0:
             raise ValueError(f"Negative fraction value: {fraction}")
-        seed = sampling.new_seed() if seed is None else seed
+        seed = sampling.seed_or_new(seed)
         sampler = sampling.PoissonSampler if withReplacement else sampling.BernoulliSampler
         return self.mapPartitionsWithIndex(sampler(fraction, seed), preservesPartitioning=True)
 
@@ -464,7 +464,7 @@ class RDD(RDDActions):
         total = float(sum(weights))
         if not total > 0:
             raise ValueError(f"Sum of weights must be positive: {weights}")
-        seed = sampling.new_seed() if seed is None else seed
+        seed = sampling.seed_or_new(seed)
         bounds = list(itertools.accumulate(w / total for w in weights))
         return [self.mapPartitionsWithIndex(sampling.RangeSampler(lo, hi if i < len(bounds) - 1 else 1.0, seed),
                                             preservesPartitioning=True)

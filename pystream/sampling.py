@@ -22,8 +22,9 @@ def partition_random(seed: int, split: int) -> random.Random:
     return random.Random(seed * 1_000_003 + split)
 
 
-def new_seed() -> int:
-    return random.randrange(sys.maxsize)
+def seed_or_new(seed: int | None) -> int:
+    """The seed given, or a random one (each call of sample() without a seed draws a new sample)."""
+    return random.randrange(sys.maxsize) if seed is None else seed
 
 
 class BernoulliSampler:
