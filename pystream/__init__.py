@@ -11,6 +11,7 @@ from pystream.accumulators import Accumulator, AccumulatorParam
 from pystream.context import Broadcast, SparkConf, SparkContext
 from pystream.errors import PyStreamError
 from pystream.files import SparkFiles
+from pystream.jobs import SparkJobInfo, SparkStageInfo, StatusTracker
 from pystream.taskcontext import TaskContext
 from pystream.rdd import RDD, StorageLevel
 from pystream.streaming import DStream, StateSpec, State, StreamingContext, StreamingListener
@@ -27,6 +28,9 @@ __all__ = [
     "AccumulatorParam",
     "SparkFiles",
     "TaskContext",
+    "StatusTracker",
+    "SparkJobInfo",
+    "SparkStageInfo",
     "RDD",
     "StorageLevel",
     "StreamingContext",

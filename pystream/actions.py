@@ -30,6 +30,18 @@ class RDDActions:
             out.extend(part)
         return out
 
+    def collectWithJobGroup(self, groupId: str, description: str, interruptOnCancel: bool = False) -> list:
+        """Return what collect() returns, run as a job of group ``groupId`` (the thread's own group is as it
+        was afterwards): cancelJobGroup(groupId) cancels it."""
+        keys = ("spark.jobGroup.id", "spark.job.description", "spark.job.interruptOnCancel")
+        saved = [self.ctx.getLocalProperty(k) for k in keys]
+        self.ctx.setJobGroup(groupId, description, interruptOnCancel)
+        try:
+            return self.collect()
+        finally:
+            for key, value in zip(keys, saved):
+                self.ctx.setLocalProperty(key, value)
+
     def collectAsMap(self) -> dict:
         """Return the pairs of a pair RDD as a dict (later values win)."""
         return dict(self.collect())

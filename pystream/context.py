@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from pystream import files, taskcontext
+from pystream import files, jobs, taskcontext
 from pystream.accumulators import Accumulator, AccumulatorParam, new_accumulator
 from pystream.broadcast import Broadcast
 from pystream.cores import usable_cores
@@ -157,7 +157,7 @@ def _input_files(name: str) -> list[str]:
     return [name]
 
 
-class SparkContext:
+class SparkContext(jobs.JobControl):
     """The entry point for creating RDDs: a light local context.
 
     ``SparkContext(master="local[N]", appName=..., conf=None)``. Only one SparkContext may be active at a time,
@@ -187,6 +187,7 @@ class SparkContext:
         self._files_root: str | None = None
         self._added_files: dict[str, str] = {}  # name -> the path it was added from
         self._python_paths: list[str] = []
+        self._jobs = jobs.JobTracker(self._wake_executor)
         with SparkContext._lock:
             active = SparkContext._active_spark_context
             if active is not None:

@@ -21,6 +21,7 @@ __all__ = [
     "StateLostError",
     "WorkerLostError",
     "NoSuchElementError",
+    "JobCancelledError",
 ]
 
 
@@ -88,3 +89,7 @@ class WorkerLostError(PyStreamError, RuntimeError):
 
 class NoSuchElementError(PyStreamError, LookupError):
     """A value that is not there was asked for (Scala's NoSuchElementException), e.g. State.get()."""
+
+
+class JobCancelledError(PyStreamError, RuntimeError):
+    """A job was cancelled (``cancelJobGroup``, ``cancelJobsWithTag``, ``cancelAllJobs``) before it ended."""

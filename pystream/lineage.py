@@ -155,7 +155,7 @@ class PipelinedRDD(RDD):
     def _do_compute(self) -> list[list]:
         src, fn = self._prev._pipeline()
         func = self._func if fn is None else _Compose(self._func, fn)
-        return self.ctx.executor.run_tasks(_PipelineTask(func), src._compute(), stage="narrow", keep=True)
+        return self.ctx._run_stage(_PipelineTask(func), src._compute(), stage="narrow", keep=True)
 
 
 class _Compose:
@@ -205,7 +205,7 @@ class ShuffledRDD(RDD):
         buckets, merged = self._map_stage()
         if merged:
             return buckets
-        return self.ctx.executor.run_tasks(ReduceSideTask(self._aggregator), buckets, stage="shuffle-reduce",
+        return self.ctx._run_stage(ReduceSideTask(self._aggregator), buckets, stage="shuffle-reduce",
                                            keep=True)
 
     def _map_stage(self) -> tuple[list, bool]:
@@ -234,7 +234,7 @@ class ShuffledRDD(RDD):
                     # in one C pass, instead of shipping them to map tasks that split them and ship them again.
                     return executor.partition_on_driver(parts, n), True
             task = self._map_task(fn, n)
-        maps = executor.run_tasks(task, src._compute(), stage="shuffle-map")
+        maps = self.ctx._run_stage(task, src._compute(), stage="shuffle-map")
         return [Buckets(m[j] for m in maps) for j in range(n)], False
 
     def _map_task(self, fn: PipelineFn | None, n: int) -> Callable[[int, list], list[list]]:
@@ -314,7 +314,7 @@ class CoalescedRDD(RDD):
         parts = src._compute()
         n, m = self._num_partitions, len(parts)
         groups = [Buckets(parts[(i * m) // n:((i + 1) * m) // n]) for i in range(n)]
-        return self.ctx.executor.run_tasks(ConcatTask(fn), groups, stage="coalesce", keep=True)
+        return self.ctx._run_stage(ConcatTask(fn), groups, stage="coalesce", keep=True)
 
 
 class SortedRDD(RDD):
@@ -361,7 +361,7 @@ class ZippedPartitionsRDD(RDD):
         return list(zip(*(r._compute() for r in self._rdds)))
 
     def _do_compute(self) -> list[list]:
-        return self.ctx.executor.run_tasks(_ZipTask(self._func), self._inputs(), stage="zip", keep=True)
+        return self.ctx._run_stage(_ZipTask(self._func), self._inputs(), stage="zip", keep=True)
 
 
 class _ZipInputs(RDD):

@@ -142,11 +142,12 @@ class RDD(RDDActions):
 
     def _run(self, action: Callable[[int, Iterator[Any]], Any], partitions: range | None = None) -> list[Any]:
         """Run ``action(split, iterator)`` on (some of) the partitions through the executor."""
-        src, fn = self._pipeline()
-        if partitions is not None and (partitions.start, partitions.stop) != (0, src.getNumPartitions()):
-            task = OffsetTask(ApplyTask(fn, action), partitions.start)
-            return self.ctx.executor.run_tasks(task, src._compute_some(partitions), stage="action")
-        return self.ctx.executor.run_tasks(ApplyTask(fn, action), src._compute(), stage="action")
+        with self.ctx._jobs.job():
+            src, fn = self._pipeline()
+            if partitions is not None and (partitions.start, partitions.stop) != (0, src.getNumPartitions()):
+                task = OffsetTask(ApplyTask(fn, action), partitions.start)
+                return self.ctx._run_stage(task, src._compute_some(partitions), stage="action")
+            return self.ctx._run_stage(ApplyTask(fn, action), src._compute(), stage="action")
 
     def _compute_some(self, partitions: range) -> list:
         """The partitions in ``partitions`` (take() and first() need only the first few)."""

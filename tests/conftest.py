@@ -64,9 +64,20 @@ def stages(sc, monkeypatch):
     seen: list[str] = []
     run = sc.executor.run_tasks
 
-    def recording(fn, inputs, *, stage="", keep=False):
+    def recording(fn, inputs, *, stage="", keep=False, monitor=None):
         seen.append(stage)
-        return run(fn, inputs, stage=stage, keep=keep)
+        return run(fn, inputs, stage=stage, keep=keep, monitor=monitor)
 
     monkeypatch.setattr(sc.executor, "run_tasks", recording)
     return seen
+
+
+@pytest.fixture(autouse=True)
+def _fresh_local_properties():
+    """Each test starts with no local properties (job group, tags, ...) on the main thread: they are the
+    thread's, not a context's, and would otherwise carry over from one test to the next."""
+    from pystream import taskcontext
+
+    taskcontext.local_properties().clear()
+    yield
+    taskcontext.local_properties().clear()

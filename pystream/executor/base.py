@@ -7,6 +7,26 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 
+class StageMonitor:
+    """What the driver follows of a stage while an executor runs it (see pystream.jobs): the executor reports
+    each task's start and end, and gives up a stage whose job was cancelled. This default follows nothing."""
+
+    #: The stage's id, which its tasks see as ``TaskContext.stageId()`` (None: the executor numbers stages).
+    stage_id: int | None = None
+    #: Whether the cancelled stage's running tasks are to be interrupted, not left to finish.
+    interrupt: bool = False
+
+    def task_started(self, split: int) -> None:
+        pass
+
+    def task_ended(self, split: int, succeeded: bool) -> None:
+        pass
+
+    def cancelled(self) -> str | None:
+        """Why the stage's job was cancelled (the message of the JobCancelledError to raise), or None."""
+        return None
+
+
 class Executor(abc.ABC):
     """Runs tasks: ``fn(partition_index, input)`` for each input of a stage, results in input order.
 
@@ -21,14 +41,21 @@ class Executor(abc.ABC):
 
     @abc.abstractmethod
     def run_tasks(self, fn: Callable[[int, Any], Any], inputs: Sequence[Any], *, stage: str = "",
-                  keep: bool = False) -> list[Any]:
+                  keep: bool = False, monitor: StageMonitor | None = None) -> list[Any]:
         """Run ``fn(i, inputs[i])`` for every i and return the results in order.
+
+        ``monitor`` hears of each task's start and end; once its ``cancelled()`` gives a reason, no further task
+        starts and the call raises JobCancelledError with it (promptly after ``wake()``).
 
         ``keep=True`` asks for partition handles instead of values: the executor may keep each result where
         it was computed and return a reference that later tasks accept as input (the in-process executor
         returns the lists themselves). ``stage="shuffle-map"`` results are lists of buckets, which the
         executor may likewise return as references, one per bucket.
         """
+
+    def wake(self) -> None:
+        """Make a ``run_tasks`` call waiting on its tasks (in another thread) look at its monitor now. The
+        default does nothing: an executor that never waits in another thread has nothing to wake."""
 
     def hold(self, parts: list[list]) -> list[Any]:
         """Partitions the driver made (parallelize, received blocks), as handles this executor's tasks accept;

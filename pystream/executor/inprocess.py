@@ -7,7 +7,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from pystream.accumulators import held_updates
-from pystream.executor.base import Executor
+from pystream.errors import JobCancelledError
+from pystream.executor.base import Executor, StageMonitor
 from pystream.taskcontext import TaskContext, local_properties, running
 
 
@@ -21,11 +22,23 @@ class InProcessExecutor(Executor):
         self._tasks = itertools.count()
 
     def run_tasks(self, fn: Callable[[int, Any], Any], inputs: Sequence[Any], *, stage: str = "",
-                  keep: bool = False) -> list[Any]:
-        stage_id, props = next(self._stages), dict(local_properties())
+                  keep: bool = False, monitor: StageMonitor | None = None) -> list[Any]:
+        monitor = monitor or StageMonitor()
+        stage_id = next(self._stages) if monitor.stage_id is None else monitor.stage_id
+        props = dict(local_properties())
         out = []
         for i, data in enumerate(inputs):
-            with held_updates() as held, running(TaskContext(i, stage_id, 0, next(self._tasks), props)):
-                out.append(fn(i, data))
-            held.apply()
+            # A task here cannot be interrupted: a cancelled job stops before its next task.
+            reason = monitor.cancelled()
+            if reason is not None:
+                raise JobCancelledError(reason)
+            monitor.task_started(i)
+            ok = False
+            try:
+                with held_updates() as held, running(TaskContext(i, stage_id, 0, next(self._tasks), props)):
+                    out.append(fn(i, data))
+                held.apply()
+                ok = True
+            finally:
+                monitor.task_ended(i, ok)
         return out

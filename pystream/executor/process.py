@@ -27,6 +27,7 @@ import multiprocessing
 import multiprocessing.connection
 import multiprocessing.util
 import os
+import signal
 import sys
 import threading
 import time
@@ -39,9 +40,9 @@ import cloudpickle
 from pystream import accumulators, broadcast, pickling, taskcontext
 from pystream.broadcast import Broadcast
 from pystream.cores import usable_cores
-from pystream.errors import StateLostError, TaskFailedError, WorkerLostError
+from pystream.errors import JobCancelledError, StateLostError, TaskFailedError, WorkerLostError
 from pystream.executor import shm, tempdir
-from pystream.executor.base import Executor
+from pystream.executor.base import Executor, StageMonitor
 from pystream._core.partitioning import partition_frames
 from pystream.executor.arena import InputArena, Lease
 from pystream.executor.wire import Buckets, copy_into_segment, read_frame, write_records
@@ -135,6 +136,7 @@ class _Shipment(NamedTuple):
     out_mode: str
     stage_id: int
     properties: dict[str, str]  # the local properties of the driver thread that runs the stage
+    monitor: StageMonitor  # hears of each task's start and end, and tells whether the job was cancelled
 
 
 class _Task:
@@ -179,6 +181,12 @@ class ProcessExecutor(Executor):
         self._cores = usable_cores()
         self._stopped = False
         self._stop_once = threading.Lock()
+        # wake(): a byte here ends a stage's wait for its tasks, to look at its job's cancellation at once.
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
+        os.set_blocking(self._wake_r, False)
+        # Closed with the executor object, not by stop(): a wake() after stop() must not write to a reused fd.
+        weakref.finalize(self, _close_fds, self._wake_r, self._wake_w)
         self._incarnations = itertools.count()
         # SparkFiles' directory and addPyFile's python paths (share_files), for every worker, replacements too.
         self._files: tuple[str | None, list[str]] | None = None
@@ -469,8 +477,14 @@ class ProcessExecutor(Executor):
                 raise StateLostError(f"worker {w.index} died while exporting a kept partition")
 
     # -- running ------------------------------------------------------------------------------------------
+    def wake(self) -> None:
+        try:
+            os.write(self._wake_w, b"x")
+        except (BlockingIOError, OSError):
+            pass  # full: a wake is already pending; closed: stopped
+
     def run_tasks(self, fn: Callable[[int, Any], Any], inputs: Sequence[Any], *, stage: str = "",
-                  keep: bool = False) -> list[Any]:
+                  keep: bool = False, monitor: StageMonitor | None = None) -> list[Any]:
         if self._stopped:
             raise RuntimeError("the executor has been stopped")
         if not inputs:
@@ -480,8 +494,10 @@ class ProcessExecutor(Executor):
         with self._lock:
             self._runs += 1
             run = self._runs
+            monitor = monitor or StageMonitor()
             shipment = _Shipment(hashlib.blake2b(payload, digest_size=16).digest(), payload, broadcasts, out_mode,
-                                 run, dict(taskcontext.local_properties()))
+                                 run if monitor.stage_id is None else monitor.stage_id,
+                                 dict(taskcontext.local_properties()), monitor)
             self._early: list = []
             self._heal()  # a worker that died between stages is replaced before anything is sent to it
             # Before the tasks: a broadcast unpersisted, and used again by this stage, is then sent again.
@@ -492,6 +508,7 @@ class ProcessExecutor(Executor):
                 # Each input read just before its task is sent: reading one may encode it (a partition the
                 # driver holds as objects), which then overlaps the tasks already sent.
                 for split, data in enumerate(inputs):
+                    self._check_cancelled(shipment)
                     task = _Task(next(self._ids), split, data, split % self.parallelism)
                     tasks[task.task_id] = task
                     self._submit(task, shipment)
@@ -529,6 +546,7 @@ class ProcessExecutor(Executor):
                 w.functions.add(shipment.digest)
             w.conn.send(("task", task.task_id, shipment.digest, task.split, desc, shipment.out_mode,
                          (shipment.stage_id, task.attempts, next(self._ids), shipment.properties)))
+            shipment.monitor.task_started(task.split)
         except OSError:
             # The worker died under us; the sentinel will report it and the task is retried.
             pass
@@ -540,14 +558,17 @@ class ProcessExecutor(Executor):
                 raise RuntimeError("the executor has been stopped")
             early, self._early = self._early, []
             for w, msg in early:
-                self._handle(w, msg, tasks, results)
+                self._handle(w, msg, tasks, results, shipment)
             if len(results) >= len(tasks):
                 break
+            self._check_cancelled(shipment)
             if self._discarded and self._spare_core():
                 self._drop_discarded(until=self._replied)
             busy = [w for w in self._workers if w.running]
-            waitables: list[Any] = [w.conn for w in busy] + [w.process.sentinel for w in busy]
+            waitables: list[Any] = [w.conn for w in busy] + [w.process.sentinel for w in busy] + [self._wake_r]
             ready = multiprocessing.connection.wait(waitables, timeout=1.0)
+            if self._wake_r in ready:
+                _drain(self._wake_r)
             for w in busy:
                 if w.conn in ready:
                     try:
@@ -555,18 +576,38 @@ class ProcessExecutor(Executor):
                     except (EOFError, OSError):
                         msg = None
                     if msg is not None:
-                        self._handle(w, msg, tasks, results)
+                        self._handle(w, msg, tasks, results, shipment)
                         continue
                 if w.process.sentinel in ready or not w.process.is_alive():
                     self._worker_died(w, shipment)
 
-    def _handle(self, w: _WorkerHandle, msg: tuple, tasks: dict, results: dict) -> None:
+    def _check_cancelled(self, shipment: _Shipment) -> None:
+        reason = shipment.monitor.cancelled()
+        if reason is None:
+            return
+        for w in self._workers:
+            if not w.running or not w.process.is_alive():
+                continue
+            try:
+                # Its tasks still waiting in the pipe never start (the worker reads the cancel ahead of them).
+                w.conn.send(("cancel", list(w.running)))
+                if shipment.monitor.interrupt:
+                    # Spark interrupts a cancelled job's task threads; here the running task gets SIGUSR1, which
+                    # raises in it (see worker.main).
+                    os.kill(w.process.pid, signal.SIGUSR1)
+            except OSError:
+                pass  # the worker died: nothing of it runs
+        # The stage's replies that still come are dropped (run_tasks forgets its tasks).
+        raise JobCancelledError(reason)
+
+    def _handle(self, w: _WorkerHandle, msg: tuple, tasks: dict, results: dict, shipment: _Shipment) -> None:
         kind, task_id = msg[0], msg[1]
         task = w.running.pop(task_id, None)
         if task is None:
             if kind == "done":
                 self._drop_reply(w, msg[2])
             return
+        shipment.monitor.task_ended(task.split, kind == "done")
         if kind == "done":
             results[task_id] = self._result(w, msg[2])
             accumulators.apply_updates(msg[3])
@@ -599,6 +640,7 @@ class ProcessExecutor(Executor):
         lost = list(w.running.values())
         new = self._replace_worker(w)
         for task in lost:
+            shipment.monitor.task_ended(task.split, False)
             task.attempts += 1
             if task.attempts >= self.max_failures:
                 raise WorkerLostError(
@@ -647,6 +689,22 @@ class ProcessExecutor(Executor):
         self._drop_discarded()
         self._arena.close()
         shm.remove_with_prefix(shm.prefix_for(self._pid))
+
+
+def _close_fds(*fds: int) -> None:
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+def _drain(fd: int) -> None:
+    try:
+        while os.read(fd, 4096):
+            pass
+    except (BlockingIOError, OSError):
+        pass
 
 
 def _join_all(workers: list[_WorkerHandle], timeout: float) -> None:

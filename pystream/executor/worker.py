@@ -9,6 +9,7 @@ outlives a crashed driver.
 
 from __future__ import annotations
 
+import collections
 import gc
 import os
 import pickle
@@ -23,6 +24,7 @@ from pystream import accumulators, broadcast, files
 from pystream._core.aggregation import AggTable
 from pystream._core.memory import install_arena_cache
 from pystream._core.partitioning import set_num_threads
+from pystream.errors import JobCancelledError
 from pystream.executor import shm, tempdir
 from pystream.executor.wire import (
     INLINE_LIMIT,
@@ -49,6 +51,8 @@ class Worker:
         self.blocks: dict[int, Any] = {}
         self.next_block = 0
         self.dying: list[Any] = []  # freed partitions, to drop when idle (see run)
+        self.inbox: collections.deque[tuple] = collections.deque()  # read ahead (see next_message)
+        self.cancelled: set[int] = set()  # ids of tasks in the inbox whose job was cancelled
         # The driver's input segments are reused batch after batch; so is their mapping here (a new mapping
         # would fault in every page again).
         self.mapped: dict[str, shm.Segment] = {}
@@ -119,16 +123,36 @@ class Worker:
                                   for j in range(len(buckets))])
 
     # -- loop ---------------------------------------------------------------------------------------------
-    def run(self) -> None:
+    def next_message(self) -> tuple:
+        """The next message to act on. Tasks wait in the pipe behind the one running: a "cancel" that came
+        after them (their job was cancelled) is read ahead of them, so that they never start."""
         conn = self.conn
-        kind = None
         while True:
-            try:
+            if not self.inbox:
                 # Partitions the driver let go of are freed while it has nothing for this worker: freeing a map
                 # task's bucket table took 1-4 ms, and came between the worker's map task and its reduce task.
                 while self.dying and not conn.poll():
                     self.dying.pop()
-                msg = conn.recv()
+                self.inbox.append(conn.recv())
+            while conn.poll():
+                self.inbox.append(conn.recv())
+            for msg in [m for m in self.inbox if m[0] == "cancel"]:
+                self.inbox.remove(msg)
+                # Every task sent before the cancel was read by now: those not waiting here ran already.
+                self.cancelled.update(set(msg[1]) & {m[1] for m in self.inbox if m[0] == "task"})
+            if not self.inbox:
+                continue
+            msg = self.inbox.popleft()
+            if msg[0] == "task" and msg[1] in self.cancelled:
+                self.cancelled.discard(msg[1])  # the driver stopped waiting for it: no reply
+                continue
+            return msg
+
+    def run(self) -> None:
+        kind = None
+        while True:
+            try:
+                msg = self.next_message()
             except (EOFError, OSError):
                 break
             kind = msg[0]
@@ -184,13 +208,17 @@ class Worker:
             stage_id, attempt, attempt_id, properties = info
             # Until the output is shipped: a lazy result runs the user's code while it is read.
             with running(TaskContext(split, stage_id, attempt, attempt_id, properties)):
-                result = fn(split, data)
-                if out_mode == "keep":
-                    reply = self.keep(result if isinstance(result, list) else list(result))
-                elif out_mode.startswith("buckets"):
-                    reply = self.ship_buckets(result, int(out_mode.split(":")[1]))
-                else:
-                    reply = self.ship(result)
+                _interruptible[0] = True
+                try:
+                    result = fn(split, data)
+                    if out_mode == "keep":
+                        reply = self.keep(result if isinstance(result, list) else list(result))
+                    elif out_mode.startswith("buckets"):
+                        reply = self.ship_buckets(result, int(out_mode.split(":")[1]))
+                    else:
+                        reply = self.ship(result)
+                finally:
+                    _interruptible[0] = False
             if readers:
                 # The input arena reuses the memory once the task is done: no reader may outlive it.
                 close_readers(readers)
@@ -217,6 +245,17 @@ class Worker:
             _collect_task_garbage()
 
 
+# Whether a task runs, so that SIGUSR1 (the driver cancelling its job with interruptOnCancel) may stop it.
+# Never while the worker talks to the driver: a message cut in half would break the connection.
+_interruptible = [False]
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    if _interruptible[0]:
+        _interruptible[0] = False
+        raise JobCancelledError("task interrupted: its job was cancelled")
+
+
 def _collect_task_garbage() -> None:
     gc.collect(0)
     gc.freeze()
@@ -233,6 +272,7 @@ def main(conn: Any, index: int, driver_pid: int, arena_cache_bytes: int = 0,
     set_num_threads(1)
     # Ctrl-C in a terminal reaches the whole process group; the driver decides how workers end.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGUSR1, _interrupt)
     # Workers allocate millions of records per batch next to large long-lived partitions and state. Left to
     # itself, CPython's cyclic collector re-walks those again and again (measured: a 5 ms reduce task took
     # 40 ms). Instead it runs once per task, over what the task made, and then freezes the survivors: kept

@@ -1068,3 +1068,45 @@ def test_segments_of_dead_drivers_are_removed_at_start(tmp_path):
     finally:
         shm.unlink(stale.name)
         shm.unlink(live.name)
+
+
+def test_cancelling_a_job_with_interrupt_on_cancel_interrupts_its_running_tasks(psc, tmp_path):
+    import threading
+
+    from pystream.errors import JobCancelledError
+
+    def wait_at_gate(x):
+        open(tmp_path / f"started-{x}", "w").close()
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "open").exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        open(tmp_path / f"finished-{x}", "w").close()
+        return x
+
+    out = {}
+
+    def job():
+        psc.setJobGroup("stuck", "tasks that never end by themselves", interruptOnCancel=True)
+        try:
+            out["value"] = psc.parallelize(range(4), 4).map(wait_at_gate).collect()
+        except JobCancelledError as exc:
+            out["error"] = exc
+        finally:
+            psc.setLocalProperty("spark.jobGroup.id", None)
+            psc.setInterruptOnCancel(False)
+
+    t = threading.Thread(target=job)
+    t.start()
+    deadline = time.monotonic() + 30
+    while len(list(tmp_path.glob("started-*"))) < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    pids = set(psc.executor.worker_pids)
+    psc.cancelJobGroup("stuck")
+    t.join(30)
+    assert isinstance(out.get("error"), JobCancelledError)
+    # The gate never opens: the next job runs because the stuck tasks were interrupted, on the same workers
+    # (an interrupted task is not a dead worker), and the two tasks still queued never started.
+    assert psc.parallelize(range(4), 2).map(lambda x: x * 10).collect() == [0, 10, 20, 30]
+    assert set(psc.executor.worker_pids) == pids
+    assert len(list(tmp_path.glob("started-*"))) == 2 and not list(tmp_path.glob("finished-*"))
