@@ -17,7 +17,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from pystream import files, jobs, taskcontext
@@ -32,6 +32,7 @@ _MASTER_RE = re.compile(r"^local(?:\[(\*|\d+)(?:,\s*\d+)?\])?$")
 
 #: SparkConf key choosing the executor: "inprocess" (every task in the driver) or "process" (worker pool).
 EXECUTOR_KEY = "spark.pystream.executor"
+EXECUTOR_ENV = "spark.executorEnv."
 
 
 _TIME_UNITS_MS = {"us": 0.001, "ms": 1, "s": 1000, "m": 60_000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
@@ -46,12 +47,22 @@ def _time_ms(key: str, text: str) -> int:
     return int(float(m.group(1)) * _TIME_UNITS_MS.get(m.group(2), 1))
 
 
+# SparkContext.setSystemProperty's properties: the defaults a SparkConf(loadDefaults=True) starts from, as the
+# JVM's system properties are Spark's.
+_system_properties: dict[str, str] = {}
+
+
 class SparkConf:
-    """Configuration as string key/value pairs, with pyspark's chaining setters."""
+    """Configuration as string key/value pairs, with pyspark's chaining setters. With ``loadDefaults``, it
+    starts from the ``spark.*`` properties of SparkContext.setSystemProperty, then the environment's
+    ``PYSTREAM_CONF_<KEY>`` variables (``PYSTREAM_CONF_SPARK_APP_NAME`` for ``spark.app.name``)."""
 
     def __init__(self, loadDefaults: bool = True, _settings: dict[str, str] | None = None) -> None:
         self._settings: dict[str, str] = dict(_settings or {})
         if loadDefaults:
+            for key, value in list(_system_properties.items()):
+                if key.startswith("spark."):
+                    self._settings.setdefault(key, value)
             for key, value in os.environ.items():
                 if key.startswith("PYSTREAM_CONF_"):
                     self._settings.setdefault(key[len("PYSTREAM_CONF_"):].lower().replace("_", "."), value)
@@ -168,6 +179,7 @@ class SparkContext(jobs.JobControl):
     _active_spark_context: SparkContext | None = None
 
     def __init__(self, master: str | None = None, appName: str | None = None, conf: SparkConf | None = None,
+                 *, pyFiles: Iterable[str] | None = None, environment: dict[str, str] | None = None,
                  **_ignored: Any) -> None:
         self._conf = conf.copy() if conf is not None else SparkConf()
         if master is not None:
@@ -186,7 +198,13 @@ class SparkContext(jobs.JobControl):
         self.applicationId = f"local-{self.startTime}"
         self._files_root: str | None = None
         self._added_files: dict[str, str] = {}  # name -> the path it was added from
+        self._archives: list[str] = []  # names of the added files that are archives, unpacked
         self._python_paths: list[str] = []
+        # Environment variables of every task, as pyspark's executor environment: SparkContext(environment=...)
+        # over the conf's spark.executorEnv.NAME entries.
+        self.environment: dict[str, str] = {
+            k[len(EXECUTOR_ENV):]: v for k, v in self._conf.getAll() if k.startswith(EXECUTOR_ENV)}
+        self.environment.update({str(k): str(v) for k, v in (environment or {}).items()})
         self._jobs = jobs.JobTracker(self._wake_executor)
         with SparkContext._lock:
             active = SparkContext._active_spark_context
@@ -197,9 +215,14 @@ class SparkContext(jobs.JobControl):
             SparkContext._active_spark_context = self
         try:
             self._executor = self._make_executor()
+            if self.environment:
+                self._share_files()
+            # As pyspark: the pyFiles argument, then the conf's spark.submit.pyFiles (comma-separated).
+            submitted = [p for p in (self._conf.get("spark.submit.pyFiles") or "").split(",") if p]
+            for path in [*(pyFiles or ()), *submitted]:
+                self.addPyFile(path)
         except BaseException:
-            with SparkContext._lock:
-                SparkContext._active_spark_context = None
+            self.stop()
             raise
 
     def _make_executor(self):
@@ -339,6 +362,37 @@ class SparkContext(jobs.JobControl):
                     lines.append(raw.decode("utf-8") if use_unicode else raw)
         return self.parallelize(lines, minPartitions or self.defaultMinPartitions)
 
+    def binaryRecords(self, path: str, recordLength: int):
+        """Return an RDD of the fixed-length records (bytes of ``recordLength``) of a file, or of every non-hidden
+        file of a directory; WrongRecordLengthError for a file whose size is not a multiple of it."""
+        from pystream.streaming.sources.files import BinaryRecordReader
+
+        self._check_alive()
+        read = BinaryRecordReader(recordLength)
+        return self.parallelize([r for name in _input_files(path) for r in read(name)], self.defaultMinPartitions)
+
+    def runJob(self, rdd: Any, partitionFunc: Callable[[Iterator[Any]], Iterable[Any]],
+               partitions: Sequence[int] | None = None, allowLocal: bool = False) -> list[Any]:
+        """Run ``partitionFunc(iterator)`` on the given partitions of ``rdd`` (all by default) as one job; return
+        what it yields, partition after partition in the order given. An index outside the RDD's partitions
+        raises IllegalArgumentError. ``allowLocal`` is accepted and ignored, as in Spark 2+."""
+        n = rdd.getNumPartitions()
+        wanted = list(range(n)) if partitions is None else [int(p) for p in partitions]
+        for p in wanted:
+            if not 0 <= p < n:
+                raise IllegalArgumentError(
+                    f"Attempting to access a non-existent partition: {p}. Total number of partitions: {n}")
+        if not wanted:
+            return []
+        chosen = set(wanted)
+
+        def run(split: int, it: Iterator[Any]) -> list[Any] | None:
+            return list(partitionFunc(it)) if split in chosen else None
+
+        first = min(wanted)
+        results = rdd._run(run, range(first, max(wanted) + 1))
+        return [x for p in wanted for x in results[p - first]]
+
     def pickleFile(self, name: str, minPartitions: int | None = None):
         """Return an RDD of the elements ``RDD.saveAsPickleFile`` wrote into directory ``name`` (or one of its
         part files). Unpickling runs code the files name: read only files you trust, as with any pickle."""
@@ -378,8 +432,8 @@ class SparkContext(jobs.JobControl):
         the same name is an error."""
         self._add_file(path, recursive)
 
-    def _add_file(self, path: str, recursive: bool) -> str:
-        """addFile; return the path of the copy."""
+    def _add_file(self, path: str, recursive: bool, archive: bool = False) -> str:
+        """addFile (or addArchive); return the path of the copy."""
         self._check_alive()
         src = os.path.abspath(path[len("file://"):] if path.startswith("file://") else path)
         if "://" in path and not path.startswith("file://"):
@@ -401,13 +455,43 @@ class SparkContext(jobs.JobControl):
 
             self._files_root = tempfile.mkdtemp(prefix="files-", dir=tempdir.of_this_driver())
         dest = os.path.join(self._files_root, name)
-        if os.path.isdir(src):
+        if archive:
+            files.unpack_archive(src, dest)
+            self._archives.append(name)
+        elif os.path.isdir(src):
             shutil.copytree(src, dest)
         else:
             shutil.copy2(src, dest)
         self._added_files[name] = src
         self._share_files()
         return dest
+
+    @classmethod
+    def setSystemProperty(cls, key: str, value: str) -> None:
+        """Set a property every SparkConf made with loadDefaults starts from (``spark.*`` keys), as pyspark sets
+        a Java system property: call it before making the SparkContext it is for."""
+        _system_properties[str(key)] = str(value)
+
+    @property
+    def resources(self) -> dict[str, Any]:
+        """The resources (GPUs, ...) given to the driver: none in local mode."""
+        return {}
+
+    @property
+    def listFiles(self) -> list[str]:
+        """The files added with addFile and addPyFile, as file: URIs of their sources."""
+        return [f"file:{src}" for name, src in self._added_files.items() if name not in self._archives]
+
+    @property
+    def listArchives(self) -> list[str]:
+        """The archives added with addArchive, as file: URIs of their sources."""
+        return [f"file:{self._added_files[name]}" for name in self._archives]
+
+    def addArchive(self, path: str) -> None:
+        """Unpack an archive (.zip, .jar, .tar, .tar.gz, .tgz) for every task: ``SparkFiles.get(name)`` is the
+        directory of its contents, ``name`` being the archive's file name. Members that would land outside that
+        directory (absolute paths, ``..``, links out of it) are refused."""
+        self._add_file(path, recursive=False, archive=True)
 
     def addPyFile(self, path: str) -> None:
         """Add a .py module, or a .zip, .egg or .whl archive of modules, for every task to import (addFile, and
@@ -420,7 +504,7 @@ class SparkContext(jobs.JobControl):
 
     def _share_files(self) -> None:
         files.install(self._files_root, self._python_paths)
-        self._executor.share_files(self._files_root, list(self._python_paths))
+        self._executor.share_files(self._files_root, list(self._python_paths), dict(self.environment))
 
     def union(self, rdds):
         """Return the union of a list of RDDs (partitions of each, in order)."""

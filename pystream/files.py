@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import importlib
 import os
+import shutil
 import sys
+import tarfile
+import zipfile
 
-from pystream.errors import IllegalStateError
+from pystream.errors import IllegalArgumentError, IllegalStateError
 
 
 class SparkFiles:
@@ -34,8 +37,39 @@ class SparkFiles:
         return cls._root
 
 
-def install(root: str | None, python_paths: list[str]) -> None:
-    """Make this process see the added files: SparkFiles' directory, and each python path first on sys.path."""
+_ARCHIVE_FORMATS = {".zip": "zip", ".jar": "zip", ".tar": "tar", ".tar.gz": "gztar", ".tgz": "gztar"}
+
+
+def unpack_archive(src: str, dest: str) -> None:
+    """Unpack the archive ``src`` into the new directory ``dest`` (addArchive). ValueError for a format it does
+    not know (by its name's ending) or a member that would land outside ``dest``."""
+    kind = next((f for end, f in _ARCHIVE_FORMATS.items() if src.lower().endswith(end)), None)
+    if kind is None:
+        raise IllegalArgumentError(f"{src} is not an archive addArchive can unpack ({', '.join(_ARCHIVE_FORMATS)})")
+    os.makedirs(dest)
+    try:
+        if kind == "zip":
+            with zipfile.ZipFile(src) as zf:
+                for member in zf.namelist():
+                    target = os.path.realpath(os.path.join(dest, member))
+                    if os.path.isabs(member) or not target.startswith(os.path.realpath(dest) + os.sep):
+                        raise IllegalArgumentError(f"archive {src} has a member outside its directory: {member!r}")
+                zf.extractall(dest)
+        else:
+            with tarfile.open(src) as tf:
+                try:
+                    tf.extractall(dest, filter="data")  # refuses absolute paths, "..", links out of dest
+                except tarfile.FilterError as exc:
+                    raise IllegalArgumentError(f"archive {src} has a member outside its directory: {exc}") from None
+    except BaseException:
+        shutil.rmtree(dest, ignore_errors=True)
+        raise
+
+
+def install(root: str | None, python_paths: list[str], environment: dict[str, str] | None = None) -> None:
+    """Make this process see the added files: SparkFiles' directory, and each python path first on sys.path;
+    and set the tasks' environment variables (a worker's)."""
+    os.environ.update(environment or {})
     SparkFiles._root = root
     added = False
     for path in reversed(python_paths):

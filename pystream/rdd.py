@@ -14,6 +14,7 @@ import copy
 import itertools
 import operator
 import subprocess
+import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -236,6 +237,13 @@ class RDD(RDDActions):
                                preservesPartitioning: bool = False) -> RDD:
         """Return a new RDD by applying ``f(index, iterator)`` to each partition."""
         return lineage.PipelinedRDD(self, f)
+
+    def mapPartitionsWithSplit(self, f: Callable[[int, Iterator[Any]], Iterable[Any]],
+                               preservesPartitioning: bool = False) -> RDD:
+        """Deprecated: return mapPartitionsWithIndex(f) (with a FutureWarning, as pyspark)."""
+        warnings.warn("mapPartitionsWithSplit is deprecated; use mapPartitionsWithIndex instead", FutureWarning,
+                      stacklevel=2)
+        return self.mapPartitionsWithIndex(f, preservesPartitioning)
 
     def mapPartitions(self, f: Callable[[Iterator[Any]], Iterable[Any]], preservesPartitioning: bool = False) -> RDD:
         """Return a new RDD by applying ``f(iterator)`` to each partition."""

@@ -465,3 +465,4 @@ def test_stop_removes_added_files_and_python_paths(make_sc, tmp_path):
     assert not os.path.exists(root) and root not in sys.path
     with pytest.raises(IllegalStateError, match="No file was added"):
         SparkFiles.get(mod.name)
+

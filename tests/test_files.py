@@ -68,3 +68,44 @@ def test_py_files_and_archives_are_importable_in_tasks(sc, tmp_path):
     sc.addPyFile(str(mod))
     sc.addPyFile(str(archive))
     assert sc.parallelize([1, 2], 2).map(use).collect() == [(3, "hello"), (6, "hello")]
+
+
+def _tar(path, members):
+    import io
+    import tarfile
+
+    with tarfile.open(path, "w:gz") as tf:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+
+
+def test_added_archives_are_unpacked_for_every_task(sc, tmp_path):
+    with zipfile.ZipFile(tmp_path / "model-a.zip", "w") as zf:
+        zf.writestr("weights/a.txt", "zipped")
+    _tar(tmp_path / "model-b.tar.gz", {"b.txt": b"tarred"})
+    sc.addArchive(str(tmp_path / "model-a.zip"))
+    sc.addArchive(str(tmp_path / "model-b.tar.gz"))
+
+    def read_both(_):
+        with open(os.path.join(SparkFiles.get("model-a.zip"), "weights", "a.txt")) as a, \
+                open(os.path.join(SparkFiles.get("model-b.tar.gz"), "b.txt")) as b:
+            return a.read() + "+" + b.read()
+
+    assert sc.parallelize(range(2), 2).map(read_both).collect() == ["zipped+tarred"] * 2
+    archives = [os.path.basename(a) for a in sc.listArchives]
+    assert "model-a.zip" in archives and "model-b.tar.gz" in archives
+    assert not {os.path.basename(f) for f in sc.listFiles} & {"model-a.zip", "model-b.tar.gz"}
+
+
+def test_an_archive_with_members_outside_its_directory_is_refused(sc, tmp_path):
+    with zipfile.ZipFile(tmp_path / "evil-a.zip", "w") as zf:
+        zf.writestr("../escaped.txt", "no")
+    _tar(tmp_path / "evil-b.tgz", {"../../escaped.txt": b"no"})
+    (tmp_path / "plain-c.rar").write_bytes(b"x")
+    for name in ("evil-a.zip", "evil-b.tgz", "plain-c.rar"):
+        with pytest.raises(IllegalArgumentError):
+            sc.addArchive(str(tmp_path / name))
+    assert not list(tmp_path.parent.rglob("escaped.txt"))
+    assert not {os.path.basename(a) for a in sc.listArchives} & {"evil-a.zip", "evil-b.tgz", "plain-c.rar"}

@@ -1003,3 +1003,36 @@ def test_save_as_pickle_file_and_read_it_back(sc, tmp_path):
         (cut / "part-00000").write_bytes(fh.read()[:-3])  # a pickle cut short is an error, not the end
     with pytest.raises(IllegalArgumentError, match="not a file saveAsPickleFile wrote"):
         sc.pickleFile(str(cut))
+
+
+def test_run_job_runs_a_function_on_chosen_partitions(sc):
+    from pystream.errors import IllegalArgumentError
+
+    rdd = sc.parallelize(range(6), 3)
+    assert sc.runJob(rdd, lambda part: [x * x for x in part]) == [0, 1, 4, 9, 16, 25]
+    assert sc.runJob(rdd, lambda part: [x * x for x in part], [0, 2], True) == [0, 1, 16, 25]
+    assert sc.runJob(rdd, lambda part: [sum(part)], [2, 0]) == [9, 1]  # in the order asked
+    assert sc.runJob(rdd, lambda part: [1], []) == []
+    with pytest.raises(IllegalArgumentError, match="non-existent partition: 3"):
+        sc.runJob(rdd, lambda part: part, [3])
+
+
+def test_binary_records_reads_fixed_length_records(sc, tmp_path):
+    from pystream.errors import WrongRecordLengthError
+
+    (tmp_path / "a.bin").write_bytes(b"aaaabbbb")
+    (tmp_path / "b.bin").write_bytes(b"cccc")
+    assert sorted(sc.binaryRecords(str(tmp_path), 4).collect()) == [b"aaaa", b"bbbb", b"cccc"]
+    (tmp_path / "c.bin").write_bytes(b"dd")
+    with pytest.raises(WrongRecordLengthError):
+        sc.binaryRecords(str(tmp_path), 4)
+    with pytest.raises(ValueError):
+        sc.binaryRecords(str(tmp_path / "a.bin"), 0)
+
+
+def test_map_partitions_with_split_is_the_deprecated_name_of_with_index(sc):
+    rdd = sc.parallelize(range(4), 2)
+    with pytest.warns(FutureWarning, match="mapPartitionsWithIndex"):
+        out = rdd.mapPartitionsWithSplit(lambda i, it: [(i, sum(it))]).collect()
+    assert out == [(0, 1), (1, 5)]
+    assert sc.resources == {}

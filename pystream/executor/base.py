@@ -88,9 +88,11 @@ class Executor(abc.ABC):
         """Free, now, what partition handles dropped since the last call released (an executor may otherwise
         defer it to its next tasks). The streaming scheduler calls this when a batch is done."""
 
-    def share_files(self, root: str | None, python_paths: list[str]) -> None:  # noqa: B027 - optional hook
-        """Make the tasks see the files added to the context (the driver already does): the directory of their
-        copies (SparkFiles) and the python paths of addPyFile. Nothing to do for tasks run in the driver."""
+    def share_files(self, root: str | None, python_paths: list[str],  # noqa: B027 - optional hook
+                    environment: dict[str, str] | None = None) -> None:
+        """Make the tasks see what the context gives them: the directory of the copies of added files
+        (SparkFiles), the python paths of addPyFile (the driver already sees both), and the environment variables
+        of SparkContext(environment=...) and spark.executorEnv.* (the driver's own environment is not changed)."""
 
     def stop(self) -> None:  # noqa: B027 - optional hook
         """Release workers and memory. Idempotent."""

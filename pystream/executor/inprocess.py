@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -20,6 +21,22 @@ class InProcessExecutor(Executor):
         self.parallelism = max(1, int(parallelism))
         self._stages = itertools.count()
         self._tasks = itertools.count()
+        self._saved_environment: dict[str, str | None] = {}
+
+    def share_files(self, root: str | None, python_paths: list[str],
+                    environment: dict[str, str] | None = None) -> None:
+        # Tasks run in the driver: the tasks' environment is the driver's own until stop(), which restores it.
+        for key, value in (environment or {}).items():
+            self._saved_environment.setdefault(key, os.environ.get(key))
+            os.environ[key] = value
+
+    def stop(self) -> None:
+        saved, self._saved_environment = self._saved_environment, {}
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
     def run_tasks(self, fn: Callable[[int, Any], Any], inputs: Sequence[Any], *, stage: str = "",
                   keep: bool = False, monitor: StageMonitor | None = None) -> list[Any]:

@@ -188,8 +188,9 @@ class ProcessExecutor(Executor):
         # Closed with the executor object, not by stop(): a wake() after stop() must not write to a reused fd.
         weakref.finalize(self, _close_fds, self._wake_r, self._wake_w)
         self._incarnations = itertools.count()
-        # SparkFiles' directory and addPyFile's python paths (share_files), for every worker, replacements too.
-        self._files: tuple[str | None, list[str]] | None = None
+        # SparkFiles' directory, addPyFile's python paths and the tasks' environment (share_files), for every
+        # worker, replacements too.
+        self._files: tuple[str | None, list[str], dict[str, str]] | None = None
         idle_mb = conf.getInt(INPUT_ARENA_KEY, 256) if conf is not None else 256
         if idle_mb < 0:
             raise ValueError(f"{INPUT_ARENA_KEY} must be >= 0, got {idle_mb}")
@@ -209,9 +210,10 @@ class ProcessExecutor(Executor):
         _live_executors.add(self)
 
     # -- workers ------------------------------------------------------------------------------------------
-    def share_files(self, root: str | None, python_paths: list[str]) -> None:
+    def share_files(self, root: str | None, python_paths: list[str],
+                    environment: dict[str, str] | None = None) -> None:
         with self._lock:
-            self._files = (root, python_paths)
+            self._files = (root, python_paths, environment or {})
             for w in self._workers:
                 self._send_files(w)
 

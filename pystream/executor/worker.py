@@ -165,7 +165,7 @@ class Worker:
             elif kind == "unbroadcast":
                 broadcast.forget(msg[1])
             elif kind == "files":
-                files.install(msg[1], msg[2])
+                files.install(msg[1], msg[2], msg[3])
             elif kind == "free":
                 self.dying += [self.blocks.pop(block_id) for block_id in msg[1] if block_id in self.blocks]
             elif kind == "forget":
