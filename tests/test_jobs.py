@@ -176,3 +176,26 @@ def test_collect_with_job_group(sc):
     assert sc.parallelize(range(5), 2).collectWithJobGroup("once", "a collect of its own") == list(range(5))
     assert len(st.getJobIdsForGroup("once")) == 1
     assert sc.getLocalProperty("spark.jobGroup.id") is None  # the thread's group is as it was
+
+
+def test_a_cancelled_streaming_job_fails_its_batch_and_the_next_batch_runs(ssc, tmp_path):
+    from pystream.errors import StreamingJobError
+    from pystream.testing import advance
+
+    sc = ssc.sparkContext
+    gate = Gate(tmp_path)
+    first = sc.parallelize(range(4), 4).map(gate.task)
+    seen: list = []
+    stream = ssc.queueStream([first, sc.parallelize(range(10, 12), 2)])
+    stream.foreachRDD(lambda rdd: seen.append(sorted(rdd.collect())))
+    ssc.start()
+    t, out = _in_thread(lambda: advance(ssc, 1, timeout=60))
+    _wait_for(lambda: gate.started() >= 1)
+    sc.cancelAllJobs()
+    gate.open()
+    t.join(60)
+    with pytest.raises(StreamingJobError) as info:
+        ssc.awaitTerminationOrTimeout(0)
+    assert isinstance(info.value.__cause__, JobCancelledError)
+    advance(ssc, 1, timeout=60)
+    assert seen == [[10, 11]]
