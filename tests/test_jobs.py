@@ -103,6 +103,9 @@ def test_cancel_job_group_stops_a_running_job_and_starts_none_of_its_tasks(sc, t
     _wait_for(lambda: gate.started() >= 1)
     (job_id,) = st.getJobIdsForGroup("slow")
     assert st.getActiveJobsIds() == [job_id] and len(st.getActiveStageIds()) == 1
+    running = st.getStageInfo(st.getActiveStageIds()[0])
+    # Running means started: tasks waiting for a free worker are not counted.
+    assert running.numTasks == 6 and 1 <= running.numActiveTasks <= sc.executor.parallelism
     sc.cancelJobGroup("other")  # another group's: nothing happens
     assert st.getJobInfo(job_id).status == "RUNNING"
     sc.cancelJobGroup("slow")

@@ -140,12 +140,13 @@ class _Shipment(NamedTuple):
 
 
 class _Task:
-    __slots__ = ("task_id", "split", "data", "attempts", "worker", "keepalive")
+    __slots__ = ("task_id", "split", "data", "attempts", "worker", "keepalive", "started")
 
     def __init__(self, task_id: int, split: int, data: Any, worker: int) -> None:
         self.task_id, self.split, self.data, self.worker = task_id, split, data, worker
         self.attempts = 0
         self.keepalive: list = []
+        self.started = False  # told to the stage's monitor (a task waits in its worker's pipe until then)
 
 
 class ProcessExecutor(Executor):
@@ -537,6 +538,7 @@ class ProcessExecutor(Executor):
         w = self._workers[task.worker]
         task.keepalive = []
         desc = self._describe(task.data, w, task.keepalive)
+        task.started = False
         w.running[task.task_id] = task
         try:
             for b in shipment.broadcasts:
@@ -548,7 +550,7 @@ class ProcessExecutor(Executor):
                 w.functions.add(shipment.digest)
             w.conn.send(("task", task.task_id, shipment.digest, task.split, desc, shipment.out_mode,
                          (shipment.stage_id, task.attempts, next(self._ids), shipment.properties)))
-            shipment.monitor.task_started(task.split)
+            self._started(w, shipment)
         except OSError:
             # The worker died under us; the sentinel will report it and the task is retried.
             pass
@@ -583,6 +585,14 @@ class ProcessExecutor(Executor):
                 if w.process.sentinel in ready or not w.process.is_alive():
                     self._worker_died(w, shipment)
 
+    def _started(self, w: _WorkerHandle, shipment: _Shipment) -> None:
+        # A worker runs its tasks one at a time, in the order sent: the first of those it has not finished runs.
+        for task in w.running.values():
+            if not task.started:
+                task.started = True
+                shipment.monitor.task_started(task.split)
+            return
+
     def _check_cancelled(self, shipment: _Shipment) -> None:
         reason = shipment.monitor.cancelled()
         if reason is None:
@@ -610,6 +620,7 @@ class ProcessExecutor(Executor):
                 self._drop_reply(w, msg[2])
             return
         shipment.monitor.task_ended(task.split, kind == "done")
+        self._started(w, shipment)
         if kind == "done":
             results[task_id] = self._result(w, msg[2])
             accumulators.apply_updates(msg[3])
