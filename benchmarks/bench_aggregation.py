@@ -62,11 +62,28 @@ def agg_count(keys):
     return t
 
 
+def dict_group_loop(pairs):
+    d = collections.defaultdict(list)
+    for k, v in pairs:
+        d[k].append(v)
+    return list(d.items())
+
+
+def agg_group(pairs, fast: bool = True):
+    """groupByKey's map-side table: built in C (``group=``), or through its three Python functions."""
+    from pystream.rdd import ResultIterable, _group_append, _group_extend, _new_group
+
+    t = AggTable.combiner(_new_group, _group_append, _group_extend, group=ResultIterable if fast else None)
+    t.update(pairs)
+    return t.items()
+
+
 def ratios(rounds: int = 5) -> dict:
     """Best-of-`rounds` timings side by side on the same data, in one process, rounds interleaved."""
     pairs = make_pairs()
     keys = [k for k, _ in pairs]
     assert agg_sum(pairs) == dict_get_loop(pairs)
+    assert agg_group(pairs) == agg_group(pairs, fast=False) == dict_group_loop(pairs)
     ak, av = make_arrays()
     avf = av.astype(np.float64)
     t = best_of_each({
@@ -78,6 +95,9 @@ def ratios(rounds: int = 5) -> dict:
         "count_items": lambda: agg_count(keys).items(),
         "np": lambda: sum_by_key_i64(ak, av),
         "npf": lambda: sum_by_key_f64(ak, avf),
+        "group_dict": lambda: dict_group_loop(pairs),
+        "group_agg": lambda: agg_group(pairs),
+        "group_agg_py": lambda: agg_group(pairs, fast=False),
     }, rounds)
     t_get, t_in, t_agg, t_counter = t["get"], t["in"], t["agg"], t["counter"]
     t_count, t_count_items, t_np, t_npf = t["count"], t["count_items"], t["np"], t["npf"]
@@ -93,6 +113,8 @@ def ratios(rounds: int = 5) -> dict:
         "count_with_items_vs_counter": t_counter / t_count_items,
         "sum_by_key_i64_records_per_s": N / t_np,
         "sum_by_key_f64_records_per_s": N / t_npf,
+        "group_table_vs_defaultdict": t["group_dict"] / t["group_agg"],
+        "group_table_vs_its_python_functions": t["group_agg_py"] / t["group_agg"],
     }
 
 
@@ -120,6 +142,10 @@ def test_counter(benchmark, keys):
 
 def test_aggtable_count(benchmark, keys):
     benchmark.pedantic(agg_count, args=(keys,), rounds=5, iterations=1)
+
+
+def test_aggtable_group(benchmark, pairs):
+    benchmark.pedantic(agg_group, args=(pairs,), rounds=3, iterations=1)
 
 
 def test_sum_by_key_i64(benchmark):

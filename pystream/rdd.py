@@ -350,7 +350,8 @@ class RDD(RDDActions):
     def groupByKey(self, numPartitions: int | None = None,
                    partitionFunc: Callable[[Any], int] = portable_hash) -> RDD:
         """Group the values of each key into one ResultIterable (a list)."""
-        return self.combineByKey(_new_group, _group_append, _group_extend, numPartitions, partitionFunc)
+        agg = Aggregator(_new_group, _group_append, _group_extend, group=ResultIterable)
+        return lineage.ShuffledRDD(self, _default_partitions(self, numPartitions), agg, partitionFunc)
 
     def groupBy(self, f: Callable[[Any], Any], numPartitions: int | None = None,
                 partitionFunc: Callable[[Any], int] = portable_hash) -> RDD:

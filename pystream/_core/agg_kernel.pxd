@@ -44,6 +44,7 @@ cdef extern from "Python.h":
     Py_ssize_t _tuple_size "PyTuple_GET_SIZE"(PyObject *o)
     PyObject *_tuple_item "PyTuple_GET_ITEM"(PyObject *o, Py_ssize_t i)
     Py_ssize_t _list_size "PyList_GET_SIZE"(PyObject *o)
+    int _list_set_slice "PyList_SetSlice"(PyObject *lst, Py_ssize_t lo, Py_ssize_t hi, PyObject *items)
     PyObject *_list_item "PyList_GET_ITEM"(PyObject *o, Py_ssize_t i)
     long long _as_ll "PyLong_AsLongLongAndOverflow"(PyObject *o, int *overflow)
     double _as_double "PyFloat_AS_DOUBLE"(PyObject *o)
@@ -60,6 +61,8 @@ cdef extern from "Python.h":
     Py_hash_t _hash_bytes "_Py_HashBytes"(const void *p, Py_ssize_t n)
     PyObject *_new_str "PyUnicode_New"(Py_ssize_t size, Py_UCS4 maxchar)
     bint _gc_is "PyObject_IS_GC"(PyObject *o)
+    bint _is_list "PyList_Check"(PyObject *o)
+    int _list_append "PyList_Append"(PyObject *lst, PyObject *item)
     int _gc_tracked "PyObject_GC_IsTracked"(PyObject *o)
     void _gc_untrack "PyObject_GC_UnTrack"(PyObject *o)
 
@@ -114,6 +117,12 @@ cdef enum:
 
 cdef struct eq_ctx:
     PyObject *key
+
+
+cdef inline int _list_extend(PyObject *a, PyObject *b) noexcept:
+    """``a.extend(b)`` for two lists (0, or -1 with an error set)."""
+    cdef Py_ssize_t n = _list_size(a)
+    return _list_set_slice(a, n, n, b)
 
 
 cdef inline uint8_t _short_str(PyObject *s, uint64_t *out) noexcept:
@@ -208,6 +217,9 @@ cdef class AggKernel:
     cdef object merge_value
     cdef object merge_combiners
     cdef front_slot *front  # count_words' front cache (see front_slot), allocated by its first call
+    # A list type when the table groups values (groupByKey): its combiners are such lists, a value is appended to
+    # its key's, and two combiners merge by extending the first (see AggTable's ``group``); else None.
+    cdef object group
 
     # Final, so that the loops in agg_kernel.pyx call them directly (and inline the inline ones).
     @cython.final

@@ -263,6 +263,13 @@ cdef class AggKernel:
                     e.num.f = num.f
                 return 0
             return self._apply(idx, OP_MIN if self.mode == MODE_MIN else OP_MAX, None, kind, num, obj)
+        if self.group is not None and ak == PS_AGG_OBJ and kind == PS_AGG_OBJ and _is_list(<PyObject *>e.num.obj):
+            # What the group functions do, without a call into Python: a combiner table appends the value to
+            # its key's list, a merge table (values are lists too) extends the key's list with it.
+            if self.mode == MODE_COMBINER:
+                return _list_append(<PyObject *>e.num.obj, obj)
+            if _is_list(obj):
+                return _list_extend(<PyObject *>e.num.obj, obj)
         if self.mode == MODE_COMBINER:
             return self._apply(idx, OP_CALL, self.merge_value, kind, num, obj)
         return self._apply(idx, OP_CALL, self.reducer, kind, num, obj)
@@ -288,7 +295,13 @@ cdef class AggKernel:
             return self._combine(idx, kind, num, v)
         if self.mode == MODE_COMBINER:
             # Called before inserting so a failing create_combiner leaves no half-made key.
-            first = _vcall(<PyObject *>self.create_combiner, &v, 1, NULL)
+            if self.group is not None:
+                first = _vcall(<PyObject *>self.group, NULL, 0, NULL)
+                if first != NULL and _list_append(first, v) < 0:
+                    _decref(first)
+                    return -1
+            else:
+                first = _vcall(<PyObject *>self.create_combiner, &v, 1, NULL)
             if first == NULL:
                 return -1
             try:
@@ -493,7 +506,11 @@ cdef class AggKernel:
             idx = self._find_from(oe, &pos)
             if idx >= 0:
                 if self.mode == MODE_COMBINER:
-                    self._apply(idx, OP_CALL, self.merge_combiners, kind, num, obj)
+                    if (self.group is not None and kind == PS_AGG_OBJ and self.t.entries[idx].kind == PS_AGG_OBJ
+                            and _is_list(<PyObject *>self.t.entries[idx].num.obj) and _is_list(obj)):
+                        _list_extend(<PyObject *>self.t.entries[idx].num.obj, obj)
+                    else:
+                        self._apply(idx, OP_CALL, self.merge_combiners, kind, num, obj)
                 else:
                     self._combine(idx, kind, num, obj)
             else:

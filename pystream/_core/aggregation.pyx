@@ -103,6 +103,17 @@ cdef inline uint64_t _entry_key_hash(const ps_agg_entry *e) except? 0:
     return fast_key_hash(<object>e.key)
 
 
+cdef bint _mergeable(AggTable a, AggTable b):
+    # Group tables of one list type merge whatever their mode: both extend a key's list with the other's.
+    return a.mode == b.mode or (a.group is not None and a.group is b.group)
+
+
+cdef object _group_type(group):
+    if group is not None and not (isinstance(group, type) and issubclass(group, list)):
+        raise TypeError(f"group must be a list type, got {group!r}")
+    return group
+
+
 cdef inline object _value(const ps_agg_entry *e):
     if e.kind == PS_AGG_I64:
         return e.num.i
@@ -113,13 +124,18 @@ cdef inline object _value(const ps_agg_entry *e):
 
 @cython.final
 cdef class AggTable(AggKernel):
-    """Insertion-ordered table from key to accumulator: ``AggTable(reducer, inverse=None)``."""
+    """Insertion-ordered table from key to accumulator: ``AggTable(reducer, inverse=None, group=None)``.
 
-    def __init__(self, reducer, inverse=None):
+    ``group``, a list type, says that the accumulators are such lists and ``reducer`` extends the first with the
+    second (returning it): the table then extends them in C. ``combiner(..., group=)`` says the same of a
+    combineByKey table whose functions make ``group([v])``, append and extend (groupByKey's)."""
+
+    def __init__(self, reducer, inverse=None, *, group=None):
         if not callable(reducer):
             raise TypeError(f"reducer must be callable, got {type(reducer).__name__}")
         if inverse is not None and not callable(inverse):
             raise TypeError(f"inverse must be callable or None, got {type(inverse).__name__}")
+        self.group = _group_type(group)
         self.reducer = reducer
         self.mode = _reducer_mode(reducer)
         self.canon = self.mode != MODE_GENERIC
@@ -137,7 +153,7 @@ cdef class AggTable(AggKernel):
         return AggTable(operator.add, operator.sub)
 
     @staticmethod
-    def combiner(create_combiner, merge_value, merge_combiners):
+    def combiner(create_combiner, merge_value, merge_combiners, *, group=None):
         """combineByKey: a key's first value goes through create_combiner, later ones through
         merge_value; merge() joins two tables' combiners with merge_combiners."""
         for name, fn in (("create_combiner", create_combiner), ("merge_value", merge_value),
@@ -152,6 +168,7 @@ cdef class AggTable(AggKernel):
         t.create_combiner = create_combiner
         t.merge_value = merge_value
         t.merge_combiners = merge_combiners
+        t.group = _group_type(group)
         return t
 
     # ---- plumbing -------------------------------------------------------------------------------
@@ -163,6 +180,7 @@ cdef class AggTable(AggKernel):
         c.reducer, c.inverse = self.reducer, self.inverse
         c.create_combiner, c.merge_value, c.merge_combiners = (
             self.create_combiner, self.merge_value, self.merge_combiners)
+        c.group = self.group
         return c
 
     cdef void _append_entry(self, ps_agg_entry *src, bint move) noexcept:
@@ -180,8 +198,9 @@ cdef class AggTable(AggKernel):
 
     def can_merge(self, other):
         """Return whether ``merge(other)`` accepts ``other``: both tables fold with the same kind of reducer
-        (tables from different reducers, or a combineByKey table into a plain one, do not merge)."""
-        return isinstance(other, AggTable) and (<AggTable>other).mode == self.mode
+        (tables from different reducers, or a combineByKey table into a plain one, do not merge), or both group
+        values into lists of the same type (a groupByKey map table into its merge table)."""
+        return isinstance(other, AggTable) and _mergeable(self, <AggTable>other)
 
     cdef int _put(self, key, value) except -1:
         """Sets a key's accumulator directly (unpickling, __setitem__)."""
@@ -223,7 +242,7 @@ cdef class AggTable(AggKernel):
         """Reduce-side merge: folds other's accumulators into this table's with the reducer
         (merge_combiners for a combiner).  Keys new to this table keep other's accumulator."""
         cdef AggTable o = _check_other(other)
-        if o.mode != self.mode:
+        if not _mergeable(self, o):
             raise ValueError("cannot merge tables built with different reducers")
         if o is self:
             o = self.copy()

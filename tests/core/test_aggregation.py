@@ -1139,3 +1139,77 @@ def test_lists_of_pairs_share_an_inline_key_str_and_an_iterator_makes_its_own():
     u = _counted(["to be or not to be"], in_place=True)
     once, again = list(u.iter_items()), list(u.iter_items())
     assert once == again == first and all(p[0] is not q[0] for p, q in zip(once, again))  # not kept
+
+
+class _Group(list):
+    __slots__ = ()
+
+
+def _new(v):
+    return _Group([v])
+
+
+def _append(g, v):
+    g.append(v)
+    return g
+
+
+def _extend(a, b):
+    a.extend(b)
+    return a
+
+
+@given(st.lists(st.tuples(st.integers(-5, 30), st.integers()), max_size=200),
+       st.lists(st.tuples(st.integers(-5, 30), st.integers()), max_size=200))
+def test_group_tables_group_values_as_their_functions_would(left, right):
+    from collections import defaultdict
+
+    def tables(group):
+        a = AggTable.combiner(_new, _append, _extend, group=group)
+        b = AggTable.combiner(_new, _append, _extend, group=group)
+        a.update(left)
+        b.update(right)
+        merged = AggTable(_extend, group=group)
+        for t in (a, b):
+            if group is None:  # tables of different modes: their pairs, as a reduce task folds them
+                merged.update(t.items())
+            else:
+                merged.merge(t)
+        return a, merged
+
+    _, fast = tables(_Group)
+    _, slow = tables(None)
+    expected = defaultdict(list)
+    for k, v in left + right:
+        expected[k].append(v)
+    assert fast.items() == slow.items() == [(k, _Group(v)) for k, v in expected.items()]
+    assert all(type(v) is _Group for _, v in fast.items())
+    # A pair's value (a group from another worker's frame) extends the key's group too.
+    again = AggTable(_extend, group=_Group)
+    again.update([(k, _Group([v])) for k, v in left])
+    assert again.items() == [(k, _Group(v)) for k, v in _grouped(left).items()]
+
+
+def _grouped(pairs):
+    from collections import defaultdict
+
+    out = defaultdict(list)
+    for k, v in pairs:
+        out[k].append(v)
+    return out
+
+
+def test_group_tables_merge_only_with_their_own_group_type():
+    a = AggTable.combiner(_new, _append, _extend, group=_Group)
+    assert a.can_merge(AggTable(_extend, group=_Group))
+    assert not a.can_merge(AggTable(_extend))
+    assert not a.can_merge(AggTable(_extend, group=list))
+    with pytest.raises(TypeError, match="list type"):
+        AggTable(_extend, group=dict)
+    with pytest.raises(TypeError, match="list type"):
+        AggTable.combiner(_new, _append, _extend, group=[])
+    # A value that is not a list goes through the functions: their own error, not a crash.
+    b = AggTable(_extend, group=_Group)
+    b.update([(1, _Group([1]))])
+    with pytest.raises(TypeError, match="not iterable"):
+        b.update([(1, 5)])
