@@ -1149,14 +1149,9 @@ def _new(v):
     return _Group([v])
 
 
-def _append(g, v):
-    g.append(v)
-    return g
-
-
-def _extend(a, b):
-    a.extend(b)
-    return a
+# groupByKey's own functions: the fast path must do what they do.
+from pystream.rdd import _group_append as _append  # noqa: E402
+from pystream.rdd import _group_extend as _extend  # noqa: E402
 
 
 @given(st.lists(st.tuples(st.integers(-5, 30), st.integers()), max_size=200),
