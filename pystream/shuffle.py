@@ -8,6 +8,7 @@ Reduce task j merges bucket j of every map output. The task objects are module-l
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import operator
 from collections.abc import Callable, Iterable, Iterator
@@ -256,6 +257,76 @@ class RoundRobinTask:
         records = run_pipeline(self.pipeline, split, records)
         n = self.num_partitions
         return scatter(records, [(split + i) % n for i in range(len(records))], n)
+
+
+class SampleKeysTask:
+    """A sortBy's first job: each partition's record count, and the sort keys of up to ``size`` of its records
+    taken at an even stride (the driver draws the range bounds from them, see ``range_bounds``)."""
+
+    def __init__(self, pipeline: PipelineFn | None, keyfunc: Callable[[Any], Any], size: int) -> None:
+        self.pipeline = pipeline
+        self.keyfunc = keyfunc
+        self.size = size
+
+    streams_input = _HAS_PIPELINE
+
+    def __call__(self, split: int, records: list) -> tuple[int, list]:
+        records = run_pipeline(self.pipeline, split, records)
+        step = max(1, -(-len(records) // self.size))
+        return len(records), [self.keyfunc(x) for x in records[::step]]
+
+
+def range_bounds(samples: list[tuple[int, list]], num_partitions: int) -> list:
+    """The ``num_partitions - 1`` keys that cut the sampled keys into ranges of about equal record counts: each
+    sampled key stands for the records of its partition over its sample size (Spark's RangePartitioner weighs
+    its candidates so). Fewer bounds when the keys have fewer distinct values."""
+    weighted = sorted(((k, count / len(keys)) for count, keys in samples if keys for k in keys),
+                      key=operator.itemgetter(0))
+    total = sum(w for _, w in weighted)
+    bounds: list = []
+    acc = 0.0
+    for key, weight in weighted:
+        acc += weight
+        if len(bounds) == num_partitions - 1:
+            break
+        if acc >= total * (len(bounds) + 1) / num_partitions and (not bounds or key > bounds[-1]):
+            bounds.append(key)
+    return bounds
+
+
+class RangeSplitTask:
+    """Map side of sortBy: each record to the range of its key (ascending, range j holds keys up to bounds[j];
+    descending, the ranges in reverse order). Equal keys always share a range."""
+
+    def __init__(self, pipeline: PipelineFn | None, keyfunc: Callable[[Any], Any], bounds: list,
+                 ascending: bool, num_partitions: int) -> None:
+        self.pipeline = pipeline
+        self.keyfunc = keyfunc
+        self.bounds = bounds
+        self.ascending = ascending
+        self.num_partitions = num_partitions
+
+    streams_input = _HAS_PIPELINE
+
+    def __call__(self, split: int, records: list) -> list[list]:
+        records = run_pipeline(self.pipeline, split, records)
+        keyfunc, bounds, n = self.keyfunc, self.bounds, self.num_partitions
+        ids = [bisect.bisect_left(bounds, keyfunc(x)) for x in records]
+        if not self.ascending:
+            ids = [n - 1 - i for i in ids]
+        return scatter(records, ids, n)
+
+
+class SortRangeTask:
+    """Reduce side of sortBy: one range's records from every map task, in map order, sorted by key (stable:
+    equal keys keep the order of the partitions and records they came from, as a sort of them all would)."""
+
+    def __init__(self, keyfunc: Callable[[Any], Any], ascending: bool) -> None:
+        self.keyfunc = keyfunc
+        self.ascending = ascending
+
+    def __call__(self, split: int, buckets: Iterable[list]) -> list:
+        return sorted(itertools.chain.from_iterable(buckets), key=self.keyfunc, reverse=not self.ascending)
 
 
 class ConcatTask:

@@ -1036,3 +1036,29 @@ def test_map_partitions_with_split_is_the_deprecated_name_of_with_index(sc):
         out = rdd.mapPartitionsWithSplit(lambda i, it: [(i, sum(it))]).collect()
     assert out == [(0, 1), (1, 5)]
     assert sc.resources == {}
+
+
+def test_sort_by_splits_ranges_evenly_and_keeps_equal_keys_in_order(sc):
+    # Range-partitioned, as Spark's: each output partition a contiguous range of about a quarter of the records,
+    # equal keys in one partition, in the order of the input.
+    data = [((i * 7919) % 1000, i) for i in range(4000)]
+    rdd = sc.parallelize(data, 3)
+    for ascending in (True, False):
+        out = rdd.sortBy(lambda r: r[0], ascending, 4)
+        assert out.collect() == sorted(data, key=lambda r: r[0], reverse=not ascending)
+        parts = out.glom().collect()
+        assert all(600 <= len(p) <= 1400 for p in parts), [len(p) for p in parts]
+        keys = [{r[0] for r in p} for p in parts]
+        assert all(not (keys[i] & keys[j]) for i in range(4) for j in range(i + 1, 4))
+    dup = sc.parallelize([(1, i) for i in range(50)] + [(0, -1)], 4)
+    assert dup.sortByKey(numPartitions=3).collect() == [(0, -1)] + [(1, i) for i in range(50)]
+
+
+def test_range_bounds_weigh_each_sample_by_its_partition():
+    from pystream.shuffle import range_bounds
+
+    assert range_bounds([], 3) == [] and range_bounds([(0, [])], 2) == []
+    assert range_bounds([(100, list(range(10)))], 2) == [4]
+    # A partition of 900 records sampled as 3 keys outweighs one of 100 sampled as 10.
+    assert range_bounds([(100, list(range(10))), (900, [20, 21, 22])], 2) == [21]
+    assert range_bounds([(10, [5] * 10)], 4) == [5]  # one distinct key: one bound
