@@ -380,8 +380,10 @@ class RDD(RDDActions):
 
     def distinct(self, numPartitions: int | None = None) -> RDD:
         """Return the distinct elements."""
-        return (self.map(lambda x: (x, None)).reduceByKey(_keep_first, numPartitions)
-                .map(operator.itemgetter(0)))
+        # Counted, then the counts dropped: map(lambda x: (x, 1)).reduceByKey(add) counts in C with no pair made
+        # (see CountingMapSideTask); reduceByKey(keep the first) called Python once per repeated element. The key
+        # kept of equal ones (1, 1.0, True) is the first met either way.
+        return self.map(lambda x: (x, 1)).reduceByKey(operator.add, numPartitions).map(operator.itemgetter(0))
 
     def cogroup(self, other: RDD, numPartitions: int | None = None) -> RDD:
         """Return (k, (ResultIterable of self's values, ResultIterable of other's values)) for every key."""
@@ -510,10 +512,6 @@ class RDD(RDDActions):
 
 
 # -- helpers used by the RDD methods (module-level so they pickle) ---------------------------------------
-def _keep_first(a: Any, b: Any) -> Any:
-    return a
-
-
 def _new_group(v: Any) -> ResultIterable:
     return ResultIterable([v])
 

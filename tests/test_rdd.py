@@ -1062,3 +1062,8 @@ def test_range_bounds_weigh_each_sample_by_its_partition():
     # A partition of 900 records sampled as 3 keys outweighs one of 100 sampled as 10.
     assert range_bounds([(100, list(range(10))), (900, [20, 21, 22])], 2) == [21]
     assert range_bounds([(10, [5] * 10)], 4) == [5]  # one distinct key: one bound
+
+
+def test_distinct_keeps_the_first_of_equal_elements(sc):
+    got = sc.parallelize([1.0, 2, True, 1, 2.0, "a"], 2).distinct(1).collect()
+    assert got == [1.0, 2, "a"] and type(got[0]) is float and type(got[1]) is int
