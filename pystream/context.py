@@ -206,6 +206,7 @@ class SparkContext(jobs.JobControl):
             k[len(EXECUTOR_ENV):]: v for k, v in self._conf.getAll() if k.startswith(EXECUTOR_ENV)}
         self.environment.update({str(k): str(v) for k, v in (environment or {}).items()})
         self._jobs = jobs.JobTracker(self._wake_executor)
+        self._ui = None  # the status API (pystream/ui.py), with spark.ui.enabled
         with SparkContext._lock:
             active = SparkContext._active_spark_context
             if active is not None:
@@ -215,6 +216,10 @@ class SparkContext(jobs.JobControl):
             SparkContext._active_spark_context = self
         try:
             self._executor = self._make_executor()
+            if self._conf.getBoolean("spark.ui.enabled", False):
+                from pystream.ui import StatusServer
+
+                self._ui = StatusServer(self)
             if self.environment:
                 self._share_files()
             # As pyspark: the pyFiles argument, then the conf's spark.submit.pyFiles (comma-separated).
@@ -274,8 +279,9 @@ class SparkContext(jobs.JobControl):
 
     @property
     def uiWebUrl(self) -> str | None:
-        """None: pystream serves no web UI (its listener events carry what Spark's UI shows)."""
-        return None
+        """The address of the status REST API (``<url>/api/v1/...``, see pystream/ui.py) when
+        ``spark.ui.enabled`` is true, else None."""
+        return None if self._ui is None else self._ui.url
 
     def sparkUser(self) -> str:
         """Return the name of the user running this driver."""
@@ -542,6 +548,8 @@ class SparkContext(jobs.JobControl):
             self._stopped = True
             if SparkContext._active_spark_context is self:
                 SparkContext._active_spark_context = None
+        if self._ui is not None:
+            self._ui.stop()
         if self._executor is not None:
             self._executor.stop()
         if self._files_root is not None:

@@ -12,7 +12,10 @@ process executor interrupts them (see ``ProcessExecutor``), as Spark interrupts 
 from __future__ import annotations
 
 import itertools
+import os
+import sys
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,6 +30,7 @@ __all__ = ["SparkJobInfo", "SparkStageInfo", "StatusTracker", "JobTracker", "Job
 GROUP_KEY = "spark.jobGroup.id"
 TAGS_KEY = "spark.job.tags"
 INTERRUPT_KEY = "spark.job.interruptOnCancel"
+DESCRIPTION_KEY = "spark.job.description"
 
 # As Spark's UI keeps the last spark.ui.retainedJobs / retainedStages: what statusTracker() can still tell.
 RETAINED = 1000
@@ -54,10 +58,15 @@ class SparkStageInfo(NamedTuple):
 
 
 class _Job:
-    __slots__ = ("job_id", "group", "tags", "interrupt", "stage_ids", "status", "cancel_reason")
+    __slots__ = ("job_id", "group", "tags", "interrupt", "stage_ids", "status", "cancel_reason", "name",
+                 "description", "submitted", "ended")
 
     def __init__(self, job_id: int, properties: dict[str, str]) -> None:
         self.job_id = job_id
+        self.name = call_site()
+        self.description = properties.get(DESCRIPTION_KEY)
+        self.submitted = _now_ms()
+        self.ended: int | None = None
         self.group = properties.get(GROUP_KEY)
         self.tags = split_tags(properties.get(TAGS_KEY))
         self.interrupt = properties.get(INTERRUPT_KEY, "false").lower() == "true"
@@ -76,6 +85,9 @@ class _Stage(StageMonitor):
         self.active = self.completed = self.failed = 0
         self.attempt = 0
         self.running = True
+        self.status = "ACTIVE"  # then COMPLETE or FAILED, as Spark's REST API says
+        self.submitted = _now_ms()
+        self.ended: int | None = None
         self.job = job
         self._lock = lock
 
@@ -101,6 +113,25 @@ class _Stage(StageMonitor):
     def info(self) -> SparkStageInfo:
         return SparkStageInfo(self.stage_id, self.attempt, self.name, self.num_tasks, self.active, self.completed,
                               self.failed)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def call_site() -> str:
+    """Spark's name for a job: the pystream call the user's code made and where ("collect at job.py:12")."""
+    frame = sys._getframe(1)
+    action = None
+    while frame is not None:
+        module = frame.f_globals.get("__name__", "")
+        if module == "pystream" or module.startswith("pystream.") or module == "contextlib":
+            if module.startswith("pystream.") and not frame.f_code.co_name.startswith("_"):
+                action = frame.f_code.co_name  # the outermost one is what the user called
+            frame = frame.f_back
+            continue
+        return f"{action or 'job'} at {os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}"
+    return action or "job"
 
 
 def split_tags(text: str | None) -> frozenset[str]:
@@ -147,6 +178,7 @@ class JobTracker:
         else:
             job.status = "SUCCEEDED"
         finally:
+            job.ended = _now_ms()
             self._current.job = outer
 
     @contextmanager
@@ -167,10 +199,16 @@ class JobTracker:
             _trim(self._stages)
         try:
             yield stage
+        except BaseException:
+            stage.status = "FAILED"
+            raise
+        else:
+            stage.status = "COMPLETE"
         finally:
             with self._lock:
                 stage.active = 0
                 stage.running = False
+                stage.ended = _now_ms()
 
     # -- cancellation -------------------------------------------------------------------------------------
     def cancel(self, matches: Callable[[_Job], bool], reason: Callable[[_Job], str]) -> list[int]:
@@ -196,6 +234,11 @@ class JobTracker:
     def active_stage_ids(self) -> list[int]:
         with self._lock:
             return [s.stage_id for s in self._stages.values() if s.running]
+
+    def snapshot(self) -> tuple[list[_Job], dict[int, _Stage]]:
+        """The kept jobs (oldest first) and stages by id, for the status API (pystream.ui)."""
+        with self._lock:
+            return list(self._jobs.values()), dict(self._stages)
 
     def job_info(self, job_id: int) -> SparkJobInfo | None:
         with self._lock:

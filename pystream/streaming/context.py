@@ -261,6 +261,8 @@ class StreamingContext:
                 rec = self._recovery or {}
                 self._checkpoint_writer = CheckpointWriter(self, rec.get("run_id"), rec.get("state_files"))
             self._scheduler = JobScheduler(self)
+            if self._sc._ui is not None:
+                self._sc._ui.attach(self)  # before the receivers start: it counts them
             for inp in self._graph.input_streams:
                 inp._start()
             self._scheduler.start(first)
