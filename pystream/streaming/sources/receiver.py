@@ -3,7 +3,9 @@
 A receiver runs in its own thread in the driver: ``onStart`` is called there and may block or start more
 threads; ``store`` hands records to a bounded buffer. At each batch time everything stored so far becomes
 that batch. When the buffer is full, ``store`` blocks (backpressure) instead of letting memory grow without
-bound; ``spark.streaming.receiver.maxRate`` caps records per second.
+bound; ``spark.streaming.receiver.maxRate`` caps records per second, and with
+``spark.streaming.backpressure.enabled`` the cap follows what the batches manage to process (see
+:mod:`pystream.streaming.backpressure`).
 
 With ``spark.streaming.receiver.writeAheadLog.enable`` (and a checkpoint directory), each ``store`` call is one
 block, appended to the write-ahead log and fsynced before ``store`` returns; batch ``t``'s blocks are logged
@@ -22,6 +24,7 @@ import traceback
 from typing import TYPE_CHECKING, Any
 
 from pystream.errors import ReceiverError
+from pystream.streaming import backpressure
 from pystream.lineage import ParallelCollectionRDD
 from pystream.rdd import RDD
 from pystream.streaming.listener import (
@@ -128,6 +131,10 @@ class _Supervisor:
         conf = stream._ssc.sparkContext._conf
         self.capacity = conf.getInt(MAX_BUFFERED_KEY, 1_000_000)
         self.max_rate = conf.getFloat(MAX_RATE_KEY, 0.0)
+        #: backpressure's rate limit (pystream.streaming.backpressure), records per second; 0 for none
+        self.rate_limit = 0.0
+        if conf.getBoolean(backpressure.ENABLED_KEY, False):
+            self.rate_limit = conf.getFloat(backpressure.INITIAL_RATE_KEY, 0.0)
         self.buffer: list = []
         self.cond = threading.Condition()
         self.stopped = threading.Event()
@@ -204,9 +211,22 @@ class _Supervisor:
             self.thread.join(5.0)
 
     # -- data ---------------------------------------------------------------------------------------------
+    def limit(self) -> float:
+        """The records per second this receiver may store now (0: no limit): backpressure's, capped by maxRate."""
+        limits = [r for r in (self.max_rate, self.rate_limit) if r > 0]
+        return min(limits) if limits else 0.0
+
+    def set_rate_limit(self, rate: float) -> None:
+        """Backpressure's new estimate; the throttle counts from now at the new limit."""
+        with self.cond:
+            self.rate_limit = rate
+            self._rate_start = time.monotonic()
+            self._rate_count = 0
+
     def push(self, records: list, frame: bytes | None = None) -> None:
-        if self.max_rate > 0:
-            self._throttle(len(records))
+        limit = self.limit()
+        if limit > 0:
+            self._throttle(len(records), limit)
         if self.wal is None:
             with self.cond:
                 self._wait_for_room()
@@ -226,9 +246,9 @@ class _Supervisor:
         while len(self.buffer) >= self.capacity and not self.stopped.is_set():
             self.cond.wait(0.1)
 
-    def _throttle(self, n: int) -> None:
+    def _throttle(self, n: int, limit: float) -> None:
         self._rate_count += n
-        ahead = self._rate_count / self.max_rate - (time.monotonic() - self._rate_start)
+        ahead = self._rate_count / limit - (time.monotonic() - self._rate_start)
         if ahead > 0:
             self.stopped.wait(ahead)
 
@@ -314,6 +334,10 @@ class ReceiverInputDStream(InputDStream):
             self._ssc._wal.add(log)
             self._wal_log = log
             self._supervisor.wal = log
+        if self._sc._conf.getBoolean(backpressure.ENABLED_KEY, False):
+            estimator = backpressure.PIDRateEstimator.from_conf(self._sc._conf, self._ssc._graph.batch_ms)
+            self._ssc.addStreamingListener(
+                backpressure.RateController(self._id, estimator, self._supervisor.set_rate_limit))
         self._supervisor.start()
 
     def _replayable_since(self, t_ms: int) -> bool:
