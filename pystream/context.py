@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
-from pystream import files, jobs, taskcontext
+from pystream import files, jobs, profiler, taskcontext
 from pystream.accumulators import Accumulator, AccumulatorParam, new_accumulator
 from pystream.broadcast import Broadcast
 from pystream.cores import usable_cores
@@ -207,6 +207,7 @@ class SparkContext(jobs.JobControl):
         self.environment.update({str(k): str(v) for k, v in (environment or {}).items()})
         self._jobs = jobs.JobTracker(self._wake_executor)
         self._ui = None  # the status API (pystream/ui.py), with spark.ui.enabled
+        self._profiles = profiler.Profiles() if self._conf.getBoolean(profiler.PROFILE_KEY, False) else None
         with SparkContext._lock:
             active = SparkContext._active_spark_context
             if active is not None:
@@ -309,6 +310,19 @@ class SparkContext(jobs.JobControl):
     def setJobDescription(self, value: str) -> None:
         """Describe the jobs this thread starts."""
         self.setLocalProperty("spark.job.description", value)
+
+    def show_profiles(self) -> None:
+        """Print the cProfile stats of every RDD's tasks so far (spark.python.profile, see pystream.profiler)."""
+        self._need_profiles().show()
+
+    def dump_profiles(self, path: str) -> None:
+        """Write each RDD's stats so far to ``path``/rdd_<id>.pstats (spark.python.profile)."""
+        self._need_profiles().dump(path)
+
+    def _need_profiles(self) -> profiler.Profiles:
+        if self._profiles is None:
+            raise RuntimeError("'spark.python.profile' configuration must be set to 'true' to enable Python profile.")
+        return self._profiles
 
     def setLogLevel(self, logLevel: str) -> None:
         """Set the level of pystream's loggers (ALL, DEBUG, INFO, WARN, ERROR, FATAL, OFF)."""
@@ -550,6 +564,8 @@ class SparkContext(jobs.JobControl):
                 SparkContext._active_spark_context = None
         if self._ui is not None:
             self._ui.stop()
+        if self._profiles is not None and self._conf.get(profiler.DUMP_KEY):
+            self._profiles.dump(self._conf.get(profiler.DUMP_KEY) or "")
         if self._executor is not None:
             self._executor.stop()
         if self._files_root is not None:

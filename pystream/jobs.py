@@ -289,6 +289,7 @@ class JobControl:
     ``setJobGroup``, beside the other local properties). Mixed into SparkContext, whose ``_jobs`` they use."""
 
     _jobs: JobTracker
+    _profiles: Any
     _executor: Any
     executor: Any
     setLocalProperty: Callable[[str, str | None], None]
@@ -343,8 +344,11 @@ class JobControl:
         """Return a StatusTracker: the ids, stages and task counts of this context's jobs."""
         return StatusTracker(self._jobs)
 
-    def _run_stage(self, fn: Any, inputs: Any, *, stage: str, keep: bool = False) -> list[Any]:
-        """Run one stage's tasks as part of the calling thread's job (see pystream.jobs)."""
+    def _run_stage(self, fn: Any, inputs: Any, *, stage: str, keep: bool = False, rdd: Any = None) -> list[Any]:
+        """Run one stage's tasks, computing ``rdd``, as part of the calling thread's job (see pystream.jobs);
+        with spark.python.profile, under cProfile (pystream.profiler)."""
+        if self._profiles is not None and rdd is not None:
+            fn = self._profiles.wrap(fn, rdd.id())
         with self._jobs.stage(stage, len(inputs)) as monitor:
             return self.executor.run_tasks(fn, inputs, stage=stage, keep=keep, monitor=monitor)
 

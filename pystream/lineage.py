@@ -158,7 +158,7 @@ class PipelinedRDD(RDD):
     def _do_compute(self) -> list[list]:
         src, fn = self._prev._pipeline()
         func = self._func if fn is None else _Compose(self._func, fn)
-        return self.ctx._run_stage(_PipelineTask(func), src._compute(), stage="narrow", keep=True)
+        return self.ctx._run_stage(_PipelineTask(func), src._compute(), stage="narrow", keep=True, rdd=self)
 
 
 class _Compose:
@@ -209,7 +209,7 @@ class ShuffledRDD(RDD):
         if merged:
             return buckets
         return self.ctx._run_stage(ReduceSideTask(self._aggregator), buckets, stage="shuffle-reduce",
-                                           keep=True)
+                                   keep=True, rdd=self)
 
     def _map_stage(self) -> tuple[list, bool]:
         """Run the map side: (one Buckets per reduce partition, False), or (the final partitions, True) when
@@ -237,7 +237,7 @@ class ShuffledRDD(RDD):
                     # in one C pass, instead of shipping them to map tasks that split them and ship them again.
                     return executor.partition_on_driver(parts, n), True
             task = self._map_task(fn, n)
-        maps = self.ctx._run_stage(task, src._compute(), stage="shuffle-map")
+        maps = self.ctx._run_stage(task, src._compute(), stage="shuffle-map", rdd=self)
         return [Buckets(m[j] for m in maps) for j in range(n)], False
 
     def _map_task(self, fn: PipelineFn | None, n: int) -> Callable[[int, list], list[list]]:
@@ -317,7 +317,7 @@ class CoalescedRDD(RDD):
         parts = src._compute()
         n, m = self._num_partitions, len(parts)
         groups = [Buckets(parts[(i * m) // n:((i + 1) * m) // n]) for i in range(n)]
-        return self.ctx._run_stage(ConcatTask(fn), groups, stage="coalesce", keep=True)
+        return self.ctx._run_stage(ConcatTask(fn), groups, stage="coalesce", keep=True, rdd=self)
 
 
 class SortedRDD(RDD):
@@ -341,13 +341,13 @@ class SortedRDD(RDD):
             size = -(-min(20 * n, 1_000_000) * 3 // max(1, src.getNumPartitions()))
             with self.ctx._jobs.job():
                 samples = self.ctx._run_stage(SampleKeysTask(fn, self._keyfunc, size), src._compute(),
-                                              stage="action")
+                                              stage="action", rdd=self)
             bounds = range_bounds(samples, n)
         maps = self.ctx._run_stage(RangeSplitTask(fn, self._keyfunc, bounds, self._ascending, n), src._compute(),
-                                   stage="shuffle-map")
+                                   stage="shuffle-map", rdd=self)
         buckets = [Buckets(m[j] for m in maps) for j in range(n)]
         return self.ctx._run_stage(SortRangeTask(self._keyfunc, self._ascending), buckets, stage="shuffle-reduce",
-                                   keep=True)
+                                   keep=True, rdd=self)
 
 
 class ZippedPartitionsRDD(RDD):
@@ -376,7 +376,7 @@ class ZippedPartitionsRDD(RDD):
         return list(zip(*(r._compute() for r in self._rdds)))
 
     def _do_compute(self) -> list[list]:
-        return self.ctx._run_stage(_ZipTask(self._func), self._inputs(), stage="zip", keep=True)
+        return self.ctx._run_stage(_ZipTask(self._func), self._inputs(), stage="zip", keep=True, rdd=self)
 
 
 class _ZipInputs(RDD):

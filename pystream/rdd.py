@@ -147,8 +147,8 @@ class RDD(RDDActions):
             src, fn = self._pipeline()
             if partitions is not None and (partitions.start, partitions.stop) != (0, src.getNumPartitions()):
                 task = OffsetTask(ApplyTask(fn, action), partitions.start)
-                return self.ctx._run_stage(task, src._compute_some(partitions), stage="action")
-            return self.ctx._run_stage(ApplyTask(fn, action), src._compute(), stage="action")
+                return self.ctx._run_stage(task, src._compute_some(partitions), stage="action", rdd=self)
+            return self.ctx._run_stage(ApplyTask(fn, action), src._compute(), stage="action", rdd=self)
 
     def _compute_some(self, partitions: range) -> list:
         """The partitions in ``partitions`` (take() and first() need only the first few)."""
