@@ -182,14 +182,17 @@ class JobTracker:
             self._current.job = outer
 
     @contextmanager
-    def stage(self, name: str, num_tasks: int) -> Iterator[_Stage]:
-        """A stage of the calling thread's job (a job of its own outside one); raises JobCancelledError, before
-        it starts, for a job that was cancelled."""
+    def stage(self, name: str | None, num_tasks: int) -> Iterator[_Stage]:
+        """A stage of the calling thread's job (a job of its own outside one), named ``name`` (None: the job's
+        name, as Spark names a job's result stage); raises JobCancelledError, before it starts, for a job that
+        was cancelled."""
         job = getattr(self._current, "job", None)
         if job is None:
             with self.job(), self.stage(name, num_tasks) as stage:
                 yield stage
             return
+        if name is None:
+            name = job.name
         if job.cancel_reason is not None:
             raise JobCancelledError(job.cancel_reason)
         stage = _Stage(next(self._stage_ids), name, num_tasks, job, self._lock)
@@ -349,7 +352,9 @@ class JobControl:
         with spark.python.profile, under cProfile (pystream.profiler)."""
         if self._profiles is not None and rdd is not None:
             fn = self._profiles.wrap(fn, rdd.id())
-        with self._jobs.stage(stage, len(inputs)) as monitor:
+        # Spark's stage names: a job's result stage is named as the job, any other stage for the RDD it computes.
+        name = None if stage == "action" or rdd is None else rdd._creation_site
+        with self._jobs.stage(name, len(inputs)) as monitor:
             return self.executor.run_tasks(fn, inputs, stage=stage, keep=keep, monitor=monitor)
 
     def _wake_executor(self) -> None:

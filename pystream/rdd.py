@@ -23,6 +23,7 @@ from pystream._core.hashing import portable_hash
 from pystream import sampling
 from pystream.actions import RDDActions
 from pystream.errors import IllegalStateError, StateLostError
+from pystream.jobs import call_site
 from pystream.known_functions import stand_in
 from pystream.shuffle import Aggregator, ApplyTask, OffsetTask, PipelineFn
 
@@ -76,6 +77,8 @@ class RDD(RDDActions):
         self._persisted = False
         self._cached: list[list] | None = None
         self._id = next(_rdd_ids)
+        # Spark's creation site ("reduceByKey at job.py:10"): the name of the stages that compute this RDD.
+        self._creation_site = call_site()
         self._name: str | None = None
         self._lineage_cut = False
         self._on_lost: Callable[[], None] | None = None

@@ -44,6 +44,13 @@ class Gate:
         open(os.path.join(self.root, "open"), "w").close()
 
 
+def _line_of_next_call() -> int:
+    """The line this is called on (the caller's)."""
+    import sys
+
+    return sys._getframe(1).f_lineno
+
+
 def _in_thread(fn):
     out: dict = {}
 
@@ -61,14 +68,18 @@ def _in_thread(fn):
 def test_status_tracker_follows_jobs_and_their_stages(sc):
     st = sc.statusTracker()
     before = set(st.getJobIdsForGroup())
-    assert sc.parallelize(range(100), 4).map(lambda x: (x % 3, 1)).reduceByKey(lambda a, b: a + b, 2) \
-        .collectAsMap() == {0: 34, 1: 33, 2: 33}
+    counts = sc.parallelize(range(100), 4).map(lambda x: (x % 3, 1)).reduceByKey(lambda a, b: a + b, 2)
+    line = _line_of_next_call()
+    assert counts.collectAsMap() == {0: 34, 1: 33, 2: 33}
     (job_id,) = set(st.getJobIdsForGroup()) - before
     info = st.getJobInfo(job_id)
     assert info.jobId == job_id and info.status == "SUCCEEDED" and len(info.stageIds) == 2
     shuffle, result = (st.getStageInfo(s) for s in info.stageIds)
-    assert (shuffle.name, shuffle.numTasks, shuffle.numCompletedTasks) == ("shuffle-map", 4, 4)
-    assert (result.name, result.numTasks, result.numCompletedTasks) == ("action", 2, 2)
+    # Spark's names: a stage for the RDD it computes, where it was made; the result stage as its job.
+    assert (shuffle.name, shuffle.numTasks, shuffle.numCompletedTasks) == (
+        f"reduceByKey at test_jobs.py:{line - 1}", 4, 4)
+    assert (result.name, result.numTasks, result.numCompletedTasks) == (
+        f"collectAsMap at test_jobs.py:{line + 1}", 2, 2)
     assert shuffle.numActiveTasks == result.numActiveTasks == shuffle.numFailedTasks == 0
     assert st.getActiveJobsIds() == [] and st.getActiveStageIds() == []
     assert st.getJobInfo(10**9) is None and st.getStageInfo(10**9) is None
