@@ -119,14 +119,21 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
+# The modules whose public functions are the API a job or an RDD is named for (the outermost one called).
+_API_MODULES = frozenset({"pystream.rdd", "pystream.actions", "pystream.context", "pystream.joins"})
+# Frames that are never the user's: pystream's own, and those a thread of pystream's starts from.
+_NOT_USER = frozenset({"contextlib", "threading"})
+
+
 def call_site() -> str:
-    """Spark's name for a job: the pystream call the user's code made and where ("collect at job.py:12")."""
+    """Spark's name for a job or an RDD: the pystream call the user's code made and where ("collect at
+    job.py:12"); the call alone when no code of the user's made it (an RDD a stream's batch makes)."""
     frame = sys._getframe(1)
     action = None
     while frame is not None:
         module = frame.f_globals.get("__name__", "")
-        if module == "pystream" or module.startswith("pystream.") or module == "contextlib":
-            if module.startswith("pystream.") and not frame.f_code.co_name.startswith("_"):
+        if module == "pystream" or module.startswith("pystream.") or module in _NOT_USER:
+            if module in _API_MODULES and not frame.f_code.co_name.startswith("_"):
                 action = frame.f_code.co_name  # the outermost one is what the user called
             frame = frame.f_back
             continue

@@ -213,3 +213,22 @@ def test_a_cancelled_streaming_job_fails_its_batch_and_the_next_batch_runs(ssc, 
     assert isinstance(info.value.__cause__, JobCancelledError)
     advance(ssc, 1, timeout=60)
     assert seen == [[10, 11]]
+
+
+def test_a_streams_stages_are_named_for_the_operator_and_the_users_call(ssc):
+    from pystream.testing import advance
+
+    sc = ssc.sparkContext
+    st = sc.statusTracker()
+    before = set(st.getJobIdsForGroup())
+    stream = ssc.queueStream([sc.parallelize([(1, 2), (1, 3)], 2)])
+    seen: list = []
+    line = _line_of_next_call() + 1
+    stream.reduceByKey(lambda a, b: a * b).foreachRDD(lambda rdd: seen.append(rdd.collect()))
+    ssc.start()
+    advance(ssc, 1)
+    assert seen == [[(1, 6)]]
+    (job_id,) = set(st.getJobIdsForGroup()) - before
+    # The batch's RDDs are made by the scheduler, not on a line of the user's: the operator alone names them.
+    assert [st.getStageInfo(s).name for s in st.getJobInfo(job_id).stageIds] == [
+        "reduceByKey", f"collect at test_jobs.py:{line}"]
