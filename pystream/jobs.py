@@ -84,7 +84,6 @@ class _Stage(StageMonitor):
         self.num_tasks = num_tasks
         self.active = self.completed = self.failed = 0
         self.attempt = 0
-        self.running = True
         self.status = "ACTIVE"  # then COMPLETE or FAILED, as Spark's REST API says
         self.submitted = _now_ms()
         self.ended: int | None = None
@@ -207,17 +206,14 @@ class JobTracker:
             job.stage_ids.append(stage.stage_id)
             self._stages[stage.stage_id] = stage
             _trim(self._stages)
+        ok = False
         try:
             yield stage
-        except BaseException:
-            stage.status = "FAILED"
-            raise
-        else:
-            stage.status = "COMPLETE"
+            ok = True
         finally:
             with self._lock:
                 stage.active = 0
-                stage.running = False
+                stage.status = "COMPLETE" if ok else "FAILED"
                 stage.ended = _now_ms()
 
     # -- cancellation -------------------------------------------------------------------------------------
@@ -243,7 +239,7 @@ class JobTracker:
 
     def active_stage_ids(self) -> list[int]:
         with self._lock:
-            return [s.stage_id for s in self._stages.values() if s.running]
+            return [s.stage_id for s in self._stages.values() if s.status == "ACTIVE"]
 
     def snapshot(self) -> tuple[list[_Job], dict[int, _Stage]]:
         """The kept jobs (oldest first) and stages by id, for the status API (pystream.ui)."""

@@ -587,11 +587,10 @@ class ProcessExecutor(Executor):
 
     def _started(self, w: _WorkerHandle, shipment: _Shipment) -> None:
         # A worker runs its tasks one at a time, in the order sent: the first of those it has not finished runs.
-        for task in w.running.values():
-            if not task.started:
-                task.started = True
-                shipment.monitor.task_started(task.split)
-            return
+        task = next(iter(w.running.values()), None)
+        if task is not None and not task.started:
+            task.started = True
+            shipment.monitor.task_started(task.split)
 
     def _check_cancelled(self, shipment: _Shipment) -> None:
         reason = shipment.monitor.cancelled()
@@ -653,7 +652,8 @@ class ProcessExecutor(Executor):
         lost = list(w.running.values())
         new = self._replace_worker(w)
         for task in lost:
-            shipment.monitor.task_ended(task.split, False)
+            if task.started:  # the one it was running failed; those waiting behind it are only sent again
+                shipment.monitor.task_ended(task.split, False)
             task.attempts += 1
             if task.attempts >= self.max_failures:
                 raise WorkerLostError(

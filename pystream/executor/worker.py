@@ -133,13 +133,9 @@ class Worker:
                 # task's bucket table took 1-4 ms, and came between the worker's map task and its reduce task.
                 while self.dying and not conn.poll():
                     self.dying.pop()
-                self.inbox.append(conn.recv())
+                self.take(conn.recv())
             while conn.poll():
-                self.inbox.append(conn.recv())
-            for msg in [m for m in self.inbox if m[0] == "cancel"]:
-                self.inbox.remove(msg)
-                # Every task sent before the cancel was read by now: those not waiting here ran already.
-                self.cancelled.update(set(msg[1]) & {m[1] for m in self.inbox if m[0] == "task"})
+                self.take(conn.recv())
             if not self.inbox:
                 continue
             msg = self.inbox.popleft()
@@ -147,6 +143,14 @@ class Worker:
                 self.cancelled.discard(msg[1])  # the driver stopped waiting for it: no reply
                 continue
             return msg
+
+    def take(self, msg: tuple) -> None:
+        """A message read from the driver: into the inbox, or, a cancel, acted on at once."""
+        if msg[0] != "cancel":
+            self.inbox.append(msg)
+            return
+        # Every task sent before the cancel was read by now: those not waiting here ran already.
+        self.cancelled.update(set(msg[1]) & {m[1] for m in self.inbox if m[0] == "task"})
 
     def run(self) -> None:
         kind = None
