@@ -131,13 +131,29 @@ def call_site() -> str:
     action = None
     while frame is not None:
         module = frame.f_globals.get("__name__", "")
-        if module == "pystream" or module.startswith("pystream.") or module in _NOT_USER:
+        if not _is_user(module):
             if module in _API_MODULES and not frame.f_code.co_name.startswith("_"):
                 action = frame.f_code.co_name  # the outermost one is what the user called
             frame = frame.f_back
             continue
-        return f"{action or 'job'} at {os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}"
+        return f"{action or 'job'} at {_where(frame)}"
     return action or "job"
+
+
+def user_line() -> str | None:
+    """Where the user's code called into pystream ("job.py:10"), or None if no code of the user's did."""
+    frame = sys._getframe(1)
+    while frame is not None and not _is_user(frame.f_globals.get("__name__", "")):
+        frame = frame.f_back
+    return None if frame is None else _where(frame)
+
+
+def _is_user(module: str) -> bool:
+    return not (module == "pystream" or module.startswith("pystream.") or module in _NOT_USER)
+
+
+def _where(frame: Any) -> str:
+    return f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}"
 
 
 def split_tags(text: str | None) -> frozenset[str]:

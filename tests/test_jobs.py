@@ -215,7 +215,7 @@ def test_a_cancelled_streaming_job_fails_its_batch_and_the_next_batch_runs(ssc, 
     assert seen == [[10, 11]]
 
 
-def test_a_streams_stages_are_named_for_the_operator_and_the_users_call(ssc):
+def test_a_streams_stages_are_named_for_the_operator_and_the_streams_line(ssc):
     from pystream.testing import advance
 
     sc = ssc.sparkContext
@@ -229,6 +229,7 @@ def test_a_streams_stages_are_named_for_the_operator_and_the_users_call(ssc):
     advance(ssc, 1)
     assert seen == [[(1, 6)]]
     (job_id,) = set(st.getJobIdsForGroup()) - before
-    # The batch's RDDs are made by the scheduler, not on a line of the user's: the operator alone names them.
+    # The batch's RDDs are made by the scheduler: they are named for their operator and the line that made the
+    # stream, as Spark's streaming stages are.
     assert [st.getStageInfo(s).name for s in st.getJobInfo(job_id).stageIds] == [
-        "reduceByKey", f"collect at test_jobs.py:{line}"]
+        f"reduceByKey at test_jobs.py:{line}", f"collect at test_jobs.py:{line}"]

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from pystream._core.hashing import portable_hash
 from pystream.actions import str_lines
 from pystream.output import write_text_dir
+from pystream.jobs import user_line
 from pystream.lineage import UnionRDD
 from pystream.rdd import RDD, ResultIterable
 from pystream.streaming.time import ms_to_datetime, to_ms
@@ -60,6 +61,8 @@ class DStream:
         self._persisted = False
         self._checkpoint_ms: int | None = None
         self._must_checkpoint = False
+        # Where the user's program made this stream ("job.py:10"): its batches' RDDs are named for it.
+        self._site = user_line()
 
     def __getstate__(self) -> dict:
         # A checkpoint keeps the stream's definition and position, not its generated RDDs (the state streams'
@@ -124,6 +127,10 @@ class DStream:
         if not self._is_time_valid(t):
             return None
         rdd = self._compute(t)
+        site = getattr(self, "_site", None)  # (a stream from an older checkpoint has none)
+        if rdd is not None and site is not None and " at " not in rdd._creation_site:
+            # Made by the scheduler, not on a line of the user's: Spark names it where the stream was made.
+            rdd._creation_site = f"{rdd._creation_site} at {site}"
         if rdd is not None and self._persisted:
             rdd.persist()
         self._generated[t] = rdd
