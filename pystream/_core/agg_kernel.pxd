@@ -261,6 +261,8 @@ cdef class AggKernel:
     @cython.final
     cdef int _merge(self, AggKernel other, bint subtract) except -1
     @cython.final
+    cdef int _group_extend(self, int64_t idx, uint8_t kind, PyObject *obj) except -1
+    @cython.final
     cdef int _count_line_words(self, const unsigned char *p, Py_ssize_t n, span_ring *ring) except -1
     @cython.final
     cdef int _count_line(self, object line, span_ring *ring) except -1

@@ -263,16 +263,26 @@ cdef class AggKernel:
                     e.num.f = num.f
                 return 0
             return self._apply(idx, OP_MIN if self.mode == MODE_MIN else OP_MAX, None, kind, num, obj)
-        if self.group is not None and ak == PS_AGG_OBJ and kind == PS_AGG_OBJ and _is_list(<PyObject *>e.num.obj):
-            # What the group functions do, without a call into Python: a combiner table appends the value to
-            # its key's list, a merge table (values are lists too) extends the key's list with it.
-            if self.mode == MODE_COMBINER:
-                return _list_append(<PyObject *>e.num.obj, obj)
-            if _is_list(obj):
-                return _list_extend(<PyObject *>e.num.obj, obj)
         if self.mode == MODE_COMBINER:
+            # What the group functions do, without a call into Python: append the value to its key's list.
+            if self.group is not None and ak == PS_AGG_OBJ and kind == PS_AGG_OBJ and _is_list(<PyObject *>e.num.obj):
+                return _list_append(<PyObject *>e.num.obj, obj)
             return self._apply(idx, OP_CALL, self.merge_value, kind, num, obj)
+        if self._group_extend(idx, kind, obj):
+            return 0
         return self._apply(idx, OP_CALL, self.reducer, kind, num, obj)
+
+    @cython.final
+    cdef int _group_extend(self, int64_t idx, uint8_t kind, PyObject *obj) except -1:
+        """Extends key idx's list with the list obj, as a group table's merge function does, without calling
+        it: 1 if done, 0 if the table groups no values or either is not a list (the caller calls the function)."""
+        cdef ps_agg_entry *e = &self.t.entries[idx]
+        if (self.group is None or kind != PS_AGG_OBJ or e.kind != PS_AGG_OBJ or not _is_list(<PyObject *>e.num.obj)
+                or not _is_list(obj)):
+            return 0
+        if _list_extend(<PyObject *>e.num.obj, obj) < 0:
+            return -1
+        return 1
 
     @cython.final
     cdef inline int _accumulate(self, PyObject *k, PyObject *v) except -1:
@@ -506,10 +516,7 @@ cdef class AggKernel:
             idx = self._find_from(oe, &pos)
             if idx >= 0:
                 if self.mode == MODE_COMBINER:
-                    if (self.group is not None and kind == PS_AGG_OBJ and self.t.entries[idx].kind == PS_AGG_OBJ
-                            and _is_list(<PyObject *>self.t.entries[idx].num.obj) and _is_list(obj)):
-                        _list_extend(<PyObject *>self.t.entries[idx].num.obj, obj)
-                    else:
+                    if not self._group_extend(idx, kind, obj):
                         self._apply(idx, OP_CALL, self.merge_combiners, kind, num, obj)
                 else:
                     self._combine(idx, kind, num, obj)
