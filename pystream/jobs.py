@@ -341,7 +341,7 @@ class JobControl:
         return set(split_tags(self.getLocalProperty(TAGS_KEY)))
 
     def clearJobTags(self) -> None:
-        """Stop tagging this thread's """
+        """Stop tagging this thread's jobs: the ones it starts from now on get no tag."""
         self.setLocalProperty(TAGS_KEY, None)
 
     def cancelJobGroup(self, groupId: str) -> None:

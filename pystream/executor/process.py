@@ -13,13 +13,14 @@
 * ``stop()``, an exception, Ctrl-C or interpreter exit leave no worker and no shared-memory segment behind;
   if the driver is killed, the workers notice the closed pipe, remove its segments (and multiprocessing's
   directory, where the forkserver's socket is) and exit.
+
+Beside this module: ``refs`` (what the driver holds of data living in workers or shared memory), ``release``
+(when the driver frees what it let go) and ``workers`` (the processes: handles, start, join, their errors).
 """
 
 from __future__ import annotations
 
 import atexit
-import collections
-import contextlib
 import hashlib
 import itertools
 import logging
@@ -28,24 +29,23 @@ import multiprocessing.connection
 import multiprocessing.util
 import os
 import signal
-import sys
 import threading
-import time
 import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
-import cloudpickle
-
-from pystream import accumulators, broadcast, pickling, taskcontext
+from pystream import accumulators, pickling, taskcontext
 from pystream.broadcast import Broadcast
 from pystream.cores import usable_cores
-from pystream.errors import JobCancelledError, StateLostError, TaskFailedError, WorkerLostError
+from pystream.errors import JobCancelledError, StateLostError, WorkerLostError
 from pystream.executor import shm, tempdir
 from pystream.executor.base import Executor, StageMonitor
 from pystream._core.partitioning import partition_frames
-from pystream.executor.arena import InputArena, Lease
-from pystream.executor.wire import Buckets, copy_into_segment, read_frame, write_records
+from pystream.executor.arena import InputArena
+from pystream.executor.refs import BlockRef, FrameRef, PooledFrame, SharedSegment
+from pystream.executor.release import Releasing
+from pystream.executor.wire import Buckets, copy_into_segment, write_records
+from pystream.executor.workers import WorkerHandle, close_fds, drain, join_all, main_hidden, remote_error
 
 logger = logging.getLogger(__name__)
 
@@ -60,69 +60,6 @@ _live_executors: weakref.WeakSet = weakref.WeakSet()
 
 #: Driver inputs of at most this many records travel inside the task message instead of shared memory.
 _INLINE_RECORDS = 64
-# Records the driver frees at a time while a task may be about to reply: about half a millisecond.
-_FREE_CHUNK = 16384
-
-
-class BlockRef:
-    """A partition kept in a worker's memory. Dropping the last reference frees it in the worker."""
-
-    __slots__ = ("worker", "incarnation", "block_id", "count", "__weakref__")
-
-    def __init__(self, executor: ProcessExecutor, worker: int, incarnation: int, block_id: int, count: int):
-        self.worker, self.incarnation, self.block_id, self.count = worker, incarnation, block_id, count
-        weakref.finalize(self, executor._free_block, worker, incarnation, block_id)
-
-    def __len__(self) -> int:
-        return self.count
-
-    def __repr__(self) -> str:
-        return f"BlockRef(worker={self.worker}, block={self.block_id}, records={self.count})"
-
-
-class _SharedSegment:
-    """Driver-side owner of a segment that workers read; unlinked when the last reference goes."""
-
-    __slots__ = ("name", "__weakref__")
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        weakref.finalize(self, shm.unlink, name)
-
-
-class FrameRef:
-    """One frame inside a shared segment (a shuffle bucket, or a large result)."""
-
-    __slots__ = ("segment", "offset", "length")
-
-    def __init__(self, segment: _SharedSegment, offset: int, length: int) -> None:
-        self.segment, self.offset, self.length = segment, offset, length
-
-    def load(self) -> list:
-        return read_frame(self.segment.name, self.offset, self.length)
-
-
-class PooledFrame:
-    """A partition the driver encoded itself into an input-arena segment (records it split by key)."""
-
-    __slots__ = ("lease", "count")
-
-    def __init__(self, lease: Lease, count: int) -> None:
-        self.lease, self.count = lease, count
-
-    def __len__(self) -> int:
-        return self.count
-
-
-class _WorkerHandle:
-    def __init__(self, index: int, incarnation: int, process: Any, conn: Any) -> None:
-        self.index = index
-        self.incarnation = incarnation
-        self.process = process
-        self.conn = conn
-        self.functions: set[bytes] = set()
-        self.broadcasts: set[int] = set()  # ids of the broadcast values it holds
-        self.running: dict[int, _Task] = {}
 
 
 class _Shipment(NamedTuple):
@@ -149,7 +86,7 @@ class _Task:
         self.started = False  # told to the stage's monitor (a task waits in its worker's pipe until then)
 
 
-class ProcessExecutor(Executor):
+class ProcessExecutor(Releasing, Executor):
     """Runs tasks in ``parallelism`` worker processes; see the module docstring for the rules."""
 
     def __init__(self, parallelism: int, conf: Any = None) -> None:
@@ -167,17 +104,8 @@ class ProcessExecutor(Executor):
         self._pid = os.getpid()
         self._lock = threading.RLock()
         self._ids = itertools.count()
-        self._workers: list[_WorkerHandle] = []
-        # (worker, incarnation, block id) of dropped BlockRefs. A deque: finalizers append from whichever
-        # thread drops the last reference (a receiver's, the generator's) while a flush drains it, and both
-        # are atomic on a deque; swapping a dict under a finalizer halfway through its append lost that free.
-        self._pending_frees: collections.deque[tuple[int, int, int]] = collections.deque()
-        # Objects discard() keeps to free when the driver is idle (tidy) or has a core to spare while tasks run
-        # (see _drop_discarded), each with the release() and run_tasks() counts at its discard: what is still
-        # there at the end of the second run after its discard is dropped then, and by the second release()
-        # after it at the latest.
-        self._discarded: collections.deque[tuple[int, int, Any]] = collections.deque()
-        self._releases = 0
+        self._workers: list[WorkerHandle] = []
+        self._init_releasing()
         self._runs = 0
         self._cores = usable_cores()
         self._stopped = False
@@ -187,7 +115,7 @@ class ProcessExecutor(Executor):
         os.set_blocking(self._wake_w, False)
         os.set_blocking(self._wake_r, False)
         # Closed with the executor object, not by stop(): a wake() after stop() must not write to a reused fd.
-        weakref.finalize(self, _close_fds, self._wake_r, self._wake_w)
+        weakref.finalize(self, close_fds, self._wake_r, self._wake_w)
         self._incarnations = itertools.count()
         # SparkFiles' directory, addPyFile's python paths and the tasks' environment (share_files), for every
         # worker, replacements too.
@@ -218,31 +146,31 @@ class ProcessExecutor(Executor):
             for w in self._workers:
                 self._send_files(w)
 
-    def _send_files(self, w: _WorkerHandle) -> None:
+    def _send_files(self, w: WorkerHandle) -> None:
         if self._files is not None and w.process.is_alive():
             try:
                 w.conn.send(("files", *self._files))
             except OSError:
                 pass  # the worker died: its replacement is sent them
 
-    def _start_worker(self, index: int) -> _WorkerHandle:
+    def _start_worker(self, index: int) -> WorkerHandle:
         from pystream.executor.worker import main
 
         parent, child = self._ctx.Pipe(duplex=True)
         proc = self._ctx.Process(target=main, args=(child, index, self._pid, self._arena_cache_mb << 20,
                                                     tempdir.of_this_driver()),
                                  name=f"pystream-worker-{index}", daemon=True)
-        with _main_hidden():
+        with main_hidden():
             proc.start()
         child.close()
-        return _WorkerHandle(index, next(self._incarnations), proc, parent)
+        return WorkerHandle(index, next(self._incarnations), proc, parent)
 
     @property
     def worker_pids(self) -> list[int]:
         """PIDs of the live worker processes (for tests and monitoring)."""
         return [w.process.pid for w in self._workers if w.process.is_alive()]
 
-    def _replace_worker(self, w: _WorkerHandle) -> _WorkerHandle:
+    def _replace_worker(self, w: WorkerHandle) -> WorkerHandle:
         if self._stopped:
             # stop() is waiting for this thread to let go: a worker started now would outlive the executor.
             raise RuntimeError("the executor has been stopped")
@@ -259,125 +187,6 @@ class ProcessExecutor(Executor):
         self._send_files(new)
         return new
 
-    # -- references ---------------------------------------------------------------------------------------
-    def _free_block(self, worker: int, incarnation: int, block_id: int) -> None:
-        # Called from finalizers (any thread, possibly during a run): queue it, send with the next message.
-        self._pending_frees.append((worker, incarnation, block_id))
-
-    def _flush_frees(self) -> None:
-        pending: dict[tuple[int, int], list[int]] = {}
-        queued = self._pending_frees
-        while queued:
-            worker, incarnation, block_id = queued.popleft()
-            pending.setdefault((worker, incarnation), []).append(block_id)
-        for (index, incarnation), ids in pending.items():
-            w = self._workers[index] if index < len(self._workers) else None
-            if w is not None and w.incarnation == incarnation and w.process.is_alive():
-                try:
-                    w.conn.send(("free", ids))
-                except OSError:
-                    pass
-
-    def _forget_broadcasts(self) -> None:
-        """Tell the workers to drop the broadcasts the driver unpersisted, destroyed or dropped."""
-        gone: set[int] = set()
-        while broadcast.released:
-            gone.add(broadcast.released.popleft())
-        for w in self._workers:
-            drop = sorted(w.broadcasts & gone)
-            if drop and w.process.is_alive():
-                w.broadcasts.difference_update(drop)
-                try:
-                    w.conn.send(("unbroadcast", drop))
-                except OSError:
-                    pass
-
-    def _flush_released(self) -> None:
-        """Tell workers what the driver released: partitions to free, input segments to unmap."""
-        self._flush_frees()
-        names = self._arena.retired()
-        if not names:
-            return
-        for w in self._workers:
-            if w.process.is_alive():
-                try:
-                    w.conn.send(("forget", names))
-                except OSError:
-                    pass
-
-    def discard(self, obj: Any) -> None:
-        if not self._stopped:  # a stopped executor runs no more tasks: obj goes now
-            self._discarded.append((self._releases, self._runs, obj))
-
-    def _spare_core(self) -> bool:
-        """Whether a core is left that no running task needs: the driver's own work there slows no task
-        (W1 on 2 workers: freeing a partition's lines while both ran started the second task 3 ms late)."""
-        return sum(1 for w in self._workers if w.running) < self._cores
-
-    def _drop_discarded(self, *, released: int | None = None, ran: int | None = None,
-                        until: Callable[[], bool] | None = None) -> None:
-        """Free the discarded objects: all, or those discarded before release number ``released`` or before
-        run number ``ran``. With ``until``, a few thousand records at a time, stopping as soon as ``until()`` is
-        true: the driver frees on a spare core, and what it waits for must not wait behind the freeing (W3
-        with mapWithState on 2 workers: a batch's 500K events, 15 ms to free, held up the stage's last reply)."""
-        # Popped one at a time (a deque's ends are thread-safe): an object's finalizer may discard more.
-        q = self._discarded
-        while q and (released is None or q[0][0] < released) and (ran is None or q[0][1] < ran):
-            if until is None:
-                q.popleft()
-                continue
-            if until():
-                return
-            if type(q[0][2]) is list:
-                obj = q[0][2]
-                # Emptied from its end while the queue alone holds it (its entry, obj, and getrefcount's
-                # argument make 3): a list anything else still holds is only let go, never changed.
-                if len(obj) > _FREE_CHUNK and sys.getrefcount(obj) == 3:
-                    del obj[-_FREE_CHUNK:]
-                    continue
-                del obj
-                q.popleft()
-                continue
-            released_at, ran_at, obj = q.popleft()
-            # An RDD of the driver's records: its lists take its place in the queue, and go a chunk at a time
-            # once it is gone (if anything else still holds the RDD, they stay whole, and are only let go).
-            lists = obj._driver_record_lists() if hasattr(obj, "_driver_record_lists") else []
-            del obj
-            q.extendleft((released_at, ran_at, part) for part in reversed(lists))
-            del lists
-
-    def tidy(self, until: Callable[[], bool]) -> None:
-        # Tasks that another thread runs meanwhile free on their own spare cores: this one does not wait.
-        if not self._lock.acquire(blocking=False):
-            return
-        try:
-            # Between chunks the GIL is let go (sleep(0)): the thread the last batch woke (the caller waiting for
-            # it) runs at once, not after the interpreter's 5 ms switch interval. A stop() waits for this lock:
-            # it is not kept waiting for the rest (stop drops it all at once).
-            self._drop_discarded(until=lambda: time.sleep(0) or self._stopped or until())
-        finally:
-            self._lock.release()
-
-    def _replied(self) -> bool:
-        """Whether a worker with a task running has sent something (or ended) that the driver has not read."""
-        for w in self._workers:
-            if w.running:
-                try:
-                    if w.conn.poll():
-                        return True
-                except OSError:
-                    return True
-        return False
-
-    def release(self) -> None:
-        # Workers then free the previous batch's partitions (state versions, cached blocks) while the driver
-        # waits for the next batch, not at the start of it.
-        with self._lock:
-            self._releases += 1
-            self._drop_discarded(released=self._releases - 1)
-            if not self._stopped:
-                self._flush_released()
-
     def has_lost(self, partitions: Sequence[Any]) -> bool:
         for part in partitions:
             if isinstance(part, BlockRef):
@@ -386,7 +195,7 @@ class ProcessExecutor(Executor):
                     return True
         return False
 
-    def _describe(self, data: Any, worker: _WorkerHandle, keepalive: list) -> tuple:
+    def _describe(self, data: Any, worker: WorkerHandle, keepalive: list) -> tuple:
         if isinstance(data, BlockRef):
             if self._workers[data.worker].incarnation != data.incarnation:
                 raise StateLostError(
@@ -415,7 +224,7 @@ class ProcessExecutor(Executor):
                 return ("pooled", lease.name, 0, lease.length)
             seg, n = write_records(data, self._pid, "d")
             seg.close()
-            owner = _SharedSegment(seg.name)
+            owner = SharedSegment(seg.name)
             keepalive.append(owner)
             return ("frame", seg.name, 0, n)
         return ("obj", data)
@@ -446,7 +255,7 @@ class ProcessExecutor(Executor):
                 out.append(PooledFrame(lease, writer.count))
                 continue
             seg = shm.Segment.create(shm.new_name(self._pid, "d"), len(writer))
-            owner = _SharedSegment(seg.name)
+            owner = SharedSegment(seg.name)
             try:
                 n = copy_into_segment(writer, seg)
             finally:
@@ -463,12 +272,12 @@ class ProcessExecutor(Executor):
             msg = self._recv(w)
             if msg[0] == "exported" and msg[1] == request:
                 desc = msg[2]
-                return FrameRef(_SharedSegment(desc[1]), desc[2], desc[3])
+                return FrameRef(SharedSegment(desc[1]), desc[2], desc[3])
             if msg[0] == "export-failed" and msg[1] == request:
                 raise StateLostError(f"worker {ref.worker} could not export a kept partition: {msg[2]}")
             self._early.append((w, msg))
 
-    def _recv(self, w: _WorkerHandle) -> tuple:
+    def _recv(self, w: WorkerHandle) -> tuple:
         while True:
             ready = multiprocessing.connection.wait([w.conn, w.process.sentinel])
             if w.conn in ready:
@@ -572,7 +381,7 @@ class ProcessExecutor(Executor):
             waitables: list[Any] = [w.conn for w in busy] + [w.process.sentinel for w in busy] + [self._wake_r]
             ready = multiprocessing.connection.wait(waitables, timeout=1.0)
             if self._wake_r in ready:
-                _drain(self._wake_r)
+                drain(self._wake_r)
             for w in busy:
                 if w.conn in ready:
                     try:
@@ -585,7 +394,7 @@ class ProcessExecutor(Executor):
                 if w.process.sentinel in ready or not w.process.is_alive():
                     self._worker_died(w, shipment)
 
-    def _started(self, w: _WorkerHandle, shipment: _Shipment) -> None:
+    def _started(self, w: WorkerHandle, shipment: _Shipment) -> None:
         # A worker runs its tasks one at a time, in the order sent: the first of those it has not finished runs.
         task = next(iter(w.running.values()), None)
         if task is not None and not task.started:
@@ -611,7 +420,7 @@ class ProcessExecutor(Executor):
         # The stage's replies that still come are dropped (run_tasks forgets its tasks).
         raise JobCancelledError(reason)
 
-    def _handle(self, w: _WorkerHandle, msg: tuple, tasks: dict, results: dict, shipment: _Shipment) -> None:
+    def _handle(self, w: WorkerHandle, msg: tuple, tasks: dict, results: dict, shipment: _Shipment) -> None:
         kind, task_id = msg[0], msg[1]
         task = w.running.pop(task_id, None)
         if task is None:
@@ -625,9 +434,9 @@ class ProcessExecutor(Executor):
             accumulators.apply_updates(msg[3])
         elif kind == "failed":
             _, _, type_name, message, tb, blob = msg
-            raise _remote_error(type_name, message, tb, blob, task.split, w.index)
+            raise remote_error(type_name, message, tb, blob, task.split, w.index)
 
-    def _drop_reply(self, w: _WorkerHandle, reply: tuple) -> None:
+    def _drop_reply(self, w: WorkerHandle, reply: tuple) -> None:
         # The outputs of a task no one waits for any more (a stage that failed while it ran): the references
         # made here go at once, which frees the worker's blocks and unlinks the segments, as for any result.
         if reply[0] == "frame":
@@ -635,20 +444,20 @@ class ProcessExecutor(Executor):
         elif reply[0] in ("block", "buckets"):
             self._result(w, reply)
 
-    def _result(self, w: _WorkerHandle, reply: tuple) -> Any:
+    def _result(self, w: WorkerHandle, reply: tuple) -> Any:
         kind = reply[0]
         if kind == "block":
             return BlockRef(self, w.index, w.incarnation, reply[1], reply[2])
         if kind == "buckets":
-            seg = _SharedSegment(reply[1]) if reply[1] is not None else None
+            seg = SharedSegment(reply[1]) if reply[1] is not None else None
             return [BlockRef(self, w.index, w.incarnation, b[1], b[2]) if b[0] == "block"
                     else FrameRef(seg, b[1], b[2]) for b in reply[2]]
         if kind == "frame":
-            seg = _SharedSegment(reply[1])
+            seg = SharedSegment(reply[1])
             return FrameRef(seg, reply[2], reply[3]).load()
         return reply[1]
 
-    def _worker_died(self, w: _WorkerHandle, shipment: _Shipment) -> None:
+    def _worker_died(self, w: WorkerHandle, shipment: _Shipment) -> None:
         lost = list(w.running.values())
         new = self._replace_worker(w)
         for task in lost:
@@ -686,11 +495,11 @@ class ProcessExecutor(Executor):
             except OSError:
                 pass
         # One grace period for all of them, not one each: a worker busy in a long task reads "stop" only after it.
-        _join_all(workers, 2.0)
+        join_all(workers, 2.0)
         for w in workers:
             if w.process.is_alive():
                 w.process.terminate()
-        _join_all(workers, 2.0)
+        join_all(workers, 2.0)
         for w in workers:
             if w.process.is_alive():
                 w.process.kill()
@@ -702,75 +511,6 @@ class ProcessExecutor(Executor):
         self._drop_discarded()
         self._arena.close()
         shm.remove_with_prefix(shm.prefix_for(self._pid))
-
-
-def _close_fds(*fds: int) -> None:
-    for fd in fds:
-        try:
-            os.close(fd)
-        except OSError:
-            pass
-
-
-def _drain(fd: int) -> None:
-    try:
-        while os.read(fd, 4096):
-            pass
-    except (BlockingIOError, OSError):
-        pass
-
-
-def _join_all(workers: list[_WorkerHandle], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    for w in workers:
-        w.process.join(max(0.0, deadline - time.monotonic()))
-
-
-@contextlib.contextmanager
-def _main_hidden():
-    """Start workers without re-importing the driver's __main__ in them.
-
-    multiprocessing would otherwise run the user's script again in every worker, which breaks pyspark-style
-    scripts that have no ``if __name__ == "__main__"`` guard. Workers need nothing from __main__: task
-    functions arrive cloudpickled, and cloudpickle carries __main__'s functions by value.
-    """
-    main = sys.modules.get("__main__")
-    saved = {k: main.__dict__[k] for k in ("__spec__", "__file__") if main is not None and k in main.__dict__}
-    try:
-        if main is not None:
-            main.__dict__["__spec__"] = None
-            main.__dict__.pop("__file__", None)
-        yield
-    finally:
-        if main is not None:
-            main.__dict__.update(saved)
-            if "__spec__" not in saved:
-                main.__dict__.pop("__spec__", None)
-
-
-def _remote_error(type_name: str, message: str, tb: str, blob: bytes | None, split: int, worker: int
-                  ) -> BaseException:
-    header = f"task {split} failed in worker {worker}: {type_name}: {message}"
-    if blob is not None:
-        try:
-            exc = cloudpickle.loads(blob)
-        except Exception:
-            exc = None
-        if isinstance(exc, BaseException):
-            exc.__cause__ = _RemoteTraceback(tb)
-            return exc
-    return TaskFailedError(header, tb)
-
-
-class _RemoteTraceback(Exception):
-    """The worker-side traceback of a task's exception (shown as the exception's cause)."""
-
-    def __init__(self, tb: str) -> None:
-        super().__init__(tb)
-        self.tb = tb
-
-    def __str__(self) -> str:
-        return f'\n"""\n{self.tb}"""'
 
 
 # Registered after multiprocessing.util (imported above) has registered its own exit function, so this runs

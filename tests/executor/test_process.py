@@ -404,7 +404,7 @@ class _Counted:
 
 
 def test_an_idle_driver_frees_discarded_records_a_chunk_at_a_time_until_it_has_work(psc):
-    from pystream.executor.process import _FREE_CHUNK
+    from pystream.executor.release import _FREE_CHUNK
 
     ex = psc.executor
     ex.release()

@@ -1,0 +1,97 @@
+"""Worker processes as the driver sees them: their handles, starting them without the user's __main__, joining
+them within one grace period, and the exceptions their failed tasks come back as."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+from typing import Any
+
+import cloudpickle
+
+from pystream.errors import TaskFailedError
+
+
+class WorkerHandle:
+    """The driver's side of one worker process: its pipe, and what it has been sent and is running."""
+
+
+    def __init__(self, index: int, incarnation: int, process: Any, conn: Any) -> None:
+        self.index = index
+        self.incarnation = incarnation
+        self.process = process
+        self.conn = conn
+        self.functions: set[bytes] = set()
+        self.broadcasts: set[int] = set()  # ids of the broadcast values it holds
+        self.running: dict[int, Any] = {}
+
+
+def close_fds(*fds: int) -> None:
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+def drain(fd: int) -> None:
+    try:
+        while os.read(fd, 4096):
+            pass
+    except (BlockingIOError, OSError):
+        pass
+
+
+def join_all(workers: list[WorkerHandle], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    for w in workers:
+        w.process.join(max(0.0, deadline - time.monotonic()))
+
+
+@contextlib.contextmanager
+def main_hidden():
+    """Start workers without re-importing the driver's __main__ in them.
+
+    multiprocessing would otherwise run the user's script again in every worker, which breaks pyspark-style
+    scripts that have no ``if __name__ == "__main__"`` guard. Workers need nothing from __main__: task
+    functions arrive cloudpickled, and cloudpickle carries __main__'s functions by value.
+    """
+    main = sys.modules.get("__main__")
+    saved = {k: main.__dict__[k] for k in ("__spec__", "__file__") if main is not None and k in main.__dict__}
+    try:
+        if main is not None:
+            main.__dict__["__spec__"] = None
+            main.__dict__.pop("__file__", None)
+        yield
+    finally:
+        if main is not None:
+            main.__dict__.update(saved)
+            if "__spec__" not in saved:
+                main.__dict__.pop("__spec__", None)
+
+
+def remote_error(type_name: str, message: str, tb: str, blob: bytes | None, split: int, worker: int
+                  ) -> BaseException:
+    header = f"task {split} failed in worker {worker}: {type_name}: {message}"
+    if blob is not None:
+        try:
+            exc = cloudpickle.loads(blob)
+        except Exception:
+            exc = None
+        if isinstance(exc, BaseException):
+            exc.__cause__ = RemoteTraceback(tb)
+            return exc
+    return TaskFailedError(header, tb)
+
+
+class RemoteTraceback(Exception):
+    """The worker-side traceback of a task's exception (shown as the exception's cause)."""
+
+    def __init__(self, tb: str) -> None:
+        super().__init__(tb)
+        self.tb = tb
+
+    def __str__(self) -> str:
+        return f'\n"""\n{self.tb}"""'
