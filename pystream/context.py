@@ -527,14 +527,15 @@ class SparkContext(jobs.JobControl):
         self._executor.share_files(self._files_root, list(self._python_paths), dict(self.environment))
 
     def union(self, rdds):
-        """Return the union of a list of RDDs (partitions of each, in order)."""
-        from pystream.lineage import UnionRDD
+        """Return the union of a list of RDDs: the partitions of each, in order; or, when they all have the same
+        partitioner, partition i of each together (that partitioner kept), as Spark's."""
+        from pystream.lineage import union
 
         self._check_alive()
         rdds = list(rdds)
         if not rdds:
             raise ValueError("union needs at least one RDD")
-        return UnionRDD(self, rdds)
+        return union(self, rdds)
 
     def accumulator(self, value: Any, accum_param: AccumulatorParam | None = None) -> Accumulator:
         """Return an Accumulator starting at ``value``, added to with ``accum_param`` (an AccumulatorParam; by

@@ -25,7 +25,7 @@ def join(left: RDD, right: RDD, numPartitions: int | None, kind: str) -> RDD:
     if numPartitions is None and kind in ("inner", "left") and _small_and_kept(right):
         return _BroadcastJoinRDD(left, right, kind)
     parts = copartitioned([left, right], numPartitions)
-    return ZippedPartitionsRDD(left.ctx, parts, _JoinPartition(kind))
+    return ZippedPartitionsRDD(left.ctx, parts, _JoinPartition(kind), preserves_partitioning=True)
 
 
 def _small_and_kept(rdd: RDD) -> bool:
@@ -39,7 +39,7 @@ class _BroadcastJoinRDD(PipelinedRDD):
     batch against the same kept RDD collects it and pickles it once, not once per batch."""
 
     def __init__(self, left: RDD, right: RDD, kind: str) -> None:
-        super().__init__(left, _BroadcastJoin(None, kind))  # replaced when computed
+        super().__init__(left, _BroadcastJoin(None, kind), True)  # the function is replaced when computed
         self._right: RDD | None = right
         self._kind = kind
 
@@ -94,7 +94,17 @@ class _BroadcastJoin:
 
 
 def copartitioned(rdds: list[RDD], numPartitions: int | None) -> list[RDD]:
-    n = numPartitions or max(r.getNumPartitions() for r in rdds) or rdds[0].ctx.defaultParallelism
+    """``rdds`` hash-partitioned alike. Without a partition count, as Spark's defaultPartitioner: the partitioner
+    one of them already has (the one with most partitions, unless an input has 10 times more), so that side
+    is not shuffled again (partitionBy returns it as it is); else the largest partition count."""
+    most = max(r.getNumPartitions() for r in rdds)
+    if numPartitions is None:
+        known = [r.partitioner for r in rdds if r.partitioner is not None]
+        if known:
+            chosen = max(known, key=lambda p: p.numPartitions)
+            if most < 10 * chosen.numPartitions:
+                return [r.partitionBy(chosen.numPartitions, chosen.partitionFunc) for r in rdds]
+    n = numPartitions or most or rdds[0].ctx.defaultParallelism
     return [r.partitionBy(n) for r in rdds]
 
 
@@ -102,7 +112,7 @@ def cogroup(rdds: list[RDD], numPartitions: int | None) -> RDD:
     """(k, (values of rdds[0], values of rdds[1], ...)): every side hash-partitioned alike, then grouped
     partition by partition (no per-record combiner calls)."""
     parts = copartitioned(rdds, numPartitions)
-    return ZippedPartitionsRDD(rdds[0].ctx, parts, _CogroupPartition(len(rdds)))
+    return ZippedPartitionsRDD(rdds[0].ctx, parts, _CogroupPartition(len(rdds)), preserves_partitioning=True)
 
 
 class _CogroupPartition:

@@ -11,6 +11,7 @@ while its methods construct them, so :mod:`pystream.rdd` imports this module at 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,7 @@ from pystream.shuffle import (
     ConcatTask,
     CountingMapSideTask,
     MapSideTask,
+    Partitioner,
     PipelineFn,
     ReduceSideTask,
     RangeSplitTask,
@@ -144,10 +146,12 @@ class PipelinedRDD(RDD):
     persisted after this RDD was made still serves this RDD from its cache.
     """
 
-    def __init__(self, prev: RDD, func: PipelineFn) -> None:
+    def __init__(self, prev: RDD, func: PipelineFn, preserves_partitioning: bool = False) -> None:
         super().__init__(prev.ctx, prev.getNumPartitions())
         self._prev: RDD = prev
         self._func: PipelineFn = func
+        if preserves_partitioning:
+            self.partitioner = prev.partitioner
 
     def _pipeline(self) -> tuple[RDD, PipelineFn | None]:
         if self._persisted:
@@ -195,6 +199,7 @@ class ShuffledRDD(RDD):
         self._prev = prev
         self._aggregator = aggregator
         self._partition_func = partition_func
+        self.partitioner = Partitioner(num_partitions, partition_func)
 
     def _pipeline(self) -> tuple[RDD, PipelineFn | None]:
         # Unless kept, the merge runs inside the next stage's tasks (an action, the next shuffle's map side, a
@@ -280,6 +285,25 @@ class _MergeBuckets:
         return merge_buckets(self.aggregator, buckets, lazy=True)
 
 
+def common_partitioner(rdds: Sequence[RDD]) -> Partitioner | None:
+    """The partitioner every one of ``rdds`` has, or None if one has none or another."""
+    first = rdds[0].partitioner
+    return first if first is not None and all(r.partitioner == first for r in rdds[1:]) else None
+
+
+def union(ctx: SparkContext, rdds: list[RDD]) -> RDD:
+    """The union of ``rdds``, as Spark's SparkContext.union: when they all have the same partitioner, partition
+    i holds partition i of each (the partitioner kept, so a reduceByKey or join after it needs no shuffle);
+    else the partitions of each, one RDD after the other."""
+    if common_partitioner(rdds) is not None:
+        return ZippedPartitionsRDD(ctx, rdds, _concat_partitions, preserves_partitioning=True)
+    return UnionRDD(ctx, rdds)
+
+
+def _concat_partitions(split: int, *parts: list) -> Iterable[Any]:
+    return parts[0] if len(parts) == 1 else itertools.chain.from_iterable(parts)
+
+
 class UnionRDD(RDD):
     """The partitions of several RDDs, one after the other."""
 
@@ -300,6 +324,7 @@ class RepartitionedRDD(ShuffledRDD):
 
     def __init__(self, prev: RDD, num_partitions: int) -> None:
         super().__init__(prev, num_partitions, None, portable_hash)
+        self.partitioner = None  # records are dealt, not placed by key
 
     def _map_task(self, fn: PipelineFn | None, n: int) -> Callable[[int, list], list[list]]:
         return RoundRobinTask(fn, n)
@@ -357,13 +382,16 @@ class ZippedPartitionsRDD(RDD):
     state and new data are hash-partitioned the same way.
     """
 
-    def __init__(self, ctx: SparkContext, rdds: list[RDD], func: Callable[..., Iterable[Any]]) -> None:
+    def __init__(self, ctx: SparkContext, rdds: list[RDD], func: Callable[..., Iterable[Any]],
+                 preserves_partitioning: bool = False) -> None:
         counts = {r.getNumPartitions() for r in rdds}
         if len(counts) != 1:
             raise ValueError(f"Can't zip RDDs with unequal numbers of partitions: {sorted(counts)}")
         super().__init__(ctx, counts.pop())
         self._rdds = rdds
         self._func = func
+        if preserves_partitioning:
+            self.partitioner = common_partitioner(rdds)
 
     def _pipeline(self) -> tuple[RDD, PipelineFn | None]:
         # Unless kept (state), the combining function runs inside the next stage's tasks, as a narrow step:

@@ -25,7 +25,7 @@ from pystream.actions import RDDActions
 from pystream.errors import IllegalStateError, StateLostError
 from pystream.jobs import call_site
 from pystream.known_functions import stand_in
-from pystream.shuffle import Aggregator, ApplyTask, OffsetTask, PipelineFn
+from pystream.shuffle import Aggregator, ApplyTask, CombineInPartition, OffsetTask, Partitioner, PipelineFn
 
 if TYPE_CHECKING:
     from pystream.context import SparkContext
@@ -70,6 +70,10 @@ def _default_partitions(rdd: RDD, numPartitions: int | None) -> int:
 
 class RDD(RDDActions):
     """A dataset split into partitions; transformations return new RDDs, actions compute results."""
+
+    #: How this RDD's keys are placed in its partitions (a Partitioner), or None when that is not known. A class
+    #: default: an RDD pickled before there was one (a checkpoint) reads None.
+    partitioner: Partitioner | None = None
 
     def __init__(self, ctx: SparkContext, num_partitions: int) -> None:
         self.ctx = ctx
@@ -238,8 +242,10 @@ class RDD(RDDActions):
     # -- narrow transformations ---------------------------------------------------------------------------
     def mapPartitionsWithIndex(self, f: Callable[[int, Iterator[Any]], Iterable[Any]],
                                preservesPartitioning: bool = False) -> RDD:
-        """Return a new RDD by applying ``f(index, iterator)`` to each partition."""
-        return lineage.PipelinedRDD(self, f)
+        """Return a new RDD by applying ``f(index, iterator)`` to each partition. With
+        ``preservesPartitioning``, ``f`` promises to keep each record's key (and so its partition): the new RDD
+        keeps this one's partitioner."""
+        return lineage.PipelinedRDD(self, f, preservesPartitioning)
 
     def mapPartitionsWithSplit(self, f: Callable[[int, Iterator[Any]], Iterable[Any]],
                                preservesPartitioning: bool = False) -> RDD:
@@ -315,8 +321,20 @@ class RDD(RDDActions):
 
     # -- wide transformations -----------------------------------------------------------------------------
     def partitionBy(self, numPartitions: int | None, partitionFunc: Callable[[Any], int] = portable_hash) -> RDD:
-        """Return a pair RDD with each (k, v) in partition ``partitionFunc(k) % numPartitions``."""
-        return lineage.ShuffledRDD(self, _default_partitions(self, numPartitions), None, partitionFunc)
+        """Return a pair RDD with each (k, v) in partition ``partitionFunc(k) % numPartitions``: this RDD itself
+        when its partitioner is already that one (no shuffle)."""
+        n = _default_partitions(self, numPartitions)
+        if self.partitioner == Partitioner(n, partitionFunc):
+            return self
+        return lineage.ShuffledRDD(self, n, None, partitionFunc)
+
+    def _combined(self, agg: Aggregator, numPartitions: int | None, partitionFunc: Callable[[Any], int]) -> RDD:
+        """This RDD's values combined per key into ``numPartitions`` partitions by ``partitionFunc``: in each
+        partition, without a shuffle, when the keys are already placed so."""
+        n = _default_partitions(self, numPartitions)
+        if self.partitioner == Partitioner(n, partitionFunc):
+            return lineage.PipelinedRDD(self, CombineInPartition(agg), True)
+        return lineage.ShuffledRDD(self, n, agg, partitionFunc)
 
     def combineByKey(self, createCombiner: Callable[[Any], Any], mergeValue: Callable[[Any, Any], Any],
                      mergeCombiners: Callable[[Any, Any], Any], numPartitions: int | None = None,
@@ -324,14 +342,14 @@ class RDD(RDDActions):
         """Return (k, combined) pairs: ``createCombiner`` starts a key's combiner, ``mergeValue`` adds a value,
         ``mergeCombiners`` merges combiners from different partitions."""
         agg = Aggregator(createCombiner, mergeValue, mergeCombiners)
-        return lineage.ShuffledRDD(self, _default_partitions(self, numPartitions), agg, partitionFunc)
+        return self._combined(agg, numPartitions, partitionFunc)
 
     def reduceByKey(self, func: Callable[[Any, Any], Any], numPartitions: int | None = None,
                     partitionFunc: Callable[[Any], int] = portable_hash) -> RDD:
         """Merge the values of each key with the associative, commutative ``func``; combines map-side first.
         Built-in reducers (``operator.add``, ``lambda a, b: a + b``, ``min``, ``max``) run in C."""
         agg = Aggregator.from_reducer(func)
-        return lineage.ShuffledRDD(self, _default_partitions(self, numPartitions), agg, partitionFunc)
+        return self._combined(agg, numPartitions, partitionFunc)
 
     def reduceByKeyLocally(self, func: Callable[[Any, Any], Any]) -> dict:
         """Merge the values of each key with ``func`` and return the result to the driver as a dict."""
@@ -354,7 +372,7 @@ class RDD(RDDActions):
                    partitionFunc: Callable[[Any], int] = portable_hash) -> RDD:
         """Group the values of each key into one ResultIterable (a list)."""
         agg = Aggregator(_new_group, _group_append, _group_extend, group=ResultIterable)
-        return lineage.ShuffledRDD(self, _default_partitions(self, numPartitions), agg, partitionFunc)
+        return self._combined(agg, numPartitions, partitionFunc)
 
     def groupBy(self, f: Callable[[Any], Any], numPartitions: int | None = None,
                 partitionFunc: Callable[[Any], int] = portable_hash) -> RDD:
@@ -418,8 +436,9 @@ class RDD(RDDActions):
             .flatMapValues(operator.itemgetter(0))
 
     def union(self, other: RDD) -> RDD:
-        """Return the union of this RDD and ``other`` (duplicates kept)."""
-        return lineage.UnionRDD(self.ctx, [self, other])
+        """Return the union of this RDD and ``other`` (duplicates kept): the partitions of one, then the other's;
+        or, when both have the same partitioner, partition i of each together (that partitioner kept)."""
+        return lineage.union(self.ctx, [self, other])
 
     def __add__(self, other: RDD) -> RDD:
         if not isinstance(other, RDD):

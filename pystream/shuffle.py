@@ -22,6 +22,35 @@ from pystream._core.partitioning import partition, scatter
 PipelineFn = Callable[[int, Iterator[Any]], Iterable[Any]]
 
 
+class Partitioner:
+    """Where a pair RDD keeps each key: (k, v) in partition ``partitionFunc(k) % numPartitions`` (pyspark's
+    ``pyspark.rdd.Partitioner``, an RDD's ``partitioner``). Two are equal when their counts are equal and their
+    functions are the same object: RDDs with equal partitioners hold each key in the same partition, so
+    partitionBy to that partitioner returns the RDD itself, a reduceByKey (or any combineByKey) to it merges
+    inside each partition without a shuffle, and a union of such RDDs keeps their partitions side by side."""
+
+    __slots__ = ("numPartitions", "partitionFunc")
+
+    def __init__(self, numPartitions: int, partitionFunc: Callable[[Any], int]) -> None:
+        self.numPartitions = numPartitions
+        self.partitionFunc = partitionFunc
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, Partitioner) and self.numPartitions == other.numPartitions
+                and self.partitionFunc == other.partitionFunc)
+
+    def __hash__(self) -> int:
+        return hash((self.numPartitions, self.partitionFunc))
+
+    def __call__(self, k: Any) -> int:
+        """Return the partition of key ``k``."""
+        return self.partitionFunc(k) % self.numPartitions
+
+    def __repr__(self) -> str:
+        func = getattr(self.partitionFunc, "__qualname__", repr(self.partitionFunc))
+        return f"Partitioner({self.numPartitions}, {func})"
+
+
 class Aggregator:
     """combineByKey's three functions; ``reducer`` is set when all three are one binary function (reduceByKey),
     which lets the aggregation table recognise built-ins (``operator.add``, ``min``, ``max``) and run them in C."""
@@ -242,6 +271,20 @@ class CountingMapSideTask:
             return _table_buckets(table, self.num_partitions, self.partition_func)
         w = self.weight
         return split_by_key([(k, n * w) for k, n in table.items()], self.num_partitions, self.partition_func)
+
+
+class CombineInPartition:
+    """combineByKey on an RDD already partitioned by its keys as the result will be: each partition holds
+    every value of its keys, so combining them there is the whole result (no buckets, no merge)."""
+
+    def __init__(self, aggregator: Aggregator) -> None:
+        self.aggregator = aggregator
+
+    def __call__(self, split: int, records: Iterator[Any]) -> list:
+        table = self.aggregator.map_table()
+        for chunk in record_chunks(records):
+            table.update(chunk)
+        return table.items()
 
 
 class RoundRobinTask:

@@ -196,3 +196,145 @@ def test_a_single_table_bucket_is_the_partition_and_a_combiner_table_merges_by_i
     for k, v in PAIRS[:10] + PAIRS[5:15]:
         want.setdefault(k, []).append(v)
     assert sorted(merge_buckets(comb, tables), key=repr) == sorted(want.items(), key=repr)
+
+
+# -- Partitioner: an RDD that says where its keys are ---------------------------------------------------------
+
+from pystream.rdd import Partitioner, ResultIterable  # noqa: E402
+
+KEYS = ["a", "b", "zz", "é", 0, 1, -7, 2**40, 1.5, None, ("t", 1), True]
+
+
+def test_partitioner_equality_and_placement():
+    p = Partitioner(4, portable_hash)
+    assert p == Partitioner(4, portable_hash) and hash(p) == hash(Partitioner(4, portable_hash))
+    assert p != Partitioner(3, portable_hash)
+    assert p != Partitioner(4, lambda k: portable_hash(k))  # another function: not known to place keys alike
+    assert p != (4, portable_hash) and p is not None
+    assert [p(k) for k in KEYS] == [portable_hash(k) % 4 for k in KEYS]
+    assert repr(p) == "Partitioner(4, portable_hash)"
+
+
+def _placed_as_said(rdd) -> bool:
+    """Whether every record of partition i of ``rdd`` has a key its partitioner puts in partition i."""
+    part = rdd.partitioner
+    return all(part(kv[0]) == i for i, records in enumerate(rdd.glom().collect()) for kv in records)
+
+
+PAIRS = [(KEYS[i % len(KEYS)], i) for i in range(600)]
+WORDS = [f"w{i % 97}" for i in range(3000)]
+
+PARTITIONED = {
+    "partitionBy": lambda sc: sc.parallelize(PAIRS, 3).partitionBy(4),
+    "partitionBy of driver lists": lambda sc: sc.parallelize(PAIRS, 3).partitionBy(5),
+    "reduceByKey(add)": lambda sc: sc.parallelize(PAIRS, 3).reduceByKey(operator.add, 4),
+    "reduceByKey(lambda)": lambda sc: sc.parallelize(PAIRS, 3).reduceByKey(lambda a, b: a * 2 + b, 3),
+    "word count in C": lambda sc: sc.parallelize(WORDS, 3).map(lambda w: (w, 1)).reduceByKey(operator.add, 4),
+    "groupByKey": lambda sc: sc.parallelize(PAIRS, 3).groupByKey(4),
+    "combineByKey": lambda sc: sc.parallelize(PAIRS, 2).combineByKey(
+        lambda v: [v], lambda c, v: c + [v], lambda a, b: a + b, 3),
+    "join": lambda sc: sc.parallelize(PAIRS, 2).join(sc.parallelize(PAIRS[:50], 3), 4),
+    "cogroup": lambda sc: sc.parallelize(PAIRS, 2).cogroup(sc.parallelize(PAIRS[:50], 3), 4),
+    "mapValues after": lambda sc: sc.parallelize(PAIRS, 3).reduceByKey(operator.add, 4).mapValues(str),
+    "filter after": lambda sc: sc.parallelize(PAIRS, 3).groupByKey(4).filter(lambda kv: len(kv[1]) > 40),
+}
+
+
+@pytest.mark.parametrize("make", PARTITIONED.values(), ids=PARTITIONED.keys())
+def test_every_partitioned_rdd_holds_its_keys_where_its_partitioner_says(sc, make):
+    rdd = make(sc)
+    assert isinstance(rdd.partitioner, Partitioner)
+    assert rdd.partitioner.numPartitions == rdd.getNumPartitions()
+    assert _placed_as_said(rdd)
+
+
+def test_which_transformations_keep_the_partitioner(sc):
+    r = sc.parallelize(PAIRS, 3).reduceByKey(operator.add, 4)
+    p = Partitioner(4, portable_hash)
+    assert sc.parallelize(PAIRS, 3).partitioner is None
+    assert r.partitioner == p
+    for kept in (r.mapValues(str), r.flatMapValues(lambda v: [v, v]), r.filter(bool),
+                 r.map(lambda kv: kv, preservesPartitioning=True), r.mapPartitions(iter, True), r.sample(False, 0.5, 1),
+                 r.join(r), r.leftOuterJoin(r), r.cogroup(r)):
+        assert kept.partitioner == p
+    for lost in (r.map(lambda kv: kv), r.flatMap(lambda kv: [kv]), r.keys(), r.mapPartitions(iter), r.glom(),
+                 r.repartition(4), r.sortByKey(), r.coalesce(2)):
+        assert lost.partitioner is None
+    def first(k):
+        return 0
+
+    custom = r.partitionBy(4, first)
+    assert custom.partitioner == Partitioner(4, first) and custom.partitioner != p
+    assert custom.partitionBy(4, first) is custom
+
+
+def test_partitioned_rdds_skip_the_shuffle_and_give_the_same_answers(sc, stages):
+    base = sc.parallelize(PAIRS, 3)
+    r = base.reduceByKey(operator.add, 4).persist()
+    r.count()
+    stages.clear()
+    assert r.partitionBy(4) is r
+    assert r.partitionBy(3) is not r and r.partitionBy(4, lambda k: 0) is not r
+    doubled = r.mapValues(lambda v: 2 * v)
+    summed = doubled.reduceByKey(operator.add, 4)
+    grouped = doubled.groupByKey(4)
+    folded = doubled.foldByKey(0, operator.add, 4)
+    joined = r.join(doubled)
+    got = (dict(summed.collect()), {k: list(v) for k, v in grouped.collect()}, dict(folded.collect()),
+           dict(joined.collect()))
+    assert "shuffle-map" not in stages and "shuffle-reduce" not in stages
+    assert all(type(v) is ResultIterable for _, v in grouped.collect())
+    expect: dict = {}
+    for k, v in PAIRS:
+        expect[k] = expect.get(k, 0) + v
+    assert got == ({k: 2 * v for k, v in expect.items()}, {k: [2 * v] for k, v in expect.items()},
+                   {k: 2 * v for k, v in expect.items()}, {k: (v, 2 * v) for k, v in expect.items()})
+    # Another partition count, or another function: a shuffle, as before.
+    stages.clear()
+    assert dict(doubled.reduceByKey(operator.add, 3).collect()) == got[0]
+    assert "shuffle-map" in stages
+    r.unpersist()
+
+
+def test_union_of_alike_partitioned_rdds_keeps_partitions_side_by_side(sc, stages):
+    r = sc.parallelize(PAIRS, 3).reduceByKey(operator.add, 4).persist()
+    s = sc.parallelize(PAIRS[:100], 2).reduceByKey(operator.add, 4).persist()
+    u = r.union(s.mapValues(lambda v: -v))
+    assert u.getNumPartitions() == 4 and u.partitioner == r.partitioner
+    assert _placed_as_said(u)
+    assert sorted(map(repr, u.collect())) == sorted(map(repr, r.collect() + [(k, -v) for k, v in s.collect()]))
+    three = sc.union([r, s, r])
+    assert three.getNumPartitions() == 4 and three.partitioner == r.partitioner
+    stages.clear()
+    merged = dict(three.reduceByKey(operator.add, 4).collect())
+    assert "shuffle-map" not in stages
+    rd, sd = dict(r.collect()), dict(s.collect())
+    assert merged == {k: 2 * rd.get(k, 0) + sd.get(k, 0) for k in set(rd) | set(sd)}
+    # Partitioned differently, or not at all: the partitions of one, then the other's.
+    other = r.union(sc.parallelize(PAIRS, 3).reduceByKey(operator.add, 3))
+    assert other.getNumPartitions() == 7 and other.partitioner is None
+    plain = r.union(sc.parallelize(PAIRS, 2))
+    assert plain.getNumPartitions() == 6 and plain.partitioner is None
+    r.unpersist()
+    s.unpersist()
+
+
+def test_a_join_keeps_the_partitioner_one_side_has_and_shuffles_only_the_other(sc, stages):
+    def by_parity(k):
+        return k % 2
+
+    table = sc.parallelize([(k, f"v{k}") for k in range(200)], 2).partitionBy(5, by_parity).persist()
+    table.count()
+    batch = sc.parallelize([(k % 250, k) for k in range(1000)], 3)
+    stages.clear()
+    joined = table.join(batch)  # the kept side is the left one here: no broadcast join
+    assert joined.partitioner == table.partitioner and joined.getNumPartitions() == 5
+    got = joined.collect()
+    assert stages.count("shuffle-map") == 1  # the batch only
+    assert sorted(got) == sorted((k % 250, (f"v{k % 250}", k)) for k in range(1000) if k % 250 < 200)
+    assert _placed_as_said(joined)
+    # With a partition count asked for, both sides go to it, as before.
+    stages.clear()
+    assert sorted(table.join(batch, 3).collect()) == sorted(got)
+    assert stages.count("shuffle-map") == 2
+    table.unpersist()

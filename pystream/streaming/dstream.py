@@ -16,7 +16,7 @@ from pystream._core.hashing import portable_hash
 from pystream.actions import str_lines
 from pystream.output import write_text_dir
 from pystream.jobs import user_line
-from pystream.lineage import UnionRDD
+from pystream.lineage import union
 from pystream.rdd import RDD, ResultIterable
 from pystream.streaming.time import ms_to_datetime, to_ms
 
@@ -499,7 +499,7 @@ class UnionDStream(DStream):
         rdds = [r for p in self._parents if (r := p._get_or_compute(t)) is not None]
         if not rdds:
             return None
-        return rdds[0] if len(rdds) == 1 else UnionRDD(self._sc, rdds)
+        return rdds[0] if len(rdds) == 1 else union(self._sc, rdds)
 
 
 def _check_rdd(result: Any) -> RDD | None:

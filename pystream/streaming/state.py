@@ -13,8 +13,10 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from pystream._core.deserialisation import FrameReader
+from pystream._core.hashing import portable_hash
 from pystream._core.state import KeyedState, State, map_with_state, update_state_by_key
 from pystream.lineage import ZippedPartitionsRDD
+from pystream.shuffle import Partitioner
 from pystream.rdd import RDD
 from pystream.streaming.dstream import DStream
 from pystream.streaming.time import duration_ms
@@ -131,7 +133,14 @@ class _StateView(DStream):
 
     def _compute(self, t: int) -> RDD | None:
         rdd = self._internal._get_or_compute(t)
-        return None if rdd is None else rdd.mapPartitions(_Parts(self._of))
+        if rdd is None:
+            return None
+        view = rdd.mapPartitions(_Parts(self._of))
+        if self._of is _states_of:
+            # (key, state) pairs where the batches were partitioned to: a join or reduceByKey with the same
+            # partitioning after it needs no shuffle.
+            view.partitioner = Partitioner(self._internal._n, portable_hash)
+        return view
 
     def checkpoint(self, interval: float) -> DStream:
         """Checkpoint the state every ``interval`` seconds (a multiple of the slide); returns this DStream."""

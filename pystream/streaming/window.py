@@ -6,8 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pystream._core.aggregation import AggTable
-from pystream._core.hashing import portable_hash
-from pystream.lineage import ShuffledRDD, UnionRDD, ZippedPartitionsRDD
+from pystream.lineage import ZippedPartitionsRDD, union
 from pystream.rdd import RDD
 from pystream.streaming.dstream import DStream
 from pystream.streaming.time import duration_ms
@@ -30,7 +29,7 @@ class WindowedDStream(DStream):
 
     def _compute(self, t: int) -> RDD | None:
         rdds = self._parent._slice_ms(t - self._window_ms + self._parent._slide_ms, t)
-        return UnionRDD(self._sc, rdds)
+        return union(self._sc, rdds)
 
 
 class ReducedWindowedDStream(DStream):
@@ -73,34 +72,14 @@ class ReducedWindowedDStream(DStream):
             if not old and not new:
                 return prev
             update = _WindowUpdate(self._func, self._inv, self._filter, len(old), len(new))
-            return ZippedPartitionsRDD(self._sc, [prev, *old, *new], update)
+            return ZippedPartitionsRDD(self._sc, [prev, *old, *new], update, preserves_partitioning=True)
         current = parent._slice_ms(cur_begin + p_slide, cur_end)
         if not current:
             return None
-        if all(_hash_partitioned(r, self._n) for r in current):
-            # The batches share one hash partitioning: merge them partition by partition, no shuffle.
-            return ZippedPartitionsRDD(self._sc, current, _MergeWindow(self._func, self._filter))
-        whole = UnionRDD(self._sc, current).reduceByKey(self._func, self._n)
+        # Batches reduced into the same partitions are merged partition by partition (union keeps them side by
+        # side, and reduceByKey then combines in place): no shuffle.
+        whole = union(self._sc, current).reduceByKey(self._func, self._n)
         return whole.filter(self._filter) if self._filter else whole
-
-
-def _hash_partitioned(rdd: RDD, n: int) -> bool:
-    return (isinstance(rdd, ShuffledRDD) and rdd.getNumPartitions() == n
-            and rdd._partition_func is portable_hash and rdd._aggregator is not None)
-
-
-class _MergeWindow:
-    """Per partition: the window's batches (already reduced per key) merged with ``func`` in time order."""
-
-    def __init__(self, func: Callable[[Any, Any], Any], filter_func: Callable[[tuple[Any, Any]], bool] | None):
-        self.func, self.filter = func, filter_func
-
-    def __call__(self, split: int, *batches: list) -> list:
-        table = AggTable(self.func)
-        for part in batches:
-            table.update(part)
-        items = table.items()
-        return [kv for kv in items if self.filter(kv)] if self.filter else items
 
 
 class _WindowUpdate:

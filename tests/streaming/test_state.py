@@ -204,3 +204,36 @@ def test_map_with_state_function_error_keeps_previous_state(sc):
 
 def test_run_stream_helper_sorts(sc):
     assert run_stream(sc, [[3, 1, 2]], lambda s: s, sort=True) == [[1, 2, 3]]
+
+
+def test_state_streams_say_how_their_keys_are_partitioned(sc, stages):
+    import operator
+
+    from pystream import portable_hash
+    from pystream.rdd import Partitioner
+
+    inputs = [[(f"k{i % 7}", i) for i in range(j, j + 30)] for j in range(3)]
+    seen = []
+
+    def placed(rdd):
+        seen.append((rdd.partitioner, all(portable_hash(k) % 3 == i
+                                          for i, part in enumerate(rdd.glom().collect()) for k, _ in part)))
+
+    def build(s):
+        state = s.reduceByKey(operator.add, 3).updateStateByKey(running_sum, 3)
+        state.foreachRDD(placed)
+        s.mapWithState(StateSpec.function(counting).numPartitions(3)).stateSnapshots().foreachRDD(placed)
+        # Joined with the batch's own counts, partitioned alike: only the reduceByKeys shuffle.
+        return state.join(s.reduceByKey(operator.add, 3), 3)
+
+    out = run_stream(sc, inputs, build, sort=True)
+    assert seen and all(p == Partitioner(3, portable_hash) and ok for p, ok in seen)
+    totals: dict = {}
+    for b, batch in enumerate(inputs):
+        now: dict = {}
+        for k, v in batch:
+            now[k] = now.get(k, 0) + v
+            totals[k] = totals.get(k, 0) + v
+        assert out[b] == sorted((k, (totals[k], now[k])) for k in now)
+    # Per batch: the updateStateByKey input's reduceByKey, the join's reduceByKey, mapWithState's batch.
+    assert stages.count("shuffle-map") == 3 * len(inputs)

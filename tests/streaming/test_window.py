@@ -124,3 +124,31 @@ def test_generic_inverse_functions(sc):
     out = run_stream(sc, inputs, lambda s: s.reduceByKeyAndWindow(lambda x, y: x * y, lambda x, y: x // y,
                                                                  2.5, 0.5, filterFunc=lambda kv: kv[1] != 1))
     assert [dict(b).get("a") for b in out] == [2, 6, 24, 24, 24, 12, 4, None]
+
+
+def test_windows_of_reduced_batches_keep_their_partitions_and_need_no_second_shuffle(sc, stages):
+    from pystream import portable_hash
+    from pystream.rdd import Partitioner
+
+    inputs = [[(f"k{i % 5}", i) for i in range(j, j + 20)] for j in range(4)]
+    seen = []
+
+    def build(s):
+        reduced = s.reduceByKey(operator.add, 3)
+        reduced.window(1.0, 0.5).foreachRDD(
+            lambda rdd: seen.append((rdd.getNumPartitions(), rdd.partitioner, [
+                {portable_hash(k) % 3 for k, _ in part} <= {i} for i, part in enumerate(rdd.glom().collect())])))
+        return s.reduceByKeyAndWindow(operator.add, None, 1.0, 0.5, 3)
+
+    out = run_stream(sc, inputs, build, sort=True)
+    # Spark's PartitionerAwareUnionRDD: 3 partitions, not 3 per batch in the window, each key where it was.
+    assert seen and all(n == 3 and p == Partitioner(3, portable_hash) and all(ok) for n, p, ok in seen)
+    sums = [dict() for _ in inputs]
+    for b, batch in enumerate(inputs):
+        for k, v in batch:
+            sums[b][k] = sums[b].get(k, 0) + v
+    windows = [sorted({k: sums[b].get(k, 0) + (sums[b - 1].get(k, 0) if b else 0)
+                       for k in sums[b].keys() | (sums[b - 1].keys() if b else set())}.items()) for b in range(4)]
+    assert out[:4] == windows
+    # One shuffle per batch and stream (its reduceByKey); merging the window's batches shuffles nothing more.
+    assert stages.count("shuffle-map") == 2 * len(inputs)
