@@ -8,6 +8,7 @@ A pyspark.streaming program runs after changing its imports::
 
 from pystream._core.hashing import portable_hash
 from pystream.accumulators import Accumulator, AccumulatorParam
+from pystream.barrier import BarrierTaskContext, BarrierTaskInfo, RDDBarrier
 from pystream.context import Broadcast, SparkConf, SparkContext
 from pystream.errors import PyStreamError
 from pystream.files import SparkFiles
@@ -28,6 +29,9 @@ __all__ = [
     "AccumulatorParam",
     "SparkFiles",
     "TaskContext",
+    "BarrierTaskContext",
+    "BarrierTaskInfo",
+    "RDDBarrier",
     "StatusTracker",
     "SparkJobInfo",
     "SparkStageInfo",

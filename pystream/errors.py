@@ -22,6 +22,8 @@ __all__ = [
     "WorkerLostError",
     "NoSuchElementError",
     "JobCancelledError",
+    "BarrierSlotsError",
+    "BarrierSyncError",
 ]
 
 
@@ -93,3 +95,12 @@ class NoSuchElementError(PyStreamError, LookupError):
 
 class JobCancelledError(PyStreamError, RuntimeError):
     """A job was cancelled (``cancelJobGroup``, ``cancelJobsWithTag``, ``cancelAllJobs``) before it ended."""
+
+
+class BarrierSlotsError(PyStreamError, RuntimeError):
+    """A barrier stage (``RDD.barrier()``) has more tasks than the executor can run at once."""
+
+
+class BarrierSyncError(PyStreamError, RuntimeError):
+    """A barrier stage's sync cannot complete: another of its tasks failed, the tasks called different sync
+    methods, or ``spark.barrier.sync.timeout`` passed."""

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 from pystream import taskcontext
-from pystream.errors import JobCancelledError
+from pystream.errors import BarrierSlotsError, JobCancelledError
 from pystream.executor.base import StageMonitor
 
 __all__ = ["SparkJobInfo", "SparkStageInfo", "StatusTracker", "JobTracker", "JobControl"]
@@ -312,6 +312,7 @@ class JobControl:
 
     _jobs: JobTracker
     _profiles: Any
+    _conf: Any
     _executor: Any
     executor: Any
     setLocalProperty: Callable[[str, str | None], None]
@@ -369,12 +370,28 @@ class JobControl:
     def _run_stage(self, fn: Any, inputs: Any, *, stage: str, keep: bool = False, rdd: Any = None) -> list[Any]:
         """Run one stage's tasks, computing ``rdd``, as part of the calling thread's job (see pystream.jobs);
         with spark.python.profile, under cProfile (pystream.profiler)."""
+        coordinator = self._barrier_coordinator(fn, len(inputs))
         if self._profiles is not None and rdd is not None:
             fn = self._profiles.wrap(fn, rdd.id())
         # Spark's stage names: a job's result stage is named as the job, any other stage for the RDD it computes.
         name = None if stage == "action" or rdd is None else rdd._creation_site
         with self._jobs.stage(name, len(inputs)) as monitor:
+            monitor.barrier = coordinator
             return self.executor.run_tasks(fn, inputs, stage=stage, keep=keep, monitor=monitor)
+
+    def _barrier_coordinator(self, fn: Any, num_tasks: int) -> Any:
+        """The BarrierCoordinator of a barrier stage of ``num_tasks`` tasks running ``fn``, else None."""
+        from pystream.barrier import BarrierCoordinator, is_barrier, sync_timeout
+
+        if not is_barrier(fn):
+            return None
+        slots = self.executor.parallelism
+        if num_tasks > slots:
+            raise BarrierSlotsError(
+                f"a barrier stage needs all its {num_tasks} tasks running at once, and this context runs "
+                f"{slots} at a time: repartition or coalesce the barrier RDD to at most {slots} partitions, or "
+                "start the context with more cores (local[N])")
+        return BarrierCoordinator(num_tasks, sync_timeout(self._conf))
 
     def _wake_executor(self) -> None:
         if self._executor is not None:

@@ -168,11 +168,13 @@ class PipelinedRDD(RDD):
 class _Compose:
     """inner then outer, as one partition function (picklable, unlike a nested closure over self)."""
 
-    __slots__ = ("outer", "inner")
+    __slots__ = ("outer", "inner", "barrier")
 
     def __init__(self, outer: PipelineFn, inner: PipelineFn) -> None:
         self.outer = outer
         self.inner = inner
+        # A barrier step anywhere in the fused pipeline makes its stage a barrier stage (pystream.barrier).
+        self.barrier = getattr(outer, "barrier", False) or getattr(inner, "barrier", False)
 
     def __call__(self, split: int, iterator: Iterator[Any]) -> Iterable[Any]:
         return self.outer(split, iter(self.inner(split, iterator)))

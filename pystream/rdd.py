@@ -28,6 +28,7 @@ from pystream.known_functions import stand_in
 from pystream.shuffle import Aggregator, ApplyTask, CombineInPartition, OffsetTask, Partitioner, PipelineFn
 
 if TYPE_CHECKING:
+    from pystream.barrier import RDDBarrier
     from pystream.context import SparkContext
 
 __all__ = ["RDD", "ResultIterable", "StorageLevel"]
@@ -246,6 +247,13 @@ class RDD(RDDActions):
         ``preservesPartitioning``, ``f`` promises to keep each record's key (and so its partition): the new RDD
         keeps this one's partitioner."""
         return lineage.PipelinedRDD(self, f, preservesPartitioning)
+
+    def barrier(self) -> RDDBarrier:
+        """Return an RDDBarrier: its mapPartitions / mapPartitionsWithIndex run in a barrier stage, every task at
+        once, where ``BarrierTaskContext.get()`` syncs the tasks (see pystream.barrier)."""
+        from pystream.barrier import RDDBarrier
+
+        return RDDBarrier(self)
 
     def mapPartitionsWithSplit(self, f: Callable[[int, Iterator[Any]], Iterable[Any]],
                                preservesPartitioning: bool = False) -> RDD:

@@ -15,6 +15,8 @@ class StageMonitor:
     stage_id: int | None = None
     #: Whether the cancelled stage's running tasks are to be interrupted, not left to finish.
     interrupt: bool = False
+    #: A barrier stage's pystream.barrier.BarrierCoordinator: its tasks all run at once, and sync through it.
+    barrier: Any = None
 
     def task_started(self, split: int) -> None:
         pass

@@ -37,7 +37,7 @@ from typing import Any, NamedTuple
 from pystream import accumulators, pickling, taskcontext
 from pystream.broadcast import Broadcast
 from pystream.cores import usable_cores
-from pystream.errors import JobCancelledError, StateLostError, WorkerLostError
+from pystream.errors import BarrierSyncError, JobCancelledError, StateLostError, WorkerLostError
 from pystream.executor import shm, tempdir
 from pystream.executor.base import Executor, StageMonitor
 from pystream._core.partitioning import partition_frames
@@ -74,6 +74,14 @@ class _Shipment(NamedTuple):
     stage_id: int
     properties: dict[str, str]  # the local properties of the driver thread that runs the stage
     monitor: StageMonitor  # hears of each task's start and end, and tells whether the job was cancelled
+
+
+class _BarrierRestart(Exception):
+    """A worker died in a barrier stage: every task of the stage starts again."""
+
+    def __init__(self, attempts: int) -> None:
+        super().__init__(attempts)
+        self.attempts = attempts
 
 
 class _Task:
@@ -331,11 +339,20 @@ class ProcessExecutor(Releasing, Executor):
                 # After the tasks, not before: a worker frees what the last stage left while the driver waits,
                 # instead of before its task (freeing a stage's buckets took up to 3 ms).
                 self._flush_released()
-                self._collect(tasks, results, shipment)
+                while True:
+                    try:
+                        self._collect(tasks, results, shipment)
+                        break
+                    except _BarrierRestart as restart:
+                        tasks = self._restart_barrier(tasks, results, shipment, restart.attempts)
                 # What was discarded before the last run and is still here found no spare core and no idle
                 # driver: it goes now, so that a driver that is never idle does not keep it for long.
                 self._drop_discarded(ran=run - 1)
             except BaseException:
+                if shipment.monitor.barrier is not None:
+                    # Its other tasks may wait at a sync that will never complete: release them.
+                    shipment.monitor.barrier.fail("the barrier stage failed")
+                    self._abandon_running()
                 for w in self._workers:
                     w.running.clear()
                 if any(not w.process.is_alive() for w in self._workers):
@@ -358,7 +375,8 @@ class ProcessExecutor(Releasing, Executor):
                 w.conn.send(("fn", shipment.digest, shipment.payload))
                 w.functions.add(shipment.digest)
             w.conn.send(("task", task.task_id, shipment.digest, task.split, desc, shipment.out_mode,
-                         (shipment.stage_id, task.attempts, next(self._ids), shipment.properties)))
+                         (shipment.stage_id, task.attempts, next(self._ids), shipment.properties,
+                          self._barrier_peers(shipment))))
             self._started(w, shipment)
         except OSError:
             # The worker died under us; the sentinel will report it and the task is retried.
@@ -375,6 +393,10 @@ class ProcessExecutor(Releasing, Executor):
             if len(results) >= len(tasks):
                 break
             self._check_cancelled(shipment)
+            if shipment.monitor.barrier is not None:
+                why = shipment.monitor.barrier.overdue()
+                if why is not None:
+                    raise BarrierSyncError(why)
             if self._discarded and self._spare_core():
                 self._drop_discarded(until=self._replied)
             busy = [w for w in self._workers if w.running]
@@ -422,12 +444,20 @@ class ProcessExecutor(Releasing, Executor):
 
     def _handle(self, w: WorkerHandle, msg: tuple, tasks: dict, results: dict, shipment: _Shipment) -> None:
         kind, task_id = msg[0], msg[1]
+        if kind == "barrier":
+            self._barrier_sync(w, msg, tasks, shipment)
+            return
         task = w.running.pop(task_id, None)
         if task is None:
             if kind == "done":
                 self._drop_reply(w, msg[2])
             return
         shipment.monitor.task_ended(task.split, kind == "done")
+        barrier = shipment.monitor.barrier
+        if barrier is not None and kind == "done":
+            why = barrier.finish(task.split)
+            if why is not None:
+                raise BarrierSyncError(why)
         self._started(w, shipment)
         if kind == "done":
             results[task_id] = self._result(w, msg[2])
@@ -460,6 +490,9 @@ class ProcessExecutor(Releasing, Executor):
     def _worker_died(self, w: WorkerHandle, shipment: _Shipment) -> None:
         lost = list(w.running.values())
         new = self._replace_worker(w)
+        if shipment.monitor.barrier is not None and lost:
+            # Spark relaunches every task of a barrier stage: the others wait for the lost one at its syncs.
+            raise _BarrierRestart(max(t.attempts for t in lost) + 1)
         for task in lost:
             if task.started:  # the one it was running failed; those waiting behind it are only sent again
                 shipment.monitor.task_ended(task.split, False)
@@ -471,6 +504,65 @@ class ProcessExecutor(Releasing, Executor):
             logger.warning("retrying task %d on a new worker %d (attempt %d)", task.split, new.index,
                            task.attempts + 1)
             self._submit(task, shipment)
+
+    # -- barrier stages (pystream.barrier) ------------------------------------------------------------------
+    def _barrier_peers(self, shipment: _Shipment) -> list[str] | None:
+        """The addresses of a barrier stage's tasks (task i runs on worker i mod W), or None for other stages."""
+        barrier = shipment.monitor.barrier
+        if barrier is None:
+            return None
+        return [f"127.0.0.1:{self._workers[i % self.parallelism].process.pid}" for i in range(barrier.num_tasks)]
+
+    def _barrier_sync(self, w: WorkerHandle, msg: tuple, tasks: dict, shipment: _Shipment) -> None:
+        """A barrier task reached a sync: once every task has, release them all with the messages."""
+        _, task_id, kind, message = msg
+        task = w.running.get(task_id)
+        barrier = shipment.monitor.barrier
+        if task is None or barrier is None:
+            return  # a task of an abandoned attempt: it is being cancelled
+        _, messages = barrier.arrive(task.split, kind, message)  # BarrierSyncError fails the stage
+        if messages is None:
+            return
+        for t in tasks.values():
+            try:
+                self._workers[t.worker].conn.send(("barrier-done", t.task_id, messages))
+            except OSError:
+                pass  # its worker died: the stage starts again
+
+    def _abandon_running(self) -> None:
+        """Cancel and interrupt every running task: a barrier stage that failed or starts again, whose tasks
+        wait at a sync or compute what no one will read (Spark kills a failed barrier stage's tasks)."""
+        for w in self._workers:
+            if w.running and w.process.is_alive():
+                try:
+                    w.conn.send(("cancel", list(w.running)))
+                    # Delivered before this worker could read a next task: it stops the task running now only.
+                    os.kill(w.process.pid, signal.SIGUSR1)
+                except OSError:
+                    pass
+
+    def _restart_barrier(self, tasks: dict[int, _Task], results: dict[int, Any], shipment: _Shipment,
+                         attempts: int) -> dict[int, _Task]:
+        """Every task of a barrier stage again, as new tasks (the old ones' replies are dropped)."""
+        self._abandon_running()
+        for w in self._workers:
+            for task in w.running.values():
+                if task.started:
+                    shipment.monitor.task_ended(task.split, False)
+            w.running.clear()
+        if attempts >= self.max_failures:
+            raise WorkerLostError(f"a barrier stage failed {attempts} times: a worker process died each time")
+        logger.warning("a worker died in a barrier stage: starting its %d tasks again (attempt %d)",
+                       len(tasks), attempts + 1)
+        shipment.monitor.barrier.reset()
+        results.clear()
+        fresh: dict[int, _Task] = {}
+        for old in sorted(tasks.values(), key=lambda t: t.split):
+            task = _Task(next(self._ids), old.split, old.data, old.worker)
+            task.attempts = attempts
+            fresh[task.task_id] = task
+            self._submit(task, shipment)
+        return fresh
 
     def _heal(self) -> None:
         if self._stopped:

@@ -24,7 +24,8 @@ from pystream import accumulators, broadcast, files
 from pystream._core.aggregation import AggTable
 from pystream._core.memory import install_arena_cache
 from pystream._core.partitioning import set_num_threads
-from pystream.errors import JobCancelledError
+from pystream.barrier import BarrierTaskContext
+from pystream.errors import BarrierSyncError, JobCancelledError
 from pystream.executor import shm, tempdir
 from pystream.executor.wire import (
     INLINE_LIMIT,
@@ -198,8 +199,29 @@ class Worker:
         except BaseException as exc:  # a missing block or a failed write: the driver decides
             self.conn.send(("export-failed", request_id, f"{type(exc).__name__}: {exc}"))
 
+    def barrier_sync(self, task_id: int, kind: str, message: str) -> list[str]:
+        """A barrier task's sync (pystream.barrier): tell the driver, and wait until it releases every task of
+        the stage, reading ahead what else comes (the cancel of this task raises here)."""
+        interruptible, _interruptible[0] = _interruptible[0], False  # a message cut in half breaks the pipe
+        try:
+            self.conn.send(("barrier", task_id, kind, message))
+            while True:
+                msg = self.conn.recv()
+                if msg[0] == "barrier-done" and msg[1] == task_id:
+                    return msg[2]
+                if msg[0] == "barrier-failed" and msg[1] == task_id:
+                    raise BarrierSyncError(msg[2])
+                if msg[0] == "cancel" and task_id in msg[1]:
+                    self.take(msg)  # tasks queued behind this one may be cancelled too
+                    raise BarrierSyncError("the barrier stage was abandoned (another of its tasks failed, its job "
+                                           "was cancelled, or a worker died) while this task waited")
+                if msg[0] not in ("barrier-done", "barrier-failed"):  # those of an abandoned attempt are dropped
+                    self.take(msg)
+        finally:
+            _interruptible[0] = interruptible
+
     def run_task(self, task_id: int, digest: bytes, split: int, desc: tuple, out_mode: str,
-                 info: tuple[int, int, int, dict[str, str]]) -> None:
+                 info: tuple[int, int, int, dict[str, str], list[str] | None]) -> None:
         # A task that consumes its records in order says so (streams_input): its input frames are decoded a
         # chunk at a time as it goes, and each chunk is freed while still in cache.
         readers: list[FrameReader | shm.Segment] | None = None
@@ -209,9 +231,15 @@ class Worker:
                 readers = []
             data = self.resolve(desc, readers)
             accumulators.start_task()
-            stage_id, attempt, attempt_id, properties = info
+            stage_id, attempt, attempt_id, properties, barrier_peers = info
+            if barrier_peers is None:
+                context = TaskContext(split, stage_id, attempt, attempt_id, properties)
+            else:
+                context = BarrierTaskContext(split, stage_id, attempt, attempt_id, properties,
+                                             lambda kind, message: self.barrier_sync(task_id, kind, message),
+                                             barrier_peers)
             # Until the output is shipped: a lazy result runs the user's code while it is read.
-            with running(TaskContext(split, stage_id, attempt, attempt_id, properties)):
+            with running(context):
                 _interruptible[0] = True
                 try:
                     result = fn(split, data)

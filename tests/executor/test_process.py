@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pystream import SparkConf, SparkContext
+from pystream import BarrierTaskContext, SparkConf, SparkContext
 from pystream.context import EXECUTOR_KEY
 from pystream.errors import StateLostError, TaskFailedError
 from pystream.executor.inprocess import InProcessExecutor
@@ -789,7 +789,7 @@ def test_same_results_as_in_process(psc, records, slices, nparts, ops):
 
 DRIVER = textwrap.dedent("""
     import os, sys, time
-    from pystream import SparkConf, SparkContext
+    from pystream import BarrierTaskContext, SparkConf, SparkContext
     from pystream.streaming import StreamingContext
     mode = sys.argv[1]
     sc = SparkContext("local[2]", "driver", SparkConf(loadDefaults=False).set("spark.pystream.executor", "process"))
@@ -900,7 +900,7 @@ def test_a_driver_killed_with_its_workers_leaves_a_directory_the_next_driver_rem
     unmarked = tmp / "pymp-other"
     unmarked.mkdir()
     out = subprocess.run([sys.executable, "-c", textwrap.dedent("""
-        from pystream import SparkConf, SparkContext
+        from pystream import BarrierTaskContext, SparkConf, SparkContext
         sc = SparkContext("local[1]", "next", SparkConf(loadDefaults=False).set("spark.pystream.executor", "process"))
         sc.stop()
     """)], env=env, capture_output=True, text=True, timeout=60)
@@ -917,7 +917,7 @@ def test_a_driver_whose_temporary_directory_cannot_be_made_still_runs(tmp_path):
         def refuse():
             raise PermissionError("no temporary directory here")
         multiprocessing.util.get_temp_dir = refuse
-        from pystream import SparkConf, SparkContext
+        from pystream import BarrierTaskContext, SparkConf, SparkContext
         conf = (SparkConf(loadDefaults=False).set("spark.pystream.executor", "process")
                 .set("spark.pystream.executor.startMethod", "spawn"))
         sc = SparkContext("local[2]", "no-tmp", conf)
@@ -931,7 +931,7 @@ def test_a_driver_whose_temporary_directory_cannot_be_made_still_runs(tmp_path):
 
 BUSY_DRIVER = textwrap.dedent("""
     import sys, time
-    from pystream import SparkConf, SparkContext
+    from pystream import BarrierTaskContext, SparkConf, SparkContext
     from pystream.streaming import StreamingContext
     sc = SparkContext("local[2]", "busy", SparkConf(loadDefaults=False).set("spark.pystream.executor", "process"))
     print("PIDS", *sc.executor.worker_pids, flush=True)
@@ -980,7 +980,7 @@ def _in_session(sid):
 
 ENDING_DRIVER = textwrap.dedent("""
     import os, sys
-    from pystream import SparkConf, SparkContext
+    from pystream import BarrierTaskContext, SparkConf, SparkContext
     from pystream.streaming import StreamingContext
     conf = SparkConf(loadDefaults=False).set("spark.pystream.executor", "process")
     conf.set("spark.streaming.stopGracefullyOnShutdown", sys.argv[1])
@@ -1110,3 +1110,18 @@ def test_cancelling_a_job_with_interrupt_on_cancel_interrupts_its_running_tasks(
     assert psc.parallelize(range(4), 2).map(lambda x: x * 10).collect() == [0, 10, 20, 30]
     assert set(psc.executor.worker_pids) == pids
     assert len(list(tmp_path.glob("started-*"))) == 2 and not list(tmp_path.glob("finished-*"))
+
+
+def test_a_worker_killed_in_a_barrier_stage_restarts_every_task_of_it(psc):
+    def killed_once(index, it):
+        ctx = BarrierTaskContext.get()
+        if index == 1 and ctx.attemptNumber() == 0:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return [(index, ctx.allGather(str(ctx.attemptNumber())))]
+
+    pids = psc.executor.worker_pids
+    out = psc.parallelize(range(4), 2).barrier().mapPartitionsWithIndex(killed_once).collect()
+    # Both tasks ran again (attempt 1), partition 0's too, though its worker lived: Spark relaunches the stage.
+    assert out == [(0, ["1", "1"]), (1, ["1", "1"])]
+    assert psc.executor.worker_pids != pids and len(psc.executor.worker_pids) == 2
+
