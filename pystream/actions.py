@@ -6,8 +6,10 @@
 from __future__ import annotations
 
 import copy
+import functools
 import heapq
 import itertools
+import math
 import operator
 import random
 import sys
@@ -18,6 +20,9 @@ from typing import Any
 from pystream import sampling
 from pystream._core.deserialisation import FrameReaderIterator
 from pystream.statcounter import StatCounter
+
+# The largest takeSample size pyspark allows (room for 10 standard deviations of oversampling).
+_MAX_SAMPLE_SIZE = sys.maxsize - int(10.0 * math.sqrt(sys.maxsize))
 
 
 class RDDActions:
@@ -106,6 +111,13 @@ class RDDActions:
 
     def aggregate(self, zeroValue: Any, seqOp: Callable[[Any, Any], Any], combOp: Callable[[Any, Any], Any]) -> Any:
         """Aggregate each partition from ``zeroValue`` with ``seqOp`` and merge the results with ``combOp``."""
+        acc = zeroValue
+        for v in self._aggregated_partitions(zeroValue, seqOp):
+            acc = combOp(acc, v)
+        return acc
+
+    def _aggregated_partitions(self, zeroValue: Any, seqOp: Callable[[Any, Any], Any]) -> list:
+        """Each partition folded with ``seqOp`` from a copy of ``zeroValue``."""
 
         def agg_partition(_: int, it: Iterator[Any]) -> Any:
             acc = copy.deepcopy(zeroValue)
@@ -113,10 +125,7 @@ class RDDActions:
                 acc = seqOp(acc, x)
             return acc
 
-        acc = zeroValue
-        for v in self._run(agg_partition):
-            acc = combOp(acc, v)
-        return acc
+        return self._run(agg_partition)
 
     def sum(self) -> Any:
         """Return the sum of the elements (0 for an empty RDD)."""
@@ -131,15 +140,19 @@ class RDDActions:
         return self.reduce(lambda a, b: min(a, b, key=key) if key else min(a, b))
 
     def mean(self) -> float:
-        """Return the mean of the elements (nan for an empty RDD, as pyspark's StatCounter)."""
+        """Return the mean of the elements. As pyspark's (its StatCounter's): 0.0 when there are none, and
+        ValueError for an RDD of no partitions."""
         parts = self._run(lambda _, it: _sum_count(it))
+        if not parts:
+            raise ValueError("Can not reduce() empty RDD")
         total = sum(p[0] for p in parts)
         n = sum(p[1] for p in parts)
-        return total / n if n else float("nan")
+        return total / n if n else 0.0
 
     def stats(self) -> StatCounter:
-        """Return a StatCounter of the elements (count, mean, variance, min, max) from one pass."""
-        return self.mapPartitions(lambda it: [StatCounter(it)]).fold(StatCounter(), StatCounter.mergeStats)
+        """Return a StatCounter of the elements (count, mean, variance, min, max) from one pass; ValueError
+        for an RDD of no partitions, as pyspark's."""
+        return self.mapPartitions(lambda it: [StatCounter(it)]).reduce(StatCounter.mergeStats)
 
     def variance(self) -> float:
         """Return the population variance of the elements."""
@@ -168,10 +181,12 @@ class RDDActions:
             if not ends:
                 raise ValueError("can not generate buckets from empty RDD")
             lo, hi = min(e[0] for e in ends), max(e[1] for e in ends)
-            bounds = [lo, hi] if lo == hi else sampling.even_buckets(lo, hi, buckets)
+            if lo == hi or buckets == 1:
+                return [lo, hi], [self.filter(sampling.countable).count()]
+            bounds, width = sampling.even_buckets(lo, hi, buckets)
         else:
-            bounds = sampling.check_buckets(buckets)
-        counts = self.mapPartitions(sampling.BucketCounter(bounds)).reduce(sampling.add_counts)
+            bounds, width = buckets, sampling.check_buckets(buckets)  # given bounds come back as they were
+        counts = self.mapPartitions(sampling.BucketCounter(list(bounds), width)).reduce(sampling.add_counts)
         return bounds, counts
 
     def takeSample(self, withReplacement: bool, num: int, seed: int | None = None) -> list:
@@ -179,6 +194,8 @@ class RDDActions:
         ``withReplacement`` is false)."""
         if num < 0:
             raise ValueError("Sample size cannot be negative.")
+        if num > _MAX_SAMPLE_SIZE:
+            raise ValueError(f"Sample size cannot be greater than {_MAX_SAMPLE_SIZE}.")
         total = self.count() if num else 0
         if total == 0:
             return []
@@ -195,17 +212,27 @@ class RDDActions:
         return out[:num]
 
     def treeReduce(self, f: Callable[[Any, Any], Any], depth: int = 2) -> Any:
-        """Return ``reduce(f)``: partition results are few here, so they merge in the driver at any depth."""
+        """Return ``reduce(f)``: partition results are few here, so they merge in the driver at any depth.
+        ValueError("Cannot reduce empty RDD.") if the RDD is empty."""
         if depth < 1:
             raise ValueError(f"Depth cannot be smaller than 1 but got {depth}.")
-        return self.reduce(f)
+        try:
+            return self.reduce(f)
+        except ValueError as exc:
+            if str(exc) == "Can not reduce() empty RDD":
+                raise ValueError("Cannot reduce empty RDD.") from None
+            raise
 
     def treeAggregate(self, zeroValue: Any, seqOp: Callable[[Any, Any], Any], combOp: Callable[[Any, Any], Any],
                       depth: int = 2) -> Any:
-        """Return ``aggregate(zeroValue, seqOp, combOp)`` (see treeReduce)."""
+        """Aggregate each partition from ``zeroValue`` with ``seqOp``, then merge the partition results with
+        ``combOp`` (in the driver at any depth: they are few). Unlike aggregate, ``zeroValue`` is not merged in
+        once more at the end (as pyspark's); an RDD of no partitions gives ``zeroValue``."""
         if depth < 1:
             raise ValueError(f"Depth cannot be smaller than 1 but got {depth}.")
-        return self.aggregate(zeroValue, seqOp, combOp)
+        if self.getNumPartitions() == 0:
+            return zeroValue
+        return functools.reduce(combOp, self._aggregated_partitions(zeroValue, seqOp))
 
     def countApprox(self, timeout: int, confidence: float = 0.95) -> int:
         """Return the count: it is exact here, whatever the timeout (in ms) and confidence."""
@@ -228,12 +255,19 @@ class RDDActions:
         return self.distinct().count()
 
     def top(self, num: int, key: Callable[[Any], Any] | None = None) -> list:
-        """Return the ``num`` largest elements, largest first."""
+        """Return the ``num`` largest elements, largest first (ValueError for an RDD of no partitions, as
+        pyspark's)."""
         parts = self._run(lambda _, it: heapq.nlargest(num, it, key=key))
+        if not parts:
+            raise ValueError("Can not reduce() empty RDD")
         return heapq.nlargest(num, itertools.chain.from_iterable(parts), key=key)
 
     def takeOrdered(self, num: int, key: Callable[[Any], Any] | None = None) -> list:
-        """Return the ``num`` smallest elements, smallest first."""
+        """Return the ``num`` smallest elements, smallest first; ValueError if ``num`` is negative."""
+        if num < 0:
+            raise ValueError("top N cannot be negative.")
+        if num == 0:
+            return []
         parts = self._run(lambda _, it: heapq.nsmallest(num, it, key=key))
         return heapq.nsmallest(num, itertools.chain.from_iterable(parts), key=key)
 

@@ -32,6 +32,8 @@ _MASTER_RE = re.compile(r"^local(?:\[(\*|\d+)(?:,\s*\d+)?\])?$")
 
 #: SparkConf key choosing the executor: "inprocess" (every task in the driver) or "process" (worker pool).
 EXECUTOR_KEY = "spark.pystream.executor"
+#: Partitions of parallelize and of the shuffles that are given no count (Spark's key); default: the cores.
+DEFAULT_PARALLELISM_KEY = "spark.default.parallelism"
 EXECUTOR_ENV = "spark.executorEnv."
 
 
@@ -191,6 +193,17 @@ class SparkContext(jobs.JobControl):
         self.master: str = self._conf.get("spark.master") or "local[*]"
         self.appName: str = self._conf.get("spark.app.name") or "pystream"
         self._parallelism = parse_master(self.master)
+        self._default_parallelism = self._parallelism
+        # Whether shuffles given no count use it (as pyspark's), rather than their parent's partition count.
+        self._parallelism_set = self._conf.get(DEFAULT_PARALLELISM_KEY) is not None
+        if self._parallelism_set:
+            raw = self._conf.get(DEFAULT_PARALLELISM_KEY)
+            try:
+                self._default_parallelism = int(raw)
+            except (TypeError, ValueError):
+                self._default_parallelism = 0
+            if self._default_parallelism < 1:
+                raise IllegalArgumentError(f"{DEFAULT_PARALLELISM_KEY} must be a positive integer, got {raw!r}")
         self._checkpoint_dir: str | None = None
         self._stopped = False
         self._executor = None
@@ -255,8 +268,9 @@ class SparkContext(jobs.JobControl):
     # -- properties ---------------------------------------------------------------------------------------
     @property
     def defaultParallelism(self) -> int:
-        """Default number of partitions: N for ``local[N]``, the usable cores for ``local[*]``."""
-        return self._parallelism
+        """Default number of partitions: ``spark.default.parallelism`` when set, else N for ``local[N]`` and the
+        usable cores for ``local[*]`` (the workers' count, whatever this is)."""
+        return self._default_parallelism
 
     @property
     def defaultMinPartitions(self) -> int:

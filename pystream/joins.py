@@ -94,9 +94,10 @@ class _BroadcastJoin:
 
 
 def copartitioned(rdds: list[RDD], numPartitions: int | None) -> list[RDD]:
-    """``rdds`` hash-partitioned alike. Without a partition count, as Spark's defaultPartitioner: the partitioner
-    one of them already has (the one with most partitions, unless an input has 10 times more), so that side
-    is not shuffled again (partitionBy returns it as it is); else the largest partition count."""
+    """``rdds`` hash-partitioned alike. Without a partition count: the partitioner one of them already has, as
+    Spark's defaultPartitioner (the one with most partitions, unless an input has 10 times more), so that side
+    is not shuffled again (partitionBy returns it as it is); else pyspark's count for the union of them all
+    that its joins group (spark.default.parallelism, or their partitions added up)."""
     most = max(r.getNumPartitions() for r in rdds)
     if numPartitions is None:
         known = [r.partitioner for r in rdds if r.partitioner is not None]
@@ -104,8 +105,12 @@ def copartitioned(rdds: list[RDD], numPartitions: int | None) -> list[RDD]:
             chosen = max(known, key=lambda p: p.numPartitions)
             if most < 10 * chosen.numPartitions:
                 return [r.partitionBy(chosen.numPartitions, chosen.partitionFunc) for r in rdds]
-    n = numPartitions or most or rdds[0].ctx.defaultParallelism
-    return [r.partitionBy(n) for r in rdds]
+        ctx = rdds[0].ctx
+        if ctx._parallelism_set:
+            numPartitions = ctx.defaultParallelism
+        else:
+            numPartitions = max(1, sum(r.getNumPartitions() for r in rdds))
+    return [r.partitionBy(numPartitions) for r in rdds]
 
 
 def cogroup(rdds: list[RDD], numPartitions: int | None) -> RDD:

@@ -409,6 +409,24 @@ class ZippedPartitionsRDD(RDD):
         return self.ctx._run_stage(_ZipTask(self._func), self._inputs(), stage="zip", keep=True, rdd=self)
 
 
+class CartesianRDD(ZippedPartitionsRDD):
+    """rdd.cartesian(other): a partition for each pair of their partitions, holding every pair of records."""
+
+    def __init__(self, ctx: SparkContext, left: RDD, right: RDD) -> None:
+        RDD.__init__(self, ctx, left.getNumPartitions() * right.getNumPartitions())
+        self._rdds = [left, right]
+        self._func = _cartesian_partition
+
+    def _inputs(self) -> list[tuple]:
+        lefts, rights = self._rdds[0]._compute(), self._rdds[1]._compute()
+        return [(a, b) for a in lefts for b in rights]
+
+
+def _cartesian_partition(split: int, left: Iterable[Any], right: Iterable[Any]) -> list[tuple[Any, Any]]:
+    right = list(right)
+    return [(a, b) for a in left for b in right]
+
+
 class _ZipInputs(RDD):
     """The parents' partitions side by side (one tuple per partition): the source of a fused zip step."""
 

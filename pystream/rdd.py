@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import itertools
 import operator
+import shlex
 import subprocess
 import warnings
 from collections import defaultdict
@@ -63,10 +64,20 @@ for _name, _args in {
 
 
 def _default_partitions(rdd: RDD, numPartitions: int | None) -> int:
-    n = rdd.ctx.defaultParallelism if numPartitions is None else int(numPartitions)
+    """``numPartitions``, or pyspark's default for a shuffle of ``rdd`` (its _defaultReducePartitions):
+    spark.default.parallelism when it is set, else as many partitions as ``rdd`` has (at least one)."""
+    n = default_reduce_partitions(rdd) if numPartitions is None else int(numPartitions)
     if n < 1:
         raise ValueError(f"Number of partitions ({n}) must be positive.")
     return n
+
+
+def default_reduce_partitions(rdd: RDD) -> int:
+    """The partitions of a shuffle of ``rdd`` given no count, as pyspark's: spark.default.parallelism when set,
+    else ``rdd``'s own count (at least one)."""
+    if rdd.ctx._parallelism_set:
+        return rdd.ctx.defaultParallelism
+    return max(1, rdd.getNumPartitions())
 
 
 class RDD(RDDActions):
@@ -467,7 +478,7 @@ class RDD(RDDActions):
 
     def sortBy(self, keyfunc: Callable[[Any], Any], ascending: bool = True, numPartitions: int | None = None) -> RDD:
         """Return the elements sorted by ``keyfunc``, in ``numPartitions`` range partitions."""
-        return lineage.SortedRDD(self, keyfunc, ascending, numPartitions or self.getNumPartitions() or 1)
+        return lineage.SortedRDD(self, keyfunc, ascending, _default_partitions(self, numPartitions))
 
     def sortByKey(self, ascending: bool = True, numPartitions: int | None = None,
                   keyfunc: Callable[[Any], Any] = lambda x: x) -> RDD:
@@ -475,9 +486,9 @@ class RDD(RDDActions):
         return self.sortBy(lambda kv: keyfunc(kv[0]), ascending, numPartitions)
 
     def cartesian(self, other: RDD) -> RDD:
-        """Return every (a, b) with a in this RDD and b in ``other``."""
-        right = other.collect()
-        return self.flatMap(lambda a: [(a, b) for b in right])
+        """Return every (a, b) with a in this RDD and b in ``other``: partition i * n + j (n: ``other``'s
+        partitions) pairs this RDD's partition i with ``other``'s partition j, as Spark's CartesianRDD."""
+        return lineage.CartesianRDD(self.ctx, self, other)
 
     def subtract(self, other: RDD, numPartitions: int | None = None) -> RDD:
         """Return the elements of this RDD not in ``other``."""
@@ -527,8 +538,10 @@ class RDD(RDDActions):
             lambda it: sorted(it, key=lambda kv: keyfunc(kv[0]), reverse=not ascending), True)
 
     def pipe(self, command: str, env: dict[str, str] | None = None, checkCode: bool = False) -> RDD:
-        """Return the lines a shell ``command`` prints when each partition's elements are written to its
-        standard input, one per line (str(element)); with ``checkCode``, a non-zero exit fails the task."""
+        """Return the lines ``command`` prints when each partition's elements are written to its standard
+        input, one per line (str(element)). As pyspark's: the command is split as a shell would but run without
+        one, in the environment ``env`` alone (an empty one by default); with ``checkCode``, a non-zero exit
+        fails the task."""
         return self.mapPartitions(_Pipe(command, env, checkCode))
 
     def __repr__(self) -> str:
@@ -570,12 +583,18 @@ class _Pipe:
         self.command, self.env, self.check = command, env, check
 
     def __call__(self, it: Iterator[Any]) -> list[str]:
-        text = "".join(f"{x}\n" for x in it)
-        done = subprocess.run(self.command, shell=True, input=text, capture_output=True, text=True,
-                              env=self.env)
+        # As pyspark's: the command split as a shell would (no shell runs it), in ``env`` alone (empty unless
+        # given), each element one line of str(element) without its trailing newlines, each output line
+        # without its newline only (a "\r" stays).
+        text = "".join(str(x).rstrip("\n") + "\n" for x in it).encode("utf-8")
+        done = subprocess.run(shlex.split(self.command), input=text, stdout=subprocess.PIPE,
+                              env={} if self.env is None else self.env)
         if self.check and done.returncode != 0:
             raise RuntimeError(f"Pipe function `{self.command}' exited with error code {done.returncode}")
-        return done.stdout.splitlines()
+        lines = done.stdout.split(b"\n")
+        if lines[-1] == b"":
+            lines.pop()
+        return [line.decode("utf-8") for line in lines]
 
 
 from pystream import joins, lineage  # noqa: E402 - both build on the RDD classes above

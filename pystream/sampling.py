@@ -136,43 +136,60 @@ def min_max(it: Iterator[Any]) -> list[tuple[Any, Any]]:
     return [] if lo is None else [(lo, hi)]
 
 
-def even_buckets(lo: Any, hi: Any, n: int) -> list[Any]:
-    """n buckets of equal width from lo to hi; int bounds where the width is a whole number."""
-    width = (hi - lo) / n
+def even_buckets(lo: Any, hi: Any, n: int) -> tuple[list[Any], Any]:
+    """n buckets of equal width from lo to hi, and that width; an int width where it is a whole number."""
+    try:
+        width = (hi - lo) / n
+    except TypeError:
+        raise TypeError("Can not generate buckets with non-number in RDD") from None
     if math.isinf(width):
         raise ValueError("Can not generate buckets with infinite value")
-    if isinstance(lo, int) and isinstance(hi, int) and (hi - lo) % n == 0:
-        width = (hi - lo) // n
-    return [lo + i * width for i in range(n)] + [hi]  # the last bound exactly hi, whatever the rounding
+    if int(width) * n == hi - lo:
+        width = int(width)
+    return [lo + i * width for i in range(n)] + [hi], width  # the last bound exactly hi, whatever the rounding
 
 
-def check_buckets(buckets: Sequence[Any]) -> list[Any]:
-    buckets = list(buckets)
+def check_buckets(buckets: Sequence[Any]) -> Any:
+    """The width of ``buckets`` (given bounds) if they are evenly spaced numbers, else None; ValueError for
+    bounds histogram() cannot use."""
+    if not isinstance(buckets, (list, tuple)):
+        raise TypeError("buckets should be a list or tuple or number(int or long)")
     if len(buckets) < 2:
         raise ValueError("buckets should have more than one value")
     if not all(countable(b) for b in buckets):
         raise ValueError("can not have None or NaN in buckets")
-    if any(a >= b for a, b in zip(buckets, buckets[1:])):
-        raise ValueError("buckets should be sorted and should not contain duplicated values")
-    return buckets
+    if sorted(buckets) != list(buckets):
+        raise ValueError("buckets should be sorted")
+    if len(set(buckets)) != len(buckets):
+        raise ValueError("buckets should not contain duplicated values")
+    try:
+        steps = [b - a for a, b in zip(buckets, buckets[1:])]
+    except TypeError:
+        return None  # bounds without '-' (strings): found by bisection
+    # Evenly spaced up to rounding: counted as pyspark does, by division, so that an element lands where it does
+    # there (0.3 in [0, 0.1, ..., 1.0]: int(0.3 / 0.1) = 2).
+    return (buckets[-1] - buckets[0]) / (len(buckets) - 1) if max(steps) - min(steps) < 1e-10 else None
 
 
 class BucketCounter:
-    """Counts a partition's elements per bucket: [b0, b1), [b1, b2), ..., [b(n-1), bn] (the last one closed)."""
+    """Counts a partition's elements per bucket: [b0, b1), [b1, b2), ..., [b(n-1), bn] (the last one closed);
+    with ``width`` (evenly spaced bounds), bucket int((x - b0) / width), as pyspark counts."""
 
-    __slots__ = ("buckets",)
+    __slots__ = ("buckets", "width")
 
-    def __init__(self, buckets: list[Any]) -> None:
+    def __init__(self, buckets: list[Any], width: Any = None) -> None:
         self.buckets = buckets
+        self.width = width
 
     def __call__(self, it: Iterator[Any]) -> list[list[int]]:
         b = self.buckets
         last = len(b) - 2
         counts = [0] * (last + 1)
-        lo, hi = b[0], b[-1]
+        lo, hi, width = b[0], b[-1], self.width
         for x in it:
             if countable(x) and lo <= x <= hi:
-                counts[min(bisect.bisect_right(b, x) - 1, last)] += 1
+                t = int((x - lo) / width) if width else bisect.bisect_right(b, x) - 1
+                counts[min(t, last)] += 1
         return [counts]
 
 

@@ -91,10 +91,11 @@ class StatCounter:
         return math.sqrt(self.sampleVariance())
 
     def asDict(self, sample: bool = False) -> dict[str, Any]:
-        """The statistics as a dict (stdev and variance of the sample when ``sample``)."""
+        """The statistics as a dict. As pyspark's (whatever its name says): stdev and variance are the sample
+        ones by default, and the population ones with ``sample=True``."""
         return {"count": self.count(), "mean": self.mean(), "sum": self.sum(), "min": self.min(),
-                "max": self.max(), "stdev": self.sampleStdev() if sample else self.stdev(),
-                "variance": self.sampleVariance() if sample else self.variance()}
+                "max": self.max(), "stdev": self.stdev() if sample else self.sampleStdev(),
+                "variance": self.variance() if sample else self.sampleVariance()}
 
     def __repr__(self) -> str:
         return (f"(count: {self.count()}, mean: {self.mean()}, stdev: {self.stdev()}, max: {self.max()}, "

@@ -129,6 +129,31 @@ def test_default_parallelism(make_sc, master, expected):
     assert ctx.parallelize(range(100)).getNumPartitions() == expected
 
 
+@pytest.mark.parametrize("kind", ["inprocess", "process"])
+def test_spark_default_parallelism_sets_the_partitions_of_parallelize_and_of_shuffles(make_sc, kind):
+    import operator
+
+    ctx = make_sc("local[2]", "parallelism", SparkConf(loadDefaults=False).set(EXECUTOR_KEY, kind)
+                  .set("spark.default.parallelism", "3"))
+    assert ctx.defaultParallelism == 3 and ctx.defaultMinPartitions == 2
+    pairs = ctx.parallelize([(k % 4, k) for k in range(20)])
+    assert pairs.getNumPartitions() == 3
+    five = ctx.parallelize([(k % 4, k) for k in range(20)], 5)
+    # pyspark's _defaultReducePartitions: the setting, not the parent's 5 partitions.
+    for rdd in (five.reduceByKey(operator.add), five.groupByKey(), five.sortByKey(), five.join(pairs)):
+        assert rdd.getNumPartitions() == 3
+    assert dict(five.reduceByKey(operator.add).collect()) == {k: sum(range(k, 20, 4)) for k in range(4)}
+    if kind == "process":
+        assert len(ctx.executor.worker_pids) == 2  # the workers stay as many as local[2] says
+
+
+@pytest.mark.parametrize("bad", ["0", "-1", "many"])
+def test_a_bad_spark_default_parallelism_is_refused(bad):
+    with pytest.raises(ValueError, match="spark.default.parallelism must be a positive integer"):
+        SparkContext("local[2]", "bad", _conf().set("spark.default.parallelism", bad))
+    assert SparkContext._active_spark_context is None
+
+
 def test_parse_master_empty():
     with pytest.raises(ValueError):
         parse_master("")

@@ -111,7 +111,12 @@ def test_empty_rdds(sc):
     assert sc.parallelize(range(10), 3).filter(lambda x: x > 100).isEmpty()
     assert not sc.parallelize([0], 4).isEmpty()
     assert empty.sum() == 0
-    assert math.isnan(empty.mean())
+    # pyspark's: an RDD of no partitions has no StatCounter to reduce; one of empty partitions has mean 0.0.
+    for no_stats in (empty.mean, empty.stats, lambda: empty.top(2)):
+        with pytest.raises(ValueError, match="empty RDD"):
+            no_stats()
+    assert sc.parallelize([], 2).mean() == 0.0 and sc.parallelize([], 2).top(2) == []
+    assert sc.parallelize([], 2).stats().count() == 0
     assert empty.take(5) == []
     assert empty.reduceByKey(operator.add).collect() == []
     assert empty.distinct().collect() == []
@@ -281,7 +286,16 @@ def test_reduce_by_key_num_partitions(sc):
         assert dict(out.collect()) == reduced(data, operator.add)
     with pytest.raises(ValueError):
         sc.parallelize(data).reduceByKey(operator.add, 0)
-    assert sc.parallelize(data, 5).reduceByKey(operator.add).getNumPartitions() == sc.defaultParallelism
+    # pyspark's default for a shuffle given no count: the parent's partitions (spark.default.parallelism unset).
+    five = sc.parallelize(data, 5)
+    for default in (five.reduceByKey(operator.add), five.groupByKey(), five.partitionBy(None), five.distinct(),
+                    five.sortByKey(), five.combineByKey(str, operator.add, operator.add),
+                    five.repartitionAndSortWithinPartitions()):
+        assert default.getNumPartitions() == 5
+    # A join's: both sides' partitions added up, as pyspark groups their union.
+    assert five.join(sc.parallelize(data, 3)).getNumPartitions() == 8
+    assert five.cogroup(sc.parallelize(data, 3)).getNumPartitions() == 8
+    assert sc.emptyRDD().reduceByKey(operator.add).getNumPartitions() == 1
 
 
 def test_reduce_by_key_locally_and_collect_as_map(sc):
@@ -520,6 +534,12 @@ def test_subtract_intersection_cartesian_lookup(sc):
     assert sorted(sc.parallelize(LEFT, 2).subtractByKey(sc.parallelize(RIGHT, 2)).collect()) == [(3, "d")]
     assert sorted(sc.parallelize([1, 2], 2).cartesian(sc.parallelize("ab", 1)).collect()) == [
         (1, "a"), (1, "b"), (2, "a"), (2, "b")]
+    # Spark's CartesianRDD: partition i * n + j pairs partition i with the other's partition j.
+    c = sc.parallelize([1, 2], 1).cartesian(sc.parallelize("ab", 2))
+    assert c.getNumPartitions() == 2 and c.glom().collect() == [[(1, "a"), (2, "a")], [(1, "b"), (2, "b")]]
+    big = sc.parallelize(range(7), 3).cartesian(sc.parallelize(range(5), 2).persist())
+    assert big.getNumPartitions() == 6 and sorted(big.collect()) == [(a, b) for a in range(7) for b in range(5)]
+    assert sc.emptyRDD().cartesian(sc.parallelize([1])).collect() == []
     assert sorted(sc.parallelize(LEFT, 3).lookup(1)) == ["a", "b", "f"]
 
 
@@ -709,7 +729,11 @@ def test_top_and_take_ordered(sc):
         assert rdd.takeOrdered(k) == sorted(data)[:k]
         assert rdd.top(k, key=abs) == sorted(data, key=abs, reverse=True)[:k]
         assert rdd.takeOrdered(k, key=lambda x: -x) == sorted(data, key=lambda x: -x)[:k]
-    assert sc.emptyRDD().top(3) == []
+    with pytest.raises(ValueError, match="empty RDD"):  # as pyspark's: a reduce over no partitions
+        sc.emptyRDD().top(3)
+    assert sc.parallelize([], 2).top(3) == [] and sc.emptyRDD().takeOrdered(3) == []
+    with pytest.raises(ValueError, match="top N cannot be negative"):
+        rdd.takeOrdered(-1)
 
 
 def test_count_is_empty_get_num_partitions(sc):

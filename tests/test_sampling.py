@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+import operator
 import random
 import statistics
+import sys
 from collections import Counter
 
 import pytest
@@ -69,6 +71,8 @@ def test_take_sample(sc):
     assert rdd.takeSample(False, 0) == [] and sc.parallelize([], 2).takeSample(True, 5) == []
     with pytest.raises(ValueError, match="negative"):
         rdd.takeSample(False, -1)
+    with pytest.raises(ValueError, match="Sample size cannot be greater than"):
+        rdd.takeSample(False, sys.maxsize)
 
 
 @settings(max_examples=40)
@@ -97,7 +101,9 @@ def test_stats_and_its_shortcuts(sc):
     assert s.stdev() == rdd.stdev() == 2.0 and rdd.variance() == 4.0
     assert rdd.sampleVariance() == pytest.approx(statistics.variance(data))
     assert rdd.sampleStdev() == pytest.approx(statistics.stdev(data))
-    assert s.asDict()["variance"] == 4.0 and "stdev: 2.0" in repr(s)
+    # pyspark's asDict: the sample stdev and variance unless sample=True, which gives the population's.
+    assert s.asDict()["variance"] == pytest.approx(statistics.variance(data)) and "stdev: 2.0" in repr(s)
+    assert s.asDict(sample=True)["variance"] == 4.0 and s.asDict(True)["stdev"] == 2.0
     empty = sc.parallelize([], 2).stats()
     assert empty.count() == 0 and math.isnan(empty.variance())
 
@@ -109,6 +115,14 @@ def test_histogram(sc):
     assert counts == [1, 1, 1] and bounds[0] == 0.0 and bounds[-1] == 1.0
     assert sc.parallelize([3, 3], 1).histogram(4) == ([3, 3], [2])
     assert rdd.histogram([0, 5, 25, 100]) == ([0, 5, 25, 100], [5, 20, 26])
+    # Bounds come back as given (a tuple too); evenly spaced ones count as pyspark's int((x - min) / width) does.
+    letters = sc.parallelize(["ab", "ac", "b", "bd", "ef"], 2)
+    assert letters.histogram(("a", "b", "c")) == (("a", "b", "c"), [2, 2])
+    tenths = [i / 10 for i in range(11)]
+    assert sc.parallelize([0.3, 0.6, 0.7, 1.0], 2).histogram(tenths)[1] == [0, 0, 1, 0, 0, 1, 1, 0, 0, 1]
+    assert sc.parallelize([1, 2, 3], 1).histogram(1) == ([1, 3], [3])
+    with pytest.raises(TypeError, match="list or tuple"):
+        rdd.histogram({0, 1})
     assert sc.parallelize([-1, 101], 1).histogram([0, 100]) == ([0, 100], [0])
     for bad in ([1], [3, 1], [1, 1, 2], [0, None]):
         with pytest.raises(ValueError):
@@ -135,6 +149,13 @@ def test_tree_reduce_and_aggregate(sc):
     assert rdd.treeAggregate(0, lambda acc, x: acc + x, lambda a, b: a + b) == 4950
     with pytest.raises(ValueError):
         rdd.treeReduce(lambda a, b: a + b, depth=0)
+    # As pyspark's: the zero starts each partition, and is not merged in once more at the end (aggregate's is).
+    three = sc.parallelize([1, 2, 3], 2)
+    assert three.treeAggregate(10, operator.add, operator.add) == 26
+    assert three.aggregate(10, operator.add, operator.add) == 36
+    assert sc.emptyRDD().treeAggregate(7, operator.add, operator.add) == 7
+    with pytest.raises(ValueError, match="Cannot reduce empty RDD"):
+        sc.parallelize([], 2).treeReduce(operator.add)
 
 
 def test_repartition_and_sort_within_partitions(sc):
@@ -150,8 +171,15 @@ def test_pipe(sc):
     assert rdd.pipe("sort").collect() == ["a", "b", "a", "c"]
     assert rdd.pipe("grep -c a", env={"PATH": "/usr/bin:/bin"}).collect() == ["1", "1"]
     with pytest.raises(RuntimeError, match="error code 3"):
-        rdd.pipe("exit 3", checkCode=True).collect()
-    assert rdd.pipe("exit 3").collect() == []
+        rdd.pipe("sh -c 'exit 3'", checkCode=True).collect()
+    assert rdd.pipe("sh -c 'exit 3'").collect() == []
+    # As pyspark's: no shell (so no $ expansion), an empty environment unless given one, an element's trailing
+    # newline dropped, and an output line split at "\n" only.
+    assert sc.parallelize([1], 1).pipe("echo $HOME 'a b'").collect() == ["$HOME a b"]
+    assert sc.parallelize([1], 1).pipe("env").collect() == []
+    assert sc.parallelize(["x\n", "y\rz"], 1).pipe("cat").collect() == ["x", "y\rz"]
+    with pytest.raises(FileNotFoundError):
+        rdd.pipe("no-such-command-here").collect()
 
 
 def test_storage_level(sc):

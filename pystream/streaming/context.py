@@ -13,7 +13,7 @@ from pystream.context import SparkContext
 from pystream.errors import IllegalStateError
 from pystream.rdd import RDD
 from pystream.streaming.clock import Clock, ManualClock, SystemClock
-from pystream.streaming.dstream import DStream, MultiTransformedDStream, UnionDStream, _with_time
+from pystream.streaming.dstream import DStream, MultiTransformedDStream, UnionDStream
 from pystream.streaming.graph import DStreamGraph
 from pystream.streaming.listener import ListenerBus, StreamingListener, StreamingListenerStreamingStarted
 from pystream.streaming.scheduler import JobScheduler
@@ -214,12 +214,14 @@ class StreamingContext:
         return UnionDStream(list(dstreams))
 
     def transform(self, dstreams: list[DStream], transformFunc: Callable[..., RDD]) -> DStream:
-        """Return a DStream of ``transformFunc(rdds)`` (or ``transformFunc(time, rdds)``) over several streams."""
+        """Return a DStream of ``transformFunc(rdds)`` over several streams: ``rdds`` is a tuple of their RDDs of
+        the batch, in the order of ``dstreams`` (as pyspark's, which never passes the batch time here)."""
         dstreams = list(dstreams)
         if not dstreams:
             raise ValueError("should have at least one DStream to transform")
-        func = _with_time(transformFunc, 1)
-        return MultiTransformedDStream(dstreams, lambda t, rdds: func(t, rdds))
+        if not callable(transformFunc):
+            raise TypeError(f"transformFunc should be a function, got {type(transformFunc).__name__}")
+        return MultiTransformedDStream(dstreams, lambda t, rdds: transformFunc(tuple(rdds)))
 
     # -- lifecycle ----------------------------------------------------------------------------------------
     def start(self) -> None:

@@ -8,12 +8,14 @@ steps per partition, so a chain like ``flatMap().map().reduceByKey()`` is one pa
 
 from __future__ import annotations
 
+import inspect
 import operator
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from pystream._core.hashing import portable_hash
 from pystream.actions import str_lines
+from pystream.errors import IllegalArgumentError
 from pystream.output import write_text_dir
 from pystream.jobs import user_line
 from pystream.lineage import union
@@ -31,8 +33,6 @@ def _arity(func: Callable[..., Any]) -> int:
     code = getattr(func, "__code__", None)
     if code is not None:
         return code.co_argcount - (1 if hasattr(func, "__self__") else 0)
-    import inspect
-
     try:
         return len(inspect.signature(func).parameters)
     except (TypeError, ValueError):
@@ -40,10 +40,29 @@ def _arity(func: Callable[..., Any]) -> int:
 
 
 def _with_time(func: Callable[..., Any], extra: int) -> Callable[..., Any]:
-    """Accept both ``f(rdd...)`` and ``f(time, rdd...)`` user functions, as pyspark does."""
-    if _arity(func) == extra:
+    """Accept both ``f(rdd...)`` and ``f(time, rdd...)`` user functions, as pyspark does; a function that takes
+    neither raises IllegalArgumentError here, where the stream is defined, not in a batch later (pyspark
+    asserts the same)."""
+    if not callable(func):
+        raise TypeError(f"expected a function, got {type(func).__name__}")
+    arity = _arity(func)
+    if arity == extra:
         return lambda t, *rdds: func(*rdds)
+    if arity != extra + 1 and not _takes_varargs(func):
+        names = "rdd" if extra == 1 else ", ".join(f"rdd_{c}" for c in "ab"[:extra])
+        raise IllegalArgumentError(
+            f"func should take {extra} or {extra + 1} arguments ({names}, or time, {names}), not {arity}")
     return lambda t, *rdds: func(ms_to_datetime(t), *rdds)
+
+
+def _takes_varargs(func: Callable[..., Any]) -> bool:
+    code = getattr(func, "__code__", None)
+    if code is not None:
+        return bool(code.co_flags & inspect.CO_VARARGS)
+    try:
+        return any(p.kind is p.VAR_POSITIONAL for p in inspect.signature(func).parameters.values())
+    except (TypeError, ValueError):
+        return True  # a builtin we cannot inspect: it is given the time, as pyspark would
 
 
 class DStream:
@@ -329,7 +348,7 @@ class DStream:
         keeps its complete output instead of duplicating it)."""
 
         def save(t_ms: int, rdd: RDD) -> None:
-            path = f"{prefix}-{t_ms}" + (f".{suffix}" if suffix else "")
+            path = f"{prefix}-{t_ms}" + (f".{suffix}" if suffix is not None else "")  # pyspark's rddToFileName
             write_text_dir(path, rdd._run(str_lines), if_exists="skip")
 
         ForEachDStream(self, save).register()
@@ -393,7 +412,7 @@ class DStream:
         With ``invFunc`` (the inverse of ``func``), windows of at least 5 slides are updated incrementally:
         the batches leaving the window are "subtracted" and the new ones added, as pyspark does; keys whose
         value returns to the inverse's zero stay unless ``filterFunc`` drops them. Smaller windows, or no
-        ``invFunc``, are reduced in full.
+        ``invFunc``, are reduced in full. Without ``invFunc``, ``filterFunc`` is not used (as in pyspark).
         """
         from pystream.streaming.window import ReducedWindowedDStream
 
@@ -401,8 +420,7 @@ class DStream:
         n = numPartitions or self._sc.defaultParallelism
         reduced = self.reduceByKey(func, n)
         if invFunc is None:
-            out = reduced.window(windowDuration, slideDuration).reduceByKey(func, n)
-            return out.filter(filterFunc) if filterFunc else out
+            return reduced.window(windowDuration, slideDuration).reduceByKey(func, n)
         return ReducedWindowedDStream(reduced, func, invFunc, windowDuration, slideDuration, n, filterFunc)
 
     def updateStateByKey(self, updateFunc: Callable[[list, Any], Any], numPartitions: int | None = None,

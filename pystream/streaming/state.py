@@ -115,12 +115,22 @@ class _InternalUpdateState(_KeyedStateDStream):
         self._update = update
         self._n = int(num_partitions)
         self._initial = _initial_state(parent._ssc, initial, self._n)
+        if self._initial is not None:
+            # A key given twice starts from its first state, as in pyspark (mapWithState keeps the last, as Scala).
+            self._initial = self._initial.mapPartitions(_first_per_key, True)
         self._persisted = True
         self._must_checkpoint = True
         self._ssc._graph.add_stateful_stream(self)
 
     def _task(self, t: int) -> Callable[..., list]:
         return _UpdateState(self._update)
+
+
+def _first_per_key(pairs: Iterable[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
+    first: dict[Any, Any] = {}
+    for k, v in pairs:
+        first.setdefault(k, v)
+    return list(first.items())
 
 
 class _StateView(DStream):

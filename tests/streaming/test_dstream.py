@@ -5,6 +5,7 @@ import os
 
 import pytest
 
+from pystream.errors import IllegalArgumentError
 from pystream.rdd import ResultIterable
 from pystream.testing import advance, collect, run_stream
 
@@ -99,6 +100,19 @@ def test_transform_one_and_two_arguments(sc):
         run_stream(sc, [[1]], lambda s: s.transform(lambda rdd: [1]))
 
 
+def test_a_transform_function_of_the_wrong_arity_fails_where_the_stream_is_defined(ssc):
+    s = ssc.queueStream([[1]])
+    with pytest.raises(IllegalArgumentError, match="func should take 1 or 2 arguments .* not 3"):
+        s.transform(lambda t, a, b: a)
+    with pytest.raises(IllegalArgumentError, match="func should take 2 or 3 arguments .* not 1"):
+        s.transformWith(lambda a: a, s)
+    with pytest.raises(IllegalArgumentError, match="func should take 1 or 2 arguments"):
+        s.foreachRDD(lambda: None)
+    with pytest.raises(TypeError):
+        s.foreachRDD(None)
+    s.foreachRDD(lambda *args: None)  # anything goes with *args (it gets the time too)
+
+
 def _two_streams(sc, left, right, op, n=None):
     from pystream.testing import manual_context
 
@@ -153,6 +167,14 @@ def test_context_union_and_transform(sc):
     c = ssc.queueStream([[4]])
     u = collect(ssc.union(a, b, c), sort=True)
     t = collect(ssc.transform([a, b], lambda rdds: rdds[0].union(rdds[1]).map(lambda x: x * 2)), sort=True)
+    # As pyspark's: a tuple of the RDDs, never the time, whatever the function's arguments.
+    kinds = []
+
+    def with_default(rdds, factor=10):
+        kinds.append(type(rdds).__name__)
+        return rdds[0].map(lambda x: x * factor)
+
+    d = collect(ssc.transform([a, c], with_default), sort=True)
     ssc.start()
     try:
         advance(ssc, 1)
@@ -160,6 +182,7 @@ def test_context_union_and_transform(sc):
         ssc.stop(False)
     assert u.batches == [[1, 2, 3, 4]]
     assert t.batches == [[2, 4, 6]]
+    assert d.batches == [[10, 20]] and kinds == ["tuple"]
 
 
 def test_foreachrdd_one_and_two_args_and_order(sc):
@@ -207,12 +230,15 @@ def test_save_as_text_files(sc, tmp_path):
 
     ssc = manual_context(sc)
     ssc.queueStream([[1, 2], [3]]).saveAsTextFiles(str(tmp_path / "out"), "txt")
+    # pyspark's rddToFileName: only a None suffix is left out (an empty one leaves the dot).
+    ssc.queueStream([[1]]).saveAsTextFiles(str(tmp_path / "empty" / "out"), "")
     ssc.start()
     try:
         advance(ssc, 2)
     finally:
         ssc.stop(False)
-    dirs = sorted(os.listdir(tmp_path))
+    assert sorted(os.listdir(tmp_path / "empty")) == ["out-1000.", "out-500."]
+    dirs = sorted(d for d in os.listdir(tmp_path) if d != "empty")
     assert dirs == ["out-1000.txt", "out-500.txt"]
     content = {}
     for d in dirs:

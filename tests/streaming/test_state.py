@@ -66,6 +66,10 @@ def test_update_state_initial_rdd_and_partitions(sc):
     out = run_stream(sc, [[("a", 1)], [("b", 1)]],
                      lambda s: s.updateStateByKey(running_sum, numPartitions=3, initialRDD=initial), sort=True)
     assert out == [[("a", 11), ("z", 100)], [("a", 11), ("b", 1), ("z", 100)]]
+    # A key given twice starts from its first state, as in pyspark.
+    twice = sc.parallelize([("a", 10), ("a", 20), ("z", 1)], 2)
+    out = run_stream(sc, [[("a", 1)]], lambda s: s.updateStateByKey(running_sum, initialRDD=twice), sort=True)
+    assert out == [[("a", 11), ("z", 1)]]
     parts = run_stream(sc, [[("a", 1), ("b", 2), ("c", 3)]],
                        lambda s: s.updateStateByKey(running_sum, numPartitions=3).glom().map(len))
     assert len(parts[0]) == 3 and sum(parts[0]) == 3

@@ -73,6 +73,17 @@ def _window_reference(inputs, window_batches, slide_batches, n_out):
     return out
 
 
+def test_filter_func_is_used_only_with_an_inverse_function_as_in_pyspark(sc):
+    inputs = [[("a", 1)], [("a", 1), ("b", 5)], [("b", 1)]]
+    drop_a = lambda kv: kv[0] != "a"  # noqa: E731
+    without = run_stream(sc, inputs, lambda s: s.reduceByKeyAndWindow(operator.add, None, 1.0, 0.5,
+                                                                       filterFunc=drop_a), sort=True)
+    assert without == [[("a", 1)], [("a", 2), ("b", 5)], [("a", 1), ("b", 6)]]
+    with_inv = run_stream(sc, inputs, lambda s: s.reduceByKeyAndWindow(operator.add, operator.sub, 1.0, 0.5,
+                                                                        filterFunc=drop_a), sort=True)
+    assert with_inv == [[], [("b", 5)], [("b", 6)]]
+
+
 @pytest.mark.parametrize("window_batches,slide_batches", [(2, 1), (5, 1), (6, 2), (8, 1)])
 def test_reduce_by_key_and_window_inverse_equals_recompute(sc, window_batches, slide_batches):
     rng = random.Random(window_batches * 10 + slide_batches)
