@@ -365,10 +365,14 @@ class SparkContext(jobs.JobControl):
         from pystream.lineage import ParallelCollectionRDD
 
         self._check_alive()
-        data = c if isinstance(c, list) else list(c)
         n = self.defaultParallelism if numSlices is None else int(numSlices)
         if n < 1:
             raise ValueError(f"Positive number of partitions required, got {numSlices}")
+        if isinstance(c, range) and len(c) > _EAGER_RANGE:
+            # As pyspark: each task makes its own slice of the range, which is never a list in the driver
+            # (sc.range(10**12).take(3) is three ints).
+            return ParallelCollectionRDD(self, [[] for _ in range(n)]).mapPartitionsWithIndex(_RangeSlice(c, n))
+        data = c if isinstance(c, list) else list(c)
         size = len(data)
         parts = [data[(i * size) // n:((i + 1) * size) // n] for i in range(n)]
         return ParallelCollectionRDD(self, parts)
@@ -600,3 +604,21 @@ class SparkContext(jobs.JobControl):
 
     def __repr__(self) -> str:
         return f"<SparkContext master={self.master} appName={self.appName}>"
+
+
+#: Ranges up to this long are sliced in the driver, as lists are (their tasks then carry them as frames).
+_EAGER_RANGE = 100_000
+
+
+class _RangeSlice:
+    """Partition i of parallelize(range) of n partitions: the i-th contiguous slice, made in the task."""
+
+    __slots__ = ("start", "step", "size", "n")
+
+    def __init__(self, r: range, n: int) -> None:
+        self.start, self.step, self.size, self.n = r.start, r.step, len(r), n
+
+    def __call__(self, split: int, _: Iterator[Any]) -> range:
+        lo, hi = (split * self.size) // self.n, ((split + 1) * self.size) // self.n
+        return range(self.start + lo * self.step, self.start + hi * self.step, self.step)
+

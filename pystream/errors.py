@@ -24,6 +24,8 @@ __all__ = [
     "JobCancelledError",
     "BarrierSlotsError",
     "BarrierSyncError",
+    "KeyTooDeepError",
+    "SharedMemoryFullError",
 ]
 
 
@@ -104,3 +106,11 @@ class BarrierSlotsError(PyStreamError, RuntimeError):
 class BarrierSyncError(PyStreamError, RuntimeError):
     """A barrier stage's sync cannot complete: another of its tasks failed, the tasks called different sync
     methods, or ``spark.barrier.sync.timeout`` passed."""
+
+
+class KeyTooDeepError(PyStreamError, RecursionError):
+    """A key nested deeper than the interpreter's recursion limit (a tuple in a tuple in ...) cannot be hashed."""
+
+
+class SharedMemoryFullError(PyStreamError, MemoryError):
+    """/dev/shm has no room for the shared memory a batch's records need."""

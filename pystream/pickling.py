@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import io
 import pickle
+import sys
 import types
+import weakref
 from collections import ChainMap
 from typing import Any
 
@@ -74,3 +76,35 @@ def dumps(obj: Any, protocol: int = pickle.HIGHEST_PROTOCOL) -> bytes:
     with io.BytesIO() as buf:
         Pickler(buf, protocol=protocol).dump(obj)
         return buf.getvalue()
+
+
+# Classes of the driver's __main__, each pickled by value once (see main_classes).
+_main_payloads: weakref.WeakKeyDictionary[type, bytes | None] = weakref.WeakKeyDictionary()
+
+
+def main_classes() -> list[tuple[str, bytes]]:
+    """The classes the driver's script (``__main__``) defines, each as (name, its cloudpickle by value).
+
+    Workers never import the driver's script, so a record of such a class, pickled by reference
+    (``__main__.Point``), could not be unpickled there; the executor defines these classes in each worker's
+    ``__main__`` first. cloudpickle gives a class pickled by value the same identity every time it is loaded in a
+    process, so a task function that names the class sees the very class its records have. A class that cannot
+    be pickled is left out (its records then fail their task, saying why)."""
+    main = sys.modules.get("__main__")
+    if main is None:
+        return []
+    out = []
+    for name, value in list(vars(main).items()):
+        if not isinstance(value, type) or value.__module__ != "__main__" or value.__qualname__ != name:
+            continue
+        try:
+            payload = _main_payloads[value]
+        except KeyError:
+            try:
+                payload = cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+            except Exception:
+                payload = None
+            _main_payloads[value] = payload
+        if payload is not None:
+            out.append((name, payload))
+    return out

@@ -154,6 +154,27 @@ def test_a_bad_spark_default_parallelism_is_refused(bad):
     assert SparkContext._active_spark_context is None
 
 
+@pytest.mark.parametrize("kind", ["inprocess", "process"])
+def test_stopping_the_context_while_jobs_run_raises_illegal_state(make_sc, kind):
+    import threading
+    import time
+
+    ctx = make_sc("local[2]", "stop-mid-job", SparkConf(loadDefaults=False).set(EXECUTOR_KEY, kind))
+
+    def slow(x):
+        time.sleep(0.02)
+        return x
+
+    stopper = threading.Thread(target=lambda: (time.sleep(0.3), ctx.stop()))
+    stopper.start()
+    try:
+        with pytest.raises(IllegalStateError, match="stopped"):
+            for _ in range(500):
+                ctx.parallelize(range(20), 2).map(slow).count()
+    finally:
+        stopper.join(10)
+
+
 def test_parse_master_empty():
     with pytest.raises(ValueError):
         parse_master("")

@@ -100,6 +100,17 @@ def test_parallelize_collect_and_partitioning(sc):
     assert sc.parallelize(data).getNumPartitions() == sc.defaultParallelism == 2
 
 
+def test_a_range_is_sliced_in_its_tasks_as_a_list_would_be(sc):
+    # Never made into a list in the driver (as pyspark): a trillion ints, three of them taken.
+    assert sc.range(10**12).take(3) == [0, 1, 2]
+    assert sc.range(10**12, numSlices=4).getNumPartitions() == 4
+    for r in (range(0, 250_000, 3), range(10, -500_000, -7), range(5, 200_005)):
+        for n in (1, 3, 7):
+            assert [list(p) for p in sc.parallelize(r, n).glom().collect()] == \
+                sc.parallelize(list(r), n).glom().collect()
+    assert sc.range(3, 300_003).map(lambda x: x % 7).sum() == sum(x % 7 for x in range(3, 300_003))
+
+
 def test_empty_rdds(sc):
     empty = sc.emptyRDD()
     assert empty.getNumPartitions() == 0

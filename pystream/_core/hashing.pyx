@@ -10,7 +10,10 @@ partition in two worker processes. ``key_hash`` is defined on the key's value in
 * other floats by their IEEE-754 bits (every NaN is one canonical NaN, -0.0 is the integer 0);
 * str by its UTF-8 bytes, bytes/bytearray by their bytes;
 * tuples element-wise (XXH64 over the elements' hashes), frozensets order-independently;
-* None by a constant; date/time/datetime/timedelta by their field values (aware datetimes in UTC).
+* None by a constant; date/time/datetime/timedelta by their field values (aware datetimes in UTC);
+* any other number (Decimal, Fraction, complex, numpy scalars) as the int or float it equals, if it equals
+  one, else by Python's numeric hash, which is not salted: equal keys of different numeric types
+  (``5 == numpy.int64(5) == Decimal(5)``) always share a partition, as Python's dict puts them together.
 
 Each kind uses its own seed so that, say, the str "1" and the int 1 do not collide by construction.
 Keys of any other type fall back to ``hash(key)``, which is stable across processes only for types whose
@@ -31,6 +34,14 @@ from libc.string cimport memcpy
 from pystream._core.ps_xxhash cimport ps_xxh64, ps_xxh64_u64
 
 import datetime as _dt
+import numbers as _numbers
+
+from pystream.errors import KeyTooDeepError
+
+# How deep _tuple_hash has recursed (it runs with the GIL held, so one counter serves every thread).
+cdef int _depth = 0
+cdef enum:
+    _MAX_DEPTH = 1000
 
 cdef extern from "Python.h":
     bint PyUnicode_CheckExact(object o)
@@ -52,6 +63,7 @@ cdef enum:
     SEED_TIME = 0x74696D65
     SEED_TIMEDELTA = 0x7464656C
     SEED_OTHER = 0x6F746872
+    SEED_NUMBER = 0x6E756D62
 
 cdef enum:
     # Tuples this short hash their element hashes from a stack buffer.
@@ -98,9 +110,25 @@ cdef uint64_t _str_hash(object s) except? 0:
         p = PyUnicode_AsUTF8AndSize(s, &n)
     except UnicodeEncodeError:
         # Lone surrogates cannot be UTF-8; they still need a stable hash.
-        data = (<str>s).encode("utf-8", "surrogatepass")
+        data = str.encode(s, "utf-8", "surrogatepass")  # a str subclass's own encode() may say anything
         return ps_xxh64(PyBytes_AS_STRING(data), <size_t>PyBytes_GET_SIZE(data), SEED_STR)
     return ps_xxh64(p, <size_t>n, SEED_STR)
+
+
+cdef int _enter_nested() except -1:
+    global _depth
+    # Nested keys recurse on the C stack: too deep, an error, not a crash (CPython's own hash of a tuple
+    # nests deeper, on smaller frames).
+    if _depth >= _MAX_DEPTH:
+        raise KeyTooDeepError(f"a key nested more than {_MAX_DEPTH} deep (a tuple in a tuple in ...) cannot be "
+                              "hashed")
+    _depth += 1
+    return 0
+
+
+cdef inline void _leave_nested() noexcept:
+    global _depth
+    _depth -= 1
 
 
 cdef uint64_t _tuple_hash(tuple t) except? 0:
@@ -108,18 +136,45 @@ cdef uint64_t _tuple_hash(tuple t) except? 0:
     cdef uint64_t stack[_STACK_TUPLE]
     cdef uint64_t *buf = stack
     cdef uint64_t h
-    if n > _STACK_TUPLE:
-        buf = <uint64_t *>malloc(<size_t>n * sizeof(uint64_t))
-        if buf == NULL:
-            raise MemoryError()
+    _enter_nested()
     try:
+        if n > _STACK_TUPLE:
+            buf = <uint64_t *>malloc(<size_t>n * sizeof(uint64_t))
+            if buf == NULL:
+                raise MemoryError()
         for i in range(n):
             buf[i] = key_hash(<object>PyTuple_GET_ITEM(t, i))
         h = ps_xxh64(buf, <size_t>n * sizeof(uint64_t), SEED_TUPLE)
     finally:
         if buf != stack:
             free(buf)
+        _leave_nested()
     return h
+
+
+cdef object _as_int_or_float(object key):
+    """The int, else the float, that ``key`` (a number of another type) equals; None if it equals neither."""
+    try:
+        real = key
+        if isinstance(key, complex) or (isinstance(key, _numbers.Complex) and not isinstance(key, _numbers.Real)):
+            if key.imag != 0:
+                return None
+            real = key.real
+        as_int = int(real)
+        if as_int == key:
+            return as_int
+        as_float = float(real)
+        if as_float == key:
+            return as_float
+    except Exception:  # not convertible (inf, nan, or a type that refuses): it equals no int
+        pass
+    try:
+        as_float = float(key.real if isinstance(key, complex) else key)
+        if as_float != as_float:
+            return as_float  # a NaN of any type: the one canonical NaN
+    except Exception:
+        pass
+    return None
 
 
 cdef uint64_t _other_hash(object key) except? 0:
@@ -132,7 +187,7 @@ cdef uint64_t _other_hash(object key) except? 0:
     if isinstance(key, float):
         return _float_hash(<double>key)
     if isinstance(key, str):
-        return _str_hash(str(key))
+        return _str_hash(key)  # its characters, not what an overridden __str__ says
     if isinstance(key, (bytes, bytearray)):
         data = bytes(key)
         return ps_xxh64(PyBytes_AS_STRING(data), <size_t>PyBytes_GET_SIZE(data), SEED_BYTES)
@@ -140,10 +195,14 @@ cdef uint64_t _other_hash(object key) except? 0:
         return ps_xxh64_u64(0, SEED_NONE)
     if isinstance(key, frozenset):
         # Equal sets may iterate in different orders: combine order-independently.
-        for item in key:
-            h = key_hash(item)
-            acc_sum += h
-            acc_xor ^= h
+        _enter_nested()
+        try:
+            for item in key:
+                h = key_hash(item)
+                acc_sum += h
+                acc_xor ^= h
+        finally:
+            _leave_nested()
         words[0] = acc_sum
         words[1] = acc_xor ^ <uint64_t>len(key)
         return ps_xxh64(words, 16, SEED_FROZENSET)
@@ -161,6 +220,13 @@ cdef uint64_t _other_hash(object key) except? 0:
     if isinstance(key, _dt.time) and key.tzinfo is None:
         return ps_xxh64_u64(<uint64_t>(((key.hour * 60 + key.minute) * 60 + key.second) * 1000000
                                        + key.microsecond), SEED_TIME)
+    if isinstance(key, _numbers.Number) or (hasattr(key, "__int__") and hasattr(key, "__float__")):
+        same = _as_int_or_float(key)
+        if type(same) is int:
+            return _int_hash(same)
+        if type(same) is float:
+            return _float_hash(<double>same)
+        return ps_xxh64_u64(<uint64_t>(<int64_t>hash(key)), SEED_NUMBER)
     return ps_xxh64_u64(<uint64_t>(<int64_t>hash(key)), SEED_OTHER)
 
 

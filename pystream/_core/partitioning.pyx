@@ -432,8 +432,12 @@ def partition_frames(parts, long num_partitions) -> list:
                 # A pickled record's __reduce__ can run any code, including code that shrinks this list.
                 if PyList_GET_SIZE(recs) != n:
                     raise RuntimeError("records list changed size during partitioning")
+                # Held before its key is hashed: a key's __hash__ can run any code too (and empty the list).
+                rec = <object>PyList_GET_ITEM(recs, i)
                 p = _partition_at(recs, i, n, nparts, pow2)
-                (<FrameWriter>ws[p]).add(<object>PyList_GET_ITEM(recs, i))
+                if PyList_GET_SIZE(recs) != n:
+                    raise RuntimeError("records list changed size during partitioning")
+                (<FrameWriter>ws[p]).add(rec)
     finally:
         free(ws)
     return writers

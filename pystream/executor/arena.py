@@ -17,8 +17,9 @@ from __future__ import annotations
 import threading
 import weakref
 
+from pystream import frames
 from pystream._core.serialisation import FrameWriter
-from pystream.errors import FrameOverflowError
+from pystream.errors import FrameOverflowError, SharedMemoryFullError
 from pystream.executor import shm
 from pystream.executor.wire import copy_into_segment, encode_into_segment, estimate_size
 
@@ -56,6 +57,19 @@ class InputArena:
         need = 64 + 2 * estimate_size(records)
         if need > self._max_segment:
             return None
+        if not shm.has_room(need):
+            # Short of shared memory: encoded first, then copied into a segment of no more than its size.
+            data = frames.encode(records)
+            seg = self._take(len(data))
+            view = seg.buf
+            try:
+                view[:len(data)] = data
+            except BaseException:
+                view.release()
+                self._release(seg)
+                raise
+            view.release()
+            return Lease(self, seg, len(data))
         seg = self._take(need)
         try:
             n = encode_into_segment(records, seg)
@@ -88,7 +102,18 @@ class InputArena:
                 self._free.remove(seg)
                 return seg
         size = max(MIN_SEGMENT, 1 << (need - 1).bit_length())
-        return shm.Segment.create(shm.new_name(self._pid, "dp"), size)
+        try:
+            return shm.Segment.create(shm.new_name(self._pid, "dp"), size)
+        except SharedMemoryFullError:
+            # /dev/shm is short: the idle segments go, and the new one is only as large as this input needs
+            # (rounding up to a power of two is for reuse, worth less than fitting at all).
+            with self._lock:
+                idle, self._free = self._free, []
+                self._retired.extend(s.name for s in idle)
+            for s in idle:
+                s.close()
+                s.unlink()
+            return shm.Segment.create(shm.new_name(self._pid, "dp"), need)
 
     def _release(self, seg: shm.Segment) -> None:
         with self._lock:

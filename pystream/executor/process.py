@@ -28,6 +28,7 @@ import multiprocessing
 import multiprocessing.connection
 import multiprocessing.util
 import os
+import pickle
 import signal
 import threading
 import weakref
@@ -37,7 +38,8 @@ from typing import Any, NamedTuple
 from pystream import accumulators, pickling, taskcontext
 from pystream.broadcast import Broadcast
 from pystream.cores import usable_cores
-from pystream.errors import BarrierSyncError, JobCancelledError, StateLostError, WorkerLostError
+from pystream.errors import (BarrierSyncError, IllegalStateError, JobCancelledError, StateLostError, TaskFailedError,
+                             WorkerLostError)
 from pystream.executor import shm, tempdir
 from pystream.executor.base import Executor, StageMonitor
 from pystream._core.partitioning import partition_frames
@@ -48,6 +50,8 @@ from pystream.executor.wire import Buckets, copy_into_segment, write_records
 from pystream.executor.workers import WorkerHandle, close_fds, drain, join_all, main_hidden, remote_error
 
 logger = logging.getLogger(__name__)
+
+_PROTOCOL = pickle.HIGHEST_PROTOCOL
 
 MAX_FAILURES_KEY = "spark.task.maxFailures"
 START_METHOD_KEY = "spark.pystream.executor.startMethod"
@@ -74,6 +78,7 @@ class _Shipment(NamedTuple):
     stage_id: int
     properties: dict[str, str]  # the local properties of the driver thread that runs the stage
     monitor: StageMonitor  # hears of each task's start and end, and tells whether the job was cancelled
+    main_classes: list[tuple[str, bytes]]  # the driver script's classes, for records of them (pickling.py)
 
 
 class _BarrierRestart(Exception):
@@ -181,7 +186,7 @@ class ProcessExecutor(Releasing, Executor):
     def _replace_worker(self, w: WorkerHandle) -> WorkerHandle:
         if self._stopped:
             # stop() is waiting for this thread to let go: a worker started now would outlive the executor.
-            raise RuntimeError("the executor has been stopped")
+            raise IllegalStateError("the executor has been stopped")
         logger.warning("worker %d (pid %s) died; starting a replacement", w.index, w.process.pid)
         try:
             w.conn.close()
@@ -245,7 +250,7 @@ class ProcessExecutor(Releasing, Executor):
             if type(part) is list and len(part) > _INLINE_RECORDS:
                 with self._lock:
                     if self._stopped:
-                        raise RuntimeError("the executor has been stopped")
+                        raise IllegalStateError("the executor has been stopped")
                     lease = self._arena.write(part)
             out.append(part if lease is None else PooledFrame(lease, len(part)))
         return out
@@ -257,7 +262,7 @@ class ProcessExecutor(Releasing, Executor):
         for writer in partition_frames(parts, num_partitions):
             with self._lock:
                 if self._stopped:
-                    raise RuntimeError("the executor has been stopped")
+                    raise IllegalStateError("the executor has been stopped")
                 lease = self._arena.write_frame(writer)
             if lease is not None:
                 out.append(PooledFrame(lease, writer.count))
@@ -306,7 +311,7 @@ class ProcessExecutor(Releasing, Executor):
     def run_tasks(self, fn: Callable[[int, Any], Any], inputs: Sequence[Any], *, stage: str = "",
                   keep: bool = False, monitor: StageMonitor | None = None) -> list[Any]:
         if self._stopped:
-            raise RuntimeError("the executor has been stopped")
+            raise IllegalStateError("the executor has been stopped")
         if not inputs:
             return []
         payload, broadcasts = pickling.dumps_task(fn)
@@ -317,7 +322,7 @@ class ProcessExecutor(Releasing, Executor):
             monitor = monitor or StageMonitor()
             shipment = _Shipment(hashlib.blake2b(payload, digest_size=16).digest(), payload, broadcasts, out_mode,
                                  run if monitor.stage_id is None else monitor.stage_id,
-                                 dict(taskcontext.local_properties()), monitor)
+                                 dict(taskcontext.local_properties()), monitor, pickling.main_classes())
             self._early: list = []
             self._heal()  # a worker that died between stages is replaced before anything is sent to it
             # Before the tasks: a broadcast unpersisted, and used again by this stage, is then sent again.
@@ -374,7 +379,12 @@ class ProcessExecutor(Releasing, Executor):
             if shipment.digest not in w.functions:
                 w.conn.send(("fn", shipment.digest, shipment.payload))
                 w.functions.add(shipment.digest)
-            w.conn.send(("task", task.task_id, shipment.digest, task.split, desc, shipment.out_mode,
+            for name, payload in shipment.main_classes:
+                if w.main_classes.get(name) is not payload:
+                    w.conn.send(("main-class", name, payload))
+                    w.main_classes[name] = payload
+            w.conn.send(("task", task.task_id, shipment.digest, task.split, pickle.dumps(desc, _PROTOCOL),
+                         shipment.out_mode,
                          (shipment.stage_id, task.attempts, next(self._ids), shipment.properties,
                           self._barrier_peers(shipment))))
             self._started(w, shipment)
@@ -386,7 +396,7 @@ class ProcessExecutor(Releasing, Executor):
         while len(results) < len(tasks):
             if self._stopped:
                 # stop() waits for the lock this run holds: give it up within one wait, not after the tasks.
-                raise RuntimeError("the executor has been stopped")
+                raise IllegalStateError("the executor has been stopped")
             early, self._early = self._early, []
             for w, msg in early:
                 self._handle(w, msg, tasks, results, shipment)
@@ -450,7 +460,11 @@ class ProcessExecutor(Releasing, Executor):
         task = w.running.pop(task_id, None)
         if task is None:
             if kind == "done":
-                self._drop_reply(w, msg[2])
+                try:
+                    reply = pickle.loads(msg[2])[0]
+                except Exception:  # a result no one waits for, which cannot be read either: nothing to free
+                    return
+                self._drop_reply(w, reply)
             return
         shipment.monitor.task_ended(task.split, kind == "done")
         barrier = shipment.monitor.barrier
@@ -460,8 +474,14 @@ class ProcessExecutor(Releasing, Executor):
                 raise BarrierSyncError(why)
         self._started(w, shipment)
         if kind == "done":
-            results[task_id] = self._result(w, msg[2])
-            accumulators.apply_updates(msg[3])
+            try:
+                reply, updates = pickle.loads(msg[2])
+            except Exception as exc:
+                raise TaskFailedError(
+                    f"task {task.split} ran in worker {w.index}, but the driver could not unpickle its result: "
+                    f"{type(exc).__name__}: {exc}", "") from exc
+            results[task_id] = self._result(w, reply)
+            accumulators.apply_updates(updates)
         elif kind == "failed":
             _, _, type_name, message, tb, blob = msg
             raise remote_error(type_name, message, tb, blob, task.split, w.index)

@@ -8,10 +8,13 @@ resource tracker that unlinks it (and warns) when the attaching process exits.
 
 from __future__ import annotations
 
+import errno
 import itertools
 import mmap
 import os
 import threading
+
+from pystream.errors import SharedMemoryFullError
 
 try:
     import _posixshmem
@@ -47,6 +50,7 @@ class Segment:
         fd = _posixshmem.shm_open("/" + name, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
         try:
             os.ftruncate(fd, size)
+            _reserve(fd, size)
             mm = mmap.mmap(fd, size)
         except BaseException:
             os.close(fd)
@@ -79,6 +83,41 @@ class Segment:
 
     def unlink(self) -> None:
         unlink(self.name)
+
+
+def _reserve(fd: int, size: int) -> None:
+    """Make sure writing the segment's ``size`` bytes cannot fail. A write into a merely truncated segment that
+    /dev/shm has no room for kills the writer with SIGBUS (Docker gives containers 64 MB of it by default).
+    With room to spare the segment stays sparse: a frame's segment is sized for its largest possible
+    encoding, twice what it usually takes, and only the pages written take memory. Short of room, the pages
+    are reserved now, and what cannot be reserved raises SharedMemoryFullError. (Segments made sparse at the
+    same time by other processes may still take the room; the check makes that rare, not impossible.)"""
+    if has_room(size):
+        return
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            free = _free_bytes()
+            raise SharedMemoryFullError(
+                f"{SHM_DIR} has no room for {size} more bytes ({free} free): give the machine or container more "
+                "shared memory (docker run --shm-size=...), or process smaller batches") from None
+        if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+            raise
+
+
+def has_room(size: int) -> bool:
+    """Whether /dev/shm has room to spare for ``size`` more bytes (twice that free)."""
+    free = _free_bytes()
+    return not isinstance(free, int) or free >= 2 * size
+
+
+def _free_bytes() -> int | str:
+    try:
+        st = os.statvfs(SHM_DIR)
+    except OSError:
+        return "unknown"
+    return st.f_bavail * st.f_frsize
 
 
 def unlink(name: str) -> None:

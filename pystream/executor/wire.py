@@ -61,6 +61,10 @@ def write_records(records: list, driver_pid: int, owner: str) -> tuple[shm.Segme
     # A frame is never larger than this bound for the types frames store inline; pickled objects may be, so
     # fall back to encode() when encode_into reports an overflow.
     size = max(64 + 2 * estimate_size(records), 4096)
+    if not shm.has_room(size):
+        # Short of shared memory: encoded first, into a segment of exactly its size (write_frames).
+        segs, spans = write_frames([records], driver_pid, owner)
+        return segs, spans[0][1]
     seg = shm.Segment.create(shm.new_name(driver_pid, owner), size)
     try:
         return seg, encode_into_segment(records, seg)

@@ -165,6 +165,8 @@ class Worker:
                 self.run_task(*msg[1:])
             elif kind == "fn":
                 self.functions[msg[1]] = cloudpickle.loads(msg[2])
+            elif kind == "main-class":
+                define_main_class(msg[1], msg[2])
             elif kind == "broadcast":
                 broadcast.receive(msg[1], msg[2])
             elif kind == "unbroadcast":
@@ -220,7 +222,7 @@ class Worker:
         finally:
             _interruptible[0] = interruptible
 
-    def run_task(self, task_id: int, digest: bytes, split: int, desc: tuple, out_mode: str,
+    def run_task(self, task_id: int, digest: bytes, split: int, desc: bytes, out_mode: str,
                  info: tuple[int, int, int, dict[str, str], list[str] | None]) -> None:
         # A task that consumes its records in order says so (streams_input): its input frames are decoded a
         # chunk at a time as it goes, and each chunk is freed while still in cache.
@@ -229,6 +231,9 @@ class Worker:
             fn = self.functions[digest]
             if getattr(fn, "streams_input", False):
                 readers = []
+            # The input's description comes pickled apart from the message: records that cannot be unpickled
+            # here fail this task (with the reason), instead of breaking the pipe.
+            desc = pickle.loads(desc)
             data = self.resolve(desc, readers)
             accumulators.start_task()
             stage_id, attempt, attempt_id, properties, barrier_peers = info
@@ -258,7 +263,9 @@ class Worker:
             # task's input and table took 2 ms to free, on the critical path of every stage change).
             # What the task added to accumulators travels with its reply: the driver adds it in only for a task
             # whose result it takes (never for one that failed, or one a dead worker never finished).
-            self.conn.send(("done", task_id, reply, accumulators.task_updates()))
+            # Pickled here, as bytes: a reply the driver cannot unpickle then fails this task there, and no
+            # other reply is left unread in the pipe.
+            self.conn.send(("done", task_id, pickle.dumps((reply, accumulators.task_updates()), _PROTOCOL)))
             del data, result
             _collect_task_garbage()
         except BaseException as exc:
@@ -270,11 +277,32 @@ class Worker:
                 pickle.loads(blob)
             except Exception:
                 blob = None
-            self.conn.send(("failed", task_id, type(exc).__name__, str(exc), tb, blob))
+            self.conn.send(("failed", task_id, type(exc).__name__, _safe_str(exc), tb, blob))
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
             del exc
             _collect_task_garbage()
+
+
+_PROTOCOL = pickle.HIGHEST_PROTOCOL
+
+
+def _safe_str(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except Exception:  # an exception whose __str__ fails still reports its type
+        return f"<{type(exc).__name__}: str() failed>"
+
+
+def define_main_class(name: str, payload: bytes) -> None:
+    """Make a class of the driver's __main__ (its script) importable here as ``__main__.<name>``: records of it
+    then unpickle in this worker, which never imports the driver's script."""
+    try:
+        cls = cloudpickle.loads(payload)
+    except Exception as exc:  # such records then fail their task, saying why
+        sys.stderr.write(f"pystream worker: class __main__.{name} of the driver could not be defined: {exc!r}\n")
+        return
+    setattr(sys.modules["__main__"], name, cls)
 
 
 # Whether a task runs, so that SIGUSR1 (the driver cancelling its job with interruptOnCancel) may stop it.
@@ -311,12 +339,19 @@ def main(conn: Any, index: int, driver_pid: int, arena_cache_bytes: int = 0,
     # partitions are never walked again, and freed by reference counting as usual.
     gc.disable()
     gc.freeze()
+    code = 0
     try:
         Worker(conn, index, driver_pid, temp_dir).run()
+    except BaseException:
+        # Outside any task (a message that could not be read, say): the driver sees the worker die, with a
+        # non-zero exit code, and this traceback is on the worker's stderr.
+        traceback.print_exc()
+        code = 1
     finally:
         try:
             conn.close()
         except OSError:
             pass
         sys.stdout.flush()
-        os._exit(0)
+        sys.stderr.flush()
+        os._exit(code)

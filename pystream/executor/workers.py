@@ -24,6 +24,7 @@ class WorkerHandle:
         self.process = process
         self.conn = conn
         self.functions: set[bytes] = set()
+        self.main_classes: dict[str, bytes] = {}  # the driver script's classes it was sent, by name
         self.broadcasts: set[int] = set()  # ids of the broadcast values it holds
         self.running: dict[int, Any] = {}
 

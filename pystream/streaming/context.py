@@ -339,8 +339,10 @@ class StreamingContext:
         self.awaitTerminationOrTimeout(timeout)
 
     def awaitTerminationOrTimeout(self, timeout: float | None) -> bool:
-        """Wait up to ``timeout`` seconds; return True if stopped, False on timeout. Once a batch has failed,
-        every call raises that error."""
+        """Wait up to ``timeout`` seconds (None: no limit); return True if stopped, False on timeout. Once a
+        batch has failed, every call raises that error. A NaN timeout is a ValueError, as pyspark's."""
+        if timeout is not None and timeout != timeout:
+            raise ValueError("awaitTerminationOrTimeout: the timeout is NaN")
         with self._term:
             self._term.wait_for(lambda: self._state == _STOPPED or self._error is not None, timeout)
             if self._error is not None:

@@ -54,6 +54,51 @@ def test_numeric_keys_agree():
     assert portable_hash((1, "a")) == portable_hash((1.0, "a")) == portable_hash((True, "a"))
 
 
+def test_equal_numbers_of_any_type_hash_equally():
+    # Equal keys share a partition whatever their types, as a dict puts them together (5 == np.int64(5)).
+    from fractions import Fraction
+
+    import numpy as np
+
+    equal = [(5, np.int64(5)), (5, np.uint8(5)), (1, Decimal(1)), (0.5, Fraction(1, 2)), (2, complex(2, 0)),
+             (True, np.bool_(True)), (1.5, np.float32(1.5)), (Decimal("0.1"), Fraction(1, 10)),
+             (float("nan"), np.float64("nan")), (2**70, Decimal(2**70)), (complex(1, 2), np.complex128(1 + 2j)),
+             (-3, Fraction(-6, 2)), (0, np.float16(-0.0))]
+    for a, b in equal:
+        assert a == b or (a != a and b != b)
+        assert portable_hash(a) == portable_hash(b), (a, b)
+    assert portable_hash(Decimal("0.1")) != portable_hash(0.1)  # not equal: 0.1 is not exactly a tenth
+    assert portable_hash(Fraction(1, 3)) != portable_hash(1 / 3)
+
+
+def test_a_str_subclass_hashes_its_characters_not_its_str():
+    class Shouty(str):
+        def __str__(self):
+            return self.upper()
+
+        def encode(self, *args):
+            return b"other"
+
+    assert portable_hash(Shouty("abc")) == portable_hash("abc")
+    assert portable_hash(Shouty("\ud800")) == portable_hash("\ud800")
+
+
+def test_keys_nested_too_deep_raise_instead_of_crashing():
+    from pystream.errors import KeyTooDeepError
+
+    for wrap in (lambda k: (k,), lambda k: frozenset([k]), lambda k: (1, k)):
+        key = 0
+        for _ in range(999):
+            key = wrap(key)
+        assert portable_hash(key) == portable_hash(key)
+        for _ in range(30_000):
+            key = wrap(key)
+        with pytest.raises(KeyTooDeepError, match="nested more than 1000 deep") as err:
+            portable_hash(key)
+        assert isinstance(err.value, RecursionError)
+    assert portable_hash((1, (2, 3))) == portable_hash((1, (2, 3)))  # the depth count came back to zero
+
+
 def test_kinds_do_not_collide_by_construction():
     values = [None, 0, 1, "1", b"1", (1,), ("1",), frozenset([1]), 1.5, "", b"", ()]
     hashes = [portable_hash(v) for v in values]

@@ -254,6 +254,10 @@ def test_key_hash_that_changes_the_list_raises():
     recs.extend([("a", 1), (Shrinking(), 2)] + [("b", i) for i in range(100)])
     with pytest.raises(RuntimeError, match="changed size"):
         partition_order(recs, 4)
+    # partition_frames read the record after hashing its key: from an emptied list, a crash.
+    recs.extend([(Shrinking(), 1)] + [("b", i) for i in range(100)])
+    with pytest.raises(RuntimeError, match="changed size"):
+        partition_frames([recs], 3)
 
 
 def test_set_num_threads(threads):

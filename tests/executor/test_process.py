@@ -789,7 +789,7 @@ def test_same_results_as_in_process(psc, records, slices, nparts, ops):
 
 DRIVER = textwrap.dedent("""
     import os, sys, time
-    from pystream import BarrierTaskContext, SparkConf, SparkContext
+    from pystream import SparkConf, SparkContext
     from pystream.streaming import StreamingContext
     mode = sys.argv[1]
     sc = SparkContext("local[2]", "driver", SparkConf(loadDefaults=False).set("spark.pystream.executor", "process"))
@@ -900,7 +900,7 @@ def test_a_driver_killed_with_its_workers_leaves_a_directory_the_next_driver_rem
     unmarked = tmp / "pymp-other"
     unmarked.mkdir()
     out = subprocess.run([sys.executable, "-c", textwrap.dedent("""
-        from pystream import BarrierTaskContext, SparkConf, SparkContext
+        from pystream import SparkConf, SparkContext
         sc = SparkContext("local[1]", "next", SparkConf(loadDefaults=False).set("spark.pystream.executor", "process"))
         sc.stop()
     """)], env=env, capture_output=True, text=True, timeout=60)
@@ -917,7 +917,7 @@ def test_a_driver_whose_temporary_directory_cannot_be_made_still_runs(tmp_path):
         def refuse():
             raise PermissionError("no temporary directory here")
         multiprocessing.util.get_temp_dir = refuse
-        from pystream import BarrierTaskContext, SparkConf, SparkContext
+        from pystream import SparkConf, SparkContext
         conf = (SparkConf(loadDefaults=False).set("spark.pystream.executor", "process")
                 .set("spark.pystream.executor.startMethod", "spawn"))
         sc = SparkContext("local[2]", "no-tmp", conf)
@@ -931,7 +931,7 @@ def test_a_driver_whose_temporary_directory_cannot_be_made_still_runs(tmp_path):
 
 BUSY_DRIVER = textwrap.dedent("""
     import sys, time
-    from pystream import BarrierTaskContext, SparkConf, SparkContext
+    from pystream import SparkConf, SparkContext
     from pystream.streaming import StreamingContext
     sc = SparkContext("local[2]", "busy", SparkConf(loadDefaults=False).set("spark.pystream.executor", "process"))
     print("PIDS", *sc.executor.worker_pids, flush=True)
@@ -980,7 +980,7 @@ def _in_session(sid):
 
 ENDING_DRIVER = textwrap.dedent("""
     import os, sys
-    from pystream import BarrierTaskContext, SparkConf, SparkContext
+    from pystream import SparkConf, SparkContext
     from pystream.streaming import StreamingContext
     conf = SparkConf(loadDefaults=False).set("spark.pystream.executor", "process")
     conf.set("spark.streaming.stopGracefullyOnShutdown", sys.argv[1])
@@ -1124,4 +1124,73 @@ def test_a_worker_killed_in_a_barrier_stage_restarts_every_task_of_it(psc):
     # Both tasks ran again (attempt 1), partition 0's too, though its worker lived: Spark relaunches the stage.
     assert out == [(0, ["1", "1"]), (1, ["1", "1"])]
     assert psc.executor.worker_pids != pids and len(psc.executor.worker_pids) == 2
+
+
+
+MAIN_CLASSES_DRIVER = textwrap.dedent("""
+    import collections
+    from pystream import SparkConf, SparkContext
+
+    Point = collections.namedtuple("Point", "x y")
+
+    class Box:
+        def __init__(self, v):
+            self.v = v
+
+    sc = SparkContext("local[2]", "main-classes", SparkConf(loadDefaults=False).set("spark.pystream.executor", "process"))
+    try:
+        for n in (10, 5000):  # inside the task message, and as a frame in shared memory
+            points = sc.parallelize([Point(i, -i) for i in range(n)], 2)
+            assert points.map(lambda p: isinstance(p, Point) and p.x == -p.y).distinct().collect() == [True]
+            back = points.map(lambda p: Box(p.x)).collect()
+            assert [type(b) for b in back[:2]] == [Box, Box] and sum(b.v for b in back) == n * (n - 1) // 2
+            assert points.map(lambda p: (p.x % 3, p)).groupByKey().mapValues(len).collectAsMap() == {
+                k: len(range(k, n, 3)) for k in range(3)}
+        print("ok", flush=True)
+    finally:
+        sc.stop()
+""")
+
+
+def test_records_of_classes_the_driver_script_defines_work_in_workers(tmp_path):
+    # Workers never import the driver's script: its classes are defined in them (pickling.main_classes), so
+    # records of them unpickle there and come back as the driver's own classes.
+    script = tmp_path / "job.py"
+    script.write_text(MAIN_CLASSES_DRIVER)
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.split() == ["ok"]
+
+
+class _UnreadableInTheDriver:
+    """Pickles in the worker; unpickling it raises (as a class the driver cannot import would)."""
+
+    def __reduce__(self):
+        return (_explode, ())
+
+
+def _explode():
+    raise ZeroDivisionError("division by zero")
+
+
+class _UnprintableError(Exception):
+    def __str__(self):
+        raise RuntimeError("no str for you")
+
+
+def _raise_unprintable(x):
+    raise _UnprintableError()
+
+
+def test_a_result_the_driver_cannot_read_fails_its_task_and_leaves_the_next_job_alone(psc):
+    with pytest.raises(TaskFailedError, match="could not unpickle its result: ZeroDivisionError") as err:
+        psc.parallelize(range(4), 2).map(lambda x: _UnreadableInTheDriver()).collect()
+    assert isinstance(err.value.__cause__, ZeroDivisionError)
+    assert psc.parallelize(range(10), 2).sum() == 45  # the other task's unreadable reply was dropped
+    assert psc.parallelize(range(10), 2).sum() == 45
+    # An exception whose str() fails still comes back as itself, not as a dead worker.
+    pids = psc.executor.worker_pids
+    with pytest.raises(_UnprintableError):
+        psc.parallelize(range(4), 2).map(_raise_unprintable).collect()
+    assert psc.executor.worker_pids == pids
 

@@ -25,7 +25,7 @@ from pystream.errors import (
     WrongRecordLengthError,
 )
 from pystream.streaming import Receiver, StreamingListener
-from pystream.streaming.sources.receiver import MAX_BUFFERED_KEY
+from pystream.streaming.sources.receiver import MAX_BUFFERED_KEY, ON_STOP_TIMEOUT_KEY
 from pystream.streaming.sources.socket import BACKOFF_KEY, RETRIES_KEY
 from pystream.testing import advance, collect, manual_context
 
@@ -498,6 +498,36 @@ def test_receiver_stop_without_error_does_not_fail_context(sc, ssc):
     advance(ssc)
     assert out.batches == [["only"]]
     assert ssc.awaitTerminationOrTimeout(0) is False
+
+
+class _StuckOnStop(Receiver):
+    """A receiver whose onStop() never returns (a close or a join that blocks)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def onStart(self) -> None:
+        self.store([1])
+
+    def onStop(self) -> None:
+        self.release.wait(60)
+
+
+def test_a_receiver_whose_on_stop_never_returns_does_not_keep_the_context_from_stopping(sc, ssc):
+    with conf_values(sc, {ON_STOP_TIMEOUT_KEY: 0.3}):
+        receiver = _StuckOnStop()
+        out = collect(ssc.receiverStream(receiver))
+    ssc.start()
+    wait_for(lambda: buffered(ssc) >= 1, "the record")
+    advance(ssc)
+    t0 = time.monotonic()
+    ssc.stop(stopSparkContext=False)
+    assert time.monotonic() - t0 < 5
+    receiver.release.set()
+    assert out.batches == [[1]]
+    with pytest.raises(ValueError, match="NaN"):
+        ssc.awaitTerminationOrTimeout(float("nan"))
 
 
 def test_receiver_blocking_on_start_is_stopped_with_context(sc, ssc):

@@ -43,6 +43,8 @@ logger = logging.getLogger(__name__)
 
 MAX_BUFFERED_KEY = "spark.pystream.receiver.maxBufferedRecords"
 MAX_RATE_KEY = "spark.streaming.receiver.maxRate"
+#: Seconds stop() waits for a receiver's onStop() to return before going on without it.
+ON_STOP_TIMEOUT_KEY = "spark.pystream.receiver.onStopTimeout"
 
 
 class Receiver:
@@ -131,6 +133,7 @@ class _Supervisor:
         conf = stream._ssc.sparkContext._conf
         self.capacity = conf.getInt(MAX_BUFFERED_KEY, 1_000_000)
         self.max_rate = conf.getFloat(MAX_RATE_KEY, 0.0)
+        self.on_stop_timeout = conf.getFloat(ON_STOP_TIMEOUT_KEY, 10.0)
         #: backpressure's rate limit (pystream.streaming.backpressure), records per second; 0 for none
         self.rate_limit = 0.0
         if conf.getBoolean(backpressure.ENABLED_KEY, False):
@@ -199,10 +202,22 @@ class _Supervisor:
             self.stream._ssc._report_error(error if isinstance(error, Exception) else ReceiverError(message))
 
     def _call_on_stop(self) -> None:
-        try:
-            self.receiver.onStop()
-        except Exception:
-            logger.exception("Receiver %d raised in onStop", self.stream_id)
+        # In a thread of its own, waited for a bounded time: a receiver whose onStop() never returns (a blocking
+        # close or join) must not keep the context from stopping (Spark bounds this wait too).
+        done = threading.Event()
+
+        def call() -> None:
+            try:
+                self.receiver.onStop()
+            except Exception:
+                logger.exception("Receiver %d raised in onStop", self.stream_id)
+            finally:
+                done.set()
+
+        threading.Thread(target=call, name=f"pystream-receiver-{self.stream_id}-onStop", daemon=True).start()
+        if not done.wait(self.on_stop_timeout):
+            logger.warning("Receiver %d: onStop() has not returned after %g s (%s); going on without it",
+                           self.stream_id, self.on_stop_timeout, ON_STOP_TIMEOUT_KEY)
 
     def shutdown(self) -> None:
         """Stop for the context's stop(); waits briefly for the receiver thread."""
