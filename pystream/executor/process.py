@@ -437,18 +437,8 @@ class ProcessExecutor(Releasing, Executor):
         reason = shipment.monitor.cancelled()
         if reason is None:
             return
-        for w in self._workers:
-            if not w.running or not w.process.is_alive():
-                continue
-            try:
-                # Its tasks still waiting in the pipe never start (the worker reads the cancel ahead of them).
-                w.conn.send(("cancel", list(w.running)))
-                if shipment.monitor.interrupt:
-                    # Spark interrupts a cancelled job's task threads; here the running task gets SIGUSR1, which
-                    # raises in it (see worker.main).
-                    os.kill(w.process.pid, signal.SIGUSR1)
-            except OSError:
-                pass  # the worker died: nothing of it runs
+        # Spark interrupts a cancelled job's task threads when asked to; a barrier stage's are always stopped.
+        self._abandon_running(interrupt=shipment.monitor.interrupt or shipment.monitor.barrier is not None)
         # The stage's replies that still come are dropped (run_tasks forgets its tasks).
         raise JobCancelledError(reason)
 
@@ -549,17 +539,19 @@ class ProcessExecutor(Releasing, Executor):
             except OSError:
                 pass  # its worker died: the stage starts again
 
-    def _abandon_running(self) -> None:
-        """Cancel and interrupt every running task: a barrier stage that failed or starts again, whose tasks
-        wait at a sync or compute what no one will read (Spark kills a failed barrier stage's tasks)."""
+    def _abandon_running(self, interrupt: bool = True) -> None:
+        """Cancel every task sent: those waiting in a pipe never start (the worker reads the cancel ahead of
+        them), and with ``interrupt`` the running ones get SIGUSR1, which raises in them (see worker.main). For
+        a cancelled job, and a barrier stage that failed or starts again (Spark kills its tasks)."""
         for w in self._workers:
             if w.running and w.process.is_alive():
                 try:
                     w.conn.send(("cancel", list(w.running)))
-                    # Delivered before this worker could read a next task: it stops the task running now only.
-                    os.kill(w.process.pid, signal.SIGUSR1)
+                    if interrupt:
+                        # Delivered before this worker could read a next task: it stops the task running now only.
+                        os.kill(w.process.pid, signal.SIGUSR1)
                 except OSError:
-                    pass
+                    pass  # the worker died: nothing of it runs
 
     def _restart_barrier(self, tasks: dict[int, _Task], results: dict[int, Any], shipment: _Shipment,
                          attempts: int) -> dict[int, _Task]:
