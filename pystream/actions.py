@@ -21,6 +21,8 @@ from pystream import sampling
 from pystream._core.deserialisation import FrameReaderIterator
 from pystream.statcounter import StatCounter
 
+# pyspark's words for a reduce (and what is built on one: stats, mean, top) over no elements.
+_EMPTY_REDUCE = "Can not reduce() empty RDD"
 # The largest takeSample size pyspark allows (room for 10 standard deviations of oversampling).
 _MAX_SAMPLE_SIZE = sys.maxsize - int(10.0 * math.sqrt(sys.maxsize))
 
@@ -86,6 +88,10 @@ class RDDActions:
 
     def reduce(self, f: Callable[[Any, Any], Any]) -> Any:
         """Reduce the elements with the associative, commutative ``f``; ValueError if the RDD is empty."""
+        return self._reduce(f, _EMPTY_REDUCE)
+
+    def _reduce(self, f: Callable[[Any, Any], Any], empty: str) -> Any:
+        """reduce(f), raising ValueError(``empty``) for an RDD without elements."""
 
         def reduce_partition(_: int, it: Iterator[Any]) -> list:
             # A list (empty for an empty partition) rather than a sentinel object: the result may be pickled
@@ -99,7 +105,7 @@ class RDDActions:
 
         vals = [v for part in self._run(reduce_partition) for v in part]
         if not vals:
-            raise ValueError("Can not reduce() empty RDD")
+            raise ValueError(empty)
         acc = vals[0]
         for v in vals[1:]:
             acc = f(acc, v)
@@ -144,7 +150,7 @@ class RDDActions:
         ValueError for an RDD of no partitions."""
         parts = self._run(lambda _, it: _sum_count(it))
         if not parts:
-            raise ValueError("Can not reduce() empty RDD")
+            raise ValueError(_EMPTY_REDUCE)
         total = sum(p[0] for p in parts)
         n = sum(p[1] for p in parts)
         return total / n if n else 0.0
@@ -216,12 +222,7 @@ class RDDActions:
         ValueError("Cannot reduce empty RDD.") if the RDD is empty."""
         if depth < 1:
             raise ValueError(f"Depth cannot be smaller than 1 but got {depth}.")
-        try:
-            return self.reduce(f)
-        except ValueError as exc:
-            if str(exc) == "Can not reduce() empty RDD":
-                raise ValueError("Cannot reduce empty RDD.") from None
-            raise
+        return self._reduce(f, "Cannot reduce empty RDD.")  # pyspark's treeReduce words it so
 
     def treeAggregate(self, zeroValue: Any, seqOp: Callable[[Any, Any], Any], combOp: Callable[[Any, Any], Any],
                       depth: int = 2) -> Any:
@@ -259,7 +260,7 @@ class RDDActions:
         pyspark's)."""
         parts = self._run(lambda _, it: heapq.nlargest(num, it, key=key))
         if not parts:
-            raise ValueError("Can not reduce() empty RDD")
+            raise ValueError(_EMPTY_REDUCE)
         return heapq.nlargest(num, itertools.chain.from_iterable(parts), key=key)
 
     def takeOrdered(self, num: int, key: Callable[[Any], Any] | None = None) -> list:

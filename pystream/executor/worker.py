@@ -211,13 +211,11 @@ class Worker:
                 msg = self.conn.recv()
                 if msg[0] == "barrier-done" and msg[1] == task_id:
                     return msg[2]
-                if msg[0] == "barrier-failed" and msg[1] == task_id:
-                    raise BarrierSyncError(msg[2])
                 if msg[0] == "cancel" and task_id in msg[1]:
                     self.take(msg)  # tasks queued behind this one may be cancelled too
                     raise BarrierSyncError("the barrier stage was abandoned (another of its tasks failed, its job "
                                            "was cancelled, or a worker died) while this task waited")
-                if msg[0] not in ("barrier-done", "barrier-failed"):  # those of an abandoned attempt are dropped
+                if msg[0] != "barrier-done":  # one for an abandoned attempt of this stage is dropped
                     self.take(msg)
         finally:
             _interruptible[0] = interruptible
