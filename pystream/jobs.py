@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 from pystream import taskcontext
+from pystream.barrier import BarrierCoordinator, is_barrier, sync_timeout
 from pystream.errors import BarrierSlotsError, JobCancelledError
 from pystream.executor.base import StageMonitor
 
@@ -381,8 +382,6 @@ class JobControl:
 
     def _barrier_coordinator(self, fn: Any, num_tasks: int) -> Any:
         """The BarrierCoordinator of a barrier stage of ``num_tasks`` tasks running ``fn``, else None."""
-        from pystream.barrier import BarrierCoordinator, is_barrier, sync_timeout
-
         if not is_barrier(fn):
             return None
         slots = self.executor.parallelism
