@@ -14,6 +14,7 @@ Spark does; ``sc.uiWebUrl`` gives the address. Endpoints, each answering JSON as
   for the StreamingContext started on this context (404 before one is).
 
 An unknown path or id answers 404 with a message, a bad query 400; the server never stops the application.
+Every other path is a page of the web UI (pystream/ui_pages.py), from the same records.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from pystream.streaming.listener import BatchInfo, StreamingListener
+from pystream.ui_pages import BadRequest as _BadRequest
+from pystream.ui_pages import NotFound as _NotFound
+from pystream.ui_pages import Redirect, error_page, render
 
 if TYPE_CHECKING:
     from pystream.context import SparkContext
@@ -47,14 +51,6 @@ def _date(ms: int | None) -> str | None:
         return None
     d = datetime.datetime.fromtimestamp(ms / 1000, datetime.timezone.utc)
     return d.strftime("%Y-%m-%dT%H:%M:%S.") + f"{d.microsecond // 1000:03d}GMT"
-
-
-class _NotFound(Exception):
-    pass
-
-
-class _BadRequest(Exception):
-    pass
 
 
 class StreamingProgress(StreamingListener):
@@ -314,8 +310,16 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
         url = urlsplit(self.path)
+        query = parse_qs(url.query)
+        api = url.path.startswith("/api/")
+        headers: dict[str, str] = {}
         try:
-            body, code = self.status.route(url.path, parse_qs(url.query)), 200
+            if api:
+                body, code = self.status.route(url.path, query), 200
+            else:
+                body, code = render(self.status, url.path, query), 200
+        except Redirect as move:
+            body, code, headers = "", 302, {"Location": move.location}
         except _NotFound as exc:
             body, code = {"error": str(exc)}, 404
         except _BadRequest as exc:
@@ -323,10 +327,19 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception as exc:  # a bug here must not take the application down
             logger.exception("status API failed on %s", self.path)
             body, code = {"error": f"{type(exc).__name__}: {exc}"}, 500
-        data = json.dumps(body, indent=2).encode()
+        if api:
+            data, kind = json.dumps(body, indent=2).encode(), "application/json"
+        else:
+            text = error_page(code, body["error"]) if isinstance(body, dict) else body
+            data, kind = text.encode(), "text/html; charset=utf-8"
         self.send_response(code)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(data)))
+        # The pages show what the application chose to say: no other site may frame or sniff them.
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("X-Frame-Options", "DENY")
+        for name, value in headers.items():
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(data)
 

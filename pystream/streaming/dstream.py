@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import operator
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -526,6 +527,16 @@ def _check_rdd(result: Any) -> RDD | None:
     return result
 
 
+def _output_call() -> str:
+    """The DStream method the user called to make an output stream (pprint, saveAsTextFiles, foreachRDD)."""
+    frame, name = sys._getframe(1), "foreachRDD"
+    while frame is not None and frame.f_globals.get("__name__", "").startswith("pystream."):
+        if frame.f_globals["__name__"] == __name__ and not frame.f_code.co_name.startswith("_"):
+            name = frame.f_code.co_name  # the outermost one is the user's call
+        frame = frame.f_back
+    return name
+
+
 class ForEachDStream(DStream):
     """An output operation: runs ``func(time_ms, rdd)`` as the batch's job."""
 
@@ -533,6 +544,8 @@ class ForEachDStream(DStream):
         super().__init__(parent._ssc, parent._slide_ms, [parent])
         self._func = func
         self._parent = parent
+        # The batch's output operation is named, as Spark names it, by the call that made it and where.
+        self._op_name = f"{_output_call()} at {self._site}" if self._site else _output_call()
 
     def register(self) -> None:
         self._ssc._graph.add_output_stream(self)

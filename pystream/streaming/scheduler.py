@@ -128,7 +128,8 @@ class JobScheduler:
         info = BatchInfo(Time(t), infos, submitted)
         for i, (out_id, _) in enumerate(jobs):
             stream = self._graph.output_streams[out_id]
-            name = getattr(stream._func, "__name__", "foreachRDD")
+            # (A stream restored from an older checkpoint has no _op_name.)
+            name = getattr(stream, "_op_name", None) or getattr(stream._func, "__name__", "foreachRDD")
             info._outputOperationInfos[out_id] = OutputOperationInfo(Time(t), out_id, name, f"output {out_id}")
         with self._cond:
             self._pending += 1
