@@ -1,5 +1,6 @@
 """StreamingListener events and BatchInfo fields."""
 
+import sys
 import threading
 import time
 
@@ -63,6 +64,26 @@ def test_event_order_and_batch_info(sc):
     assert "ZeroDivisionError" in ops[1].failureReason()
     submitted = [e.batchInfo() for n, e in rec.events if n == "submitted"]
     assert submitted[0] is first  # the same object, filled in as the batch progresses
+
+
+def test_output_operations_are_named_by_the_call_that_made_them(sc, tmp_path):
+    ssc = manual_context(sc)
+    rec = Recorder()
+    ssc.addStreamingListener(rec)
+    stream = ssc.queueStream([[1, 2]])
+    line = sys._getframe().f_lineno
+    stream.pprint()
+    stream.saveAsTextFiles(str(tmp_path / "out"))
+    stream.foreachRDD(lambda rdd: None)
+    ssc.start()
+    try:
+        advance(ssc, 1)
+    finally:
+        ssc.stop(False)
+    (info,) = [e.batchInfo() for n, e in rec.events if n == "completed"]
+    names = [op.name() for _, op in sorted(info.outputOperationInfos().items())]
+    assert names == [f"pprint at test_listener.py:{line + 1}", f"saveAsTextFiles at test_listener.py:{line + 2}",
+                     f"foreachRDD at test_listener.py:{line + 3}"]
 
 
 def test_delays_unknown_until_processed():
