@@ -32,6 +32,9 @@ GROUP_KEY = "spark.jobGroup.id"
 TAGS_KEY = "spark.job.tags"
 INTERRUPT_KEY = "spark.job.interruptOnCancel"
 DESCRIPTION_KEY = "spark.job.description"
+# Set by the streaming scheduler on the jobs of a batch's output operations, as Spark Streaming's.
+BATCH_TIME_KEY = "spark.streaming.internal.batchTime"
+OUTPUT_OP_KEY = "spark.streaming.internal.outputOpId"
 
 # As Spark's UI keeps the last spark.ui.retainedJobs / retainedStages: what statusTracker() can still tell.
 RETAINED = 1000
@@ -60,7 +63,7 @@ class SparkStageInfo(NamedTuple):
 
 class _Job:
     __slots__ = ("job_id", "group", "tags", "interrupt", "stage_ids", "status", "cancel_reason", "name",
-                 "description", "submitted", "ended")
+                 "description", "submitted", "ended", "batch")
 
     def __init__(self, job_id: int, properties: dict[str, str]) -> None:
         self.job_id = job_id
@@ -74,6 +77,10 @@ class _Job:
         self.stage_ids: list[int] = []
         self.status = "RUNNING"
         self.cancel_reason: str | None = None
+        # (batch time ms, output operation id) of a job a streaming batch ran (pystream.streaming.scheduler).
+        self.batch: tuple[int, int] | None = None
+        if BATCH_TIME_KEY in properties and OUTPUT_OP_KEY in properties:
+            self.batch = (int(properties[BATCH_TIME_KEY]), int(properties[OUTPUT_OP_KEY]))
 
 
 class _Stage(StageMonitor):

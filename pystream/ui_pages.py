@@ -189,12 +189,21 @@ def _now_ms() -> int:
 
 
 # -- jobs and stages ----------------------------------------------------------------------------------------
+def _batch_link(batch: tuple[int, int]) -> str:
+    """As Spark describes a streaming job: the output operation and batch it ran for, linked to the batch."""
+    t, op = batch
+    return (f'<a href="/streaming/batch/?id={t}">[output operation {op}, batch time '
+            f"{local_time(t, t % 1000 != 0)}]</a>")
+
+
 def _job_rows(jobs: list[Any], stages: dict[int, Any]) -> list[list[str]]:
     rows = []
     for j in reversed(jobs):  # newest first, as Spark lists them
         own = [stages[s] for s in j.stage_ids if s in stages]
         description = "".join(f"<div>{_e(text)}</div>" for text in (j.group and f"[{j.group}]", j.description)
                               if text)
+        if j.batch is not None and not j.description:
+            description += f"<div>Streaming job from {_batch_link(j.batch)}</div>"
         rows.append([f'<a href="/jobs/job/?id={j.job_id}">{j.job_id}</a>',
                      f"{description}<a href='/jobs/job/?id={j.job_id}'>{_e(j.name)}</a>",
                      local_time(j.submitted), duration((j.ended or _now_ms()) - j.submitted),
@@ -246,6 +255,7 @@ def _job_page(status: StatusServer, job_id: int) -> str:
            + (f"<li><b>Job group:</b> {_e(job.group)}</li>" if job.group else "")
            + (f"<li><b>Description:</b> {_e(job.description)}</li>" if job.description else "")
            + (f"<li><b>Tags:</b> {_e(', '.join(sorted(job.tags)))}</li>" if job.tags else "")
+           + (f"<li><b>Streaming batch:</b> {_batch_link(job.batch)}</li>" if job.batch else "")
            + f"<li><b>Call site:</b> {_e(job.name)}</li></ul>",
            "<h2>Stages</h2>" + _table(_STAGE_HEADERS, _stage_rows(own), "job-stages")]
     return "".join(out)
@@ -396,14 +406,18 @@ def _batch_page(progress: StreamingProgress, batch_ms: int) -> str:
            f"<li><b>Scheduling delay:</b> {duration(d['schedulingDelay'])}</li>"
            f"<li><b>Processing time:</b> {duration(d['processingTime'])}</li>"
            f"<li><b>Total delay:</b> {duration(d['totalDelay'])}</li></ul>"]
+    jobs, _ = progress.ssc.sparkContext._jobs.snapshot()
     rows = []
     for _, op in sorted(b.outputOperationInfos().items()):
         reason = op.failureReason()
+        ran = " ".join(f'<a href="/jobs/job/?id={j.job_id}">{j.job_id}</a>' for j in jobs
+                       if j.batch == (batch_ms, op.id()))
         rows.append([str(op.id()), _e(op.name()), _e(op.description()), duration(op.duration()),
-                     "failed" if reason else ("succeeded" if op.endTime() is not None else "running"),
+                     "failed" if reason else ("succeeded" if op.endTime() is not None else "running"), ran,
                      f"<pre class=failed>{_e(reason)}</pre>" if reason else ""])
     out.append("<h2>Output Operations</h2>" + _table(
-        ["Output Op Id", "Name", "Description", "Duration", "Status", "Error"], rows, "output-operations"))
+        ["Output Op Id", "Name", "Description", "Duration", "Status", "Job Ids", "Error"], rows,
+        "output-operations"))
     return "".join(out)
 
 

@@ -164,7 +164,7 @@ def test_streaming_pages():
                 raise ValueError("three <is> bad")
 
         stream.foreachRDD(output)
-        stream.count().foreachRDD(lambda rdd: None)
+        stream.count().foreachRDD(lambda rdd: rdd.collect())
         status, _, body = _fetch(sc, "/streaming/")
         assert status == 404 and "no StreamingContext" in body and body.startswith("<!DOCTYPE html>")
         ssc.start()
@@ -201,6 +201,13 @@ def test_streaming_pages():
         assert ops[0]["Name"].startswith("foreachRDD at test_ui_pages.py:")
         assert "ValueError: three <is> bad" in ops[0]["Error"]
         assert "Input records: 3" in detail.text
+        # Each operation lists the jobs it ran (count() runs one), and the Jobs page links them back.
+        job_ids = [op["Job Ids"] for op in ops]
+        assert all(ids.isdigit() for ids in job_ids)
+        jobs = {j["Job Id"]: j for j in _page(sc, "/jobs/").rows("completed-jobs")}
+        assert jobs[job_ids[1]]["Description"].startswith(
+            "Streaming job from [output operation 1, batch time 1970/01/01")
+        assert "/streaming/batch/?id=2000" in _page(sc, f"/jobs/job/?id={job_ids[1]}").links
         status, _, body = _fetch(sc, "/streaming/batch/?id=9000")
         assert status == 404 and "unknown batch: 9000" in body
         # The page and the REST API tell the same.

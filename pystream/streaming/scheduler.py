@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from pystream import taskcontext
 from pystream.errors import StreamingJobError
+from pystream.jobs import BATCH_TIME_KEY, OUTPUT_OP_KEY
 from pystream.streaming.listener import (
     BatchInfo,
     OutputOperationInfo,
@@ -167,12 +168,12 @@ class JobScheduler:
         bus.post("onBatchStarted", StreamingListenerBatchStarted(info))
         props = taskcontext.local_properties()
         # As Spark Streaming marks its jobs: tasks read them with TaskContext.get().getLocalProperty().
-        props["spark.streaming.internal.batchTime"] = str(t)
+        props[BATCH_TIME_KEY] = str(t)
         for out_id, job in jobs:
             op = info._outputOperationInfos[out_id]
             op._startTime = self._clock.now_ms()
             bus.post("onOutputOperationStarted", StreamingListenerOutputOperationStarted(op))
-            props["spark.streaming.internal.outputOpId"] = str(out_id)
+            props[OUTPUT_OP_KEY] = str(out_id)
             try:
                 job()
             except Exception as exc:
