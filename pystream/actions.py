@@ -293,10 +293,17 @@ class RDDActions:
 
     def saveAsTextFile(self, path: str, compressionCodecClass: str | None = None) -> None:
         """Write one ``part-NNNNN`` text file per partition (``str()`` of each element per line) and an empty
-        ``_SUCCESS`` last, into the new directory ``path``. FileExistsError if it exists."""
+        ``_SUCCESS`` last, into the new directory ``path``. FileExistsError if it exists.
+
+        ``compressionCodecClass``: a Hadoop codec class (``"org.apache.hadoop.io.compress.GzipCodec"``,
+        ``BZip2Codec``, ``DefaultCodec``, or Spark's short names gzip, bzip2, deflate): every part is written
+        through it, named with its extension (``part-00000.gz``); ``textFile`` reads them back. Any other codec
+        raises UnsupportedCodecError before the job runs."""
+        from pystream.hadoop_files import codec_named
         from pystream.output import write_text_dir
 
-        write_text_dir(path, self._run(str_lines))
+        codec = None if compressionCodecClass is None else codec_named(compressionCodecClass)
+        write_text_dir(path, self._run(str_lines), codec=codec)
 
     def saveAsPickleFile(self, path: str, batchSize: int = 10) -> None:
         """Write one ``part-NNNNN`` file per partition into the new directory ``path`` (FileExistsError if it

@@ -25,6 +25,7 @@ from pystream.accumulators import Accumulator, AccumulatorParam, new_accumulator
 from pystream.broadcast import Broadcast
 from pystream.cores import usable_cores
 from pystream.errors import IllegalArgumentError, IllegalStateError
+from pystream.hadoop_files import input_files, read_input
 
 logger = logging.getLogger(__name__)
 
@@ -160,14 +161,6 @@ def parse_master(master: str) -> int:
     if int(n) < 1:
         raise ValueError(f"Asked to run locally with {n} threads")
     return int(n)
-
-
-def _input_files(name: str) -> list[str]:
-    """The file ``name``, or the non-hidden files of directory ``name`` (names starting with . or _ are
-    hidden, as Hadoop's input formats take them to be), sorted."""
-    if os.path.isdir(name):
-        return sorted(os.path.join(name, f) for f in os.listdir(name) if not f.startswith((".", "_")))
-    return [name]
 
 
 class SparkContext(jobs.JobControl):
@@ -391,13 +384,13 @@ class SparkContext(jobs.JobControl):
         return self.parallelize(range(start, end, step), numSlices)
 
     def textFile(self, name: str, minPartitions: int | None = None, use_unicode: bool = True):
-        """Return an RDD of the lines of a text file, or of every non-hidden file of a directory."""
+        """Return an RDD of the lines of text files: ``name`` is Hadoop's input path, files, directories or
+        globs separated by commas (pystream.hadoop_files). A file named .gz, .bz2 or .deflate is decompressed."""
         self._check_alive()
         lines: list[Any] = []
-        for path in _input_files(name):
-            with open(path, "rb") as fh:
-                for raw in fh.read().splitlines():
-                    lines.append(raw.decode("utf-8") if use_unicode else raw)
+        for path in input_files(name):
+            for raw in read_input(path).splitlines():
+                lines.append(raw.decode("utf-8") if use_unicode else raw)
         return self.parallelize(lines, minPartitions or self.defaultMinPartitions)
 
     def binaryRecords(self, path: str, recordLength: int):
@@ -407,7 +400,7 @@ class SparkContext(jobs.JobControl):
 
         self._check_alive()
         read = BinaryRecordReader(recordLength)
-        return self.parallelize([r for name in _input_files(path) for r in read(name)], self.defaultMinPartitions)
+        return self.parallelize([r for name in input_files(path) for r in read(name)], self.defaultMinPartitions)
 
     def runJob(self, rdd: Any, partitionFunc: Callable[[Iterator[Any]], Iterable[Any]],
                partitions: Sequence[int] | None = None, allowLocal: bool = False) -> list[Any]:
@@ -436,7 +429,7 @@ class SparkContext(jobs.JobControl):
         part files). Unpickling runs code the files name: read only files you trust, as with any pickle."""
         self._check_alive()
         elements: list[Any] = []
-        for path in _input_files(name):
+        for path in input_files(name):
             with open(path, "rb") as fh:
                 data = io.BytesIO(fh.read())
             end = len(data.getbuffer())
@@ -451,18 +444,24 @@ class SparkContext(jobs.JobControl):
         return self.parallelize(elements, minPartitions or self.defaultMinPartitions)
 
     def wholeTextFiles(self, path: str, minPartitions: int | None = None, use_unicode: bool = True):
-        """Return an RDD of (file path, whole text) for a file, or for every non-hidden file of a directory."""
+        """Return an RDD of (file path, whole text) per file of Hadoop's input path ``path`` (as textFile's);
+        a file named .gz, .bz2 or .deflate is decompressed."""
         self._check_alive()
         files = []
-        for name in _input_files(path):
-            with open(name, "rb") as fh:
-                data = fh.read()
+        for name in input_files(path):
+            data = read_input(name)
             files.append((name, data.decode("utf-8") if use_unicode else data))
         return self.parallelize(files, minPartitions or self.defaultMinPartitions)
 
     def binaryFiles(self, path: str, minPartitions: int | None = None):
-        """Return an RDD of (file path, bytes) for a file, or for every non-hidden file of a directory."""
-        return self.wholeTextFiles(path, minPartitions, use_unicode=False)
+        """Return an RDD of (file path, bytes as stored, never decompressed) per file of Hadoop's input path
+        ``path`` (as textFile's)."""
+        self._check_alive()
+        files = []
+        for name in input_files(path):
+            with open(name, "rb") as fh:
+                files.append((name, fh.read()))
+        return self.parallelize(files, minPartitions or self.defaultMinPartitions)
 
     def addFile(self, path: str, recursive: bool = False) -> None:
         """Copy a file (or, with ``recursive``, a directory) for every task: ``SparkFiles.get(name)`` gives the

@@ -26,6 +26,8 @@ __all__ = [
     "BarrierSyncError",
     "KeyTooDeepError",
     "SharedMemoryFullError",
+    "UnsupportedCodecError",
+    "CorruptInputError",
 ]
 
 
@@ -114,3 +116,12 @@ class KeyTooDeepError(PyStreamError, RecursionError):
 
 class SharedMemoryFullError(PyStreamError, MemoryError):
     """/dev/shm has no room for the shared memory a batch's records need."""
+
+
+class UnsupportedCodecError(PyStreamError, ValueError):
+    """A Hadoop compression codec pystream cannot run (Snappy, LZ4, Zstandard) or does not know, named for output
+    or by an input file's extension."""
+
+
+class CorruptInputError(PyStreamError, ValueError):
+    """An input file cannot be decoded as its format says: a damaged or truncated compressed file."""

@@ -12,7 +12,10 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterable
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+if TYPE_CHECKING:
+    from pystream.hadoop_files import Codec
 
 SUCCESS = "_SUCCESS"
 
@@ -22,14 +25,22 @@ def is_complete(path: str) -> bool:
     return os.path.isfile(os.path.join(path, SUCCESS))
 
 
-def write_text_dir(path: str, partitions: Iterable[Iterable[str]], *, if_exists: str = "error") -> bool:
+def write_text_dir(path: str, partitions: Iterable[Iterable[str]], *, if_exists: str = "error",
+                   codec: Codec | None = None) -> bool:
     """Write one ``part-NNNNN`` file per partition into the directory ``path``, atomically: each partition's
-    lines, each followed by a newline.
+    lines, each followed by a newline; through ``codec`` (pystream.hadoop_files), with its extension, if given.
 
     ``if_exists``: "error" raises FileExistsError when ``path`` exists (Spark's saveAsTextFile); "skip" keeps a
     complete existing directory and replaces an incomplete one (re-run batches). Returns whether it wrote.
     """
-    return _write_dir(path, partitions, _write_lines, if_exists)
+    if codec is None:
+        return _write_dir(path, partitions, _write_lines, if_exists)
+
+    def compressed(fh: BinaryIO, lines: Iterable[str]) -> None:
+        with codec.open_write(fh) as out:
+            _write_lines(out, lines)
+
+    return _write_dir(path, partitions, compressed, if_exists, codec.extension)
 
 
 def write_binary_dir(path: str, partitions: Iterable[bytes], *, if_exists: str = "error") -> bool:
@@ -54,7 +65,7 @@ def _write_bytes(fh: BinaryIO, data: bytes) -> None:
 
 
 def _write_dir(path: str, partitions: Iterable[Any], write_part: Callable[[BinaryIO, Any], None],
-               if_exists: str) -> bool:
+               if_exists: str, extension: str = "") -> bool:
     path = os.path.abspath(path)
     if os.path.exists(path):
         if if_exists == "error":
@@ -68,7 +79,7 @@ def _write_dir(path: str, partitions: Iterable[Any], write_part: Callable[[Binar
     os.makedirs(tmp)
     try:
         for i, part in enumerate(partitions):
-            with open(os.path.join(tmp, f"part-{i:05d}"), "wb") as fh:
+            with open(os.path.join(tmp, f"part-{i:05d}{extension}"), "wb") as fh:
                 write_part(fh, part)
                 fh.flush()
                 os.fsync(fh.fileno())

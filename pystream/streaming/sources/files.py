@@ -7,10 +7,12 @@ read by its tasks, so reading runs on the executor.
 
 from __future__ import annotations
 
+import io
 import os
 from typing import TYPE_CHECKING, Any
 
 from pystream.errors import WrongRecordLengthError
+from pystream.hadoop_files import read_input
 from pystream.rdd import RDD
 from pystream.streaming.listener import StreamInputInfo
 from pystream.streaming.sources.base import InputDStream
@@ -93,7 +95,8 @@ class TextFileReader:
 
     def __call__(self, path: str) -> list[str]:
         # newline=None (universal newlines) turns "\r\n" and "\r" into "\n"; iterating splits on "\n" only.
-        with open(path, encoding="utf-8") as fh:
+        # A file named .gz, .bz2 or .deflate is read through its codec, as Spark's TextInputFormat does.
+        with io.TextIOWrapper(io.BytesIO(read_input(path)), encoding="utf-8") as fh:
             return [line[:-1] if line.endswith("\n") else line for line in fh]
 
 
