@@ -149,6 +149,9 @@ class CheckpointStore:
         tmp = f".{name}.{uuid.uuid4().hex}.tmp"
         if self.local:
             tmp_path = self.path(tmp)
+            # A directory removed while the stream runs is made again, as Hadoop's file systems make the
+            # parents of a file they create: the next checkpoint is then complete again.
+            os.makedirs(self.root, exist_ok=True)
             with open(tmp_path, "wb") as fh:
                 fh.write(data)
                 fh.flush()

@@ -12,6 +12,7 @@ process executor interrupts them (see ``ProcessExecutor``), as Spark interrupts 
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import sys
 import threading
@@ -23,8 +24,10 @@ from typing import Any, NamedTuple
 
 from pystream import taskcontext
 from pystream.barrier import BarrierCoordinator, is_barrier, sync_timeout
-from pystream.errors import BarrierSlotsError, JobCancelledError
+from pystream.errors import BarrierSlotsError, JobCancelledError, StateLostError
 from pystream.executor.base import StageMonitor
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["SparkJobInfo", "SparkStageInfo", "StatusTracker", "JobTracker", "JobControl"]
 
@@ -375,9 +378,28 @@ class JobControl:
         """Return a StatusTracker: the ids, stages and task counts of this context's jobs."""
         return StatusTracker(self._jobs)
 
-    def _run_stage(self, fn: Any, inputs: Any, *, stage: str, keep: bool = False, rdd: Any = None) -> list[Any]:
+    def _run_stage(self, fn: Any, inputs: Any, *, stage: str, keep: bool = False, rdd: Any = None,
+                   recompute: Callable[[], Any] | None = None) -> list[Any]:
         """Run one stage's tasks, computing ``rdd``, as part of the calling thread's job (see pystream.jobs);
-        with spark.python.profile, under cProfile (pystream.profiler)."""
+        with spark.python.profile, under cProfile (pystream.profiler).
+
+        ``recompute`` gives the inputs again: when some were lost with a worker that died during the stage
+        (map outputs or kept partitions it held), they are computed again and the stage runs again, up to
+        ``spark.stage.maxConsecutiveAttempts`` (4) times, as Spark resubmits the stage whose output a fetch
+        failure lost. Without it, or past that, StateLostError."""
+        attempts = max(1, self._conf.getInt("spark.stage.maxConsecutiveAttempts", 4))
+        for attempt in itertools.count(1):
+            try:
+                return self._run_stage_once(fn, inputs, stage, keep, rdd)
+            except StateLostError:
+                if recompute is None or attempt >= attempts:
+                    raise
+                logger.warning("a %s stage lost its input with a worker process (attempt %d of %d); computing "
+                               "it again", stage, attempt, attempts)
+                inputs = recompute()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _run_stage_once(self, fn: Any, inputs: Any, stage: str, keep: bool, rdd: Any) -> list[Any]:
         coordinator = self._barrier_coordinator(fn, len(inputs))
         if self._profiles is not None and rdd is not None:
             fn = self._profiles.wrap(fn, rdd.id())

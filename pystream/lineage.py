@@ -162,7 +162,8 @@ class PipelinedRDD(RDD):
     def _do_compute(self) -> list[list]:
         src, fn = self._prev._pipeline()
         func = self._func if fn is None else _Compose(self._func, fn)
-        return self.ctx._run_stage(_PipelineTask(func), src._compute(), stage="narrow", keep=True, rdd=self)
+        return self.ctx._run_stage(_PipelineTask(func), src._compute(), stage="narrow", keep=True, rdd=self,
+                                   recompute=src._compute)
 
 
 class _Compose:
@@ -215,8 +216,9 @@ class ShuffledRDD(RDD):
         buckets, merged = self._map_stage()
         if merged:
             return buckets
+        # Map outputs a dead worker held are made again by running the map side again.
         return self.ctx._run_stage(ReduceSideTask(self._aggregator), buckets, stage="shuffle-reduce",
-                                   keep=True, rdd=self)
+                                   keep=True, rdd=self, recompute=lambda: self._map_stage()[0])
 
     def _map_stage(self) -> tuple[list, bool]:
         """Run the map side: (one Buckets per reduce partition, False), or (the final partitions, True) when
@@ -244,7 +246,7 @@ class ShuffledRDD(RDD):
                     # in one C pass, instead of shipping them to map tasks that split them and ship them again.
                     return executor.partition_on_driver(parts, n), True
             task = self._map_task(fn, n)
-        maps = self.ctx._run_stage(task, src._compute(), stage="shuffle-map", rdd=self)
+        maps = self.ctx._run_stage(task, src._compute(), stage="shuffle-map", rdd=self, recompute=src._compute)
         return [Buckets(m[j] for m in maps) for j in range(n)], False
 
     def _map_task(self, fn: PipelineFn | None, n: int) -> Callable[[int, list], list[list]]:
@@ -341,10 +343,14 @@ class CoalescedRDD(RDD):
 
     def _do_compute(self) -> list[list]:
         src, fn = self._prev._pipeline()
-        parts = src._compute()
-        n, m = self._num_partitions, len(parts)
-        groups = [Buckets(parts[(i * m) // n:((i + 1) * m) // n]) for i in range(n)]
-        return self.ctx._run_stage(ConcatTask(fn), groups, stage="coalesce", keep=True, rdd=self)
+
+        def groups() -> list:
+            parts = src._compute()
+            n, m = self._num_partitions, len(parts)
+            return [Buckets(parts[(i * m) // n:((i + 1) * m) // n]) for i in range(n)]
+
+        return self.ctx._run_stage(ConcatTask(fn), groups(), stage="coalesce", keep=True, rdd=self,
+                                   recompute=groups)
 
 
 class SortedRDD(RDD):
@@ -368,13 +374,15 @@ class SortedRDD(RDD):
             size = -(-min(20 * n, 1_000_000) * 3 // max(1, src.getNumPartitions()))
             with self.ctx._jobs.job():
                 samples = self.ctx._run_stage(SampleKeysTask(fn, self._keyfunc, size), src._compute(),
-                                              stage="action", rdd=self)
+                                              stage="action", rdd=self, recompute=src._compute)
             bounds = range_bounds(samples, n)
-        maps = self.ctx._run_stage(RangeSplitTask(fn, self._keyfunc, bounds, self._ascending, n), src._compute(),
-                                   stage="shuffle-map", rdd=self)
-        buckets = [Buckets(m[j] for m in maps) for j in range(n)]
-        return self.ctx._run_stage(SortRangeTask(self._keyfunc, self._ascending), buckets, stage="shuffle-reduce",
-                                   keep=True, rdd=self)
+        def range_buckets() -> list:
+            maps = self.ctx._run_stage(RangeSplitTask(fn, self._keyfunc, bounds, self._ascending, n),
+                                       src._compute(), stage="shuffle-map", rdd=self, recompute=src._compute)
+            return [Buckets(m[j] for m in maps) for j in range(n)]
+
+        return self.ctx._run_stage(SortRangeTask(self._keyfunc, self._ascending), range_buckets(),
+                                   stage="shuffle-reduce", keep=True, rdd=self, recompute=range_buckets)
 
 
 class ZippedPartitionsRDD(RDD):
@@ -406,7 +414,8 @@ class ZippedPartitionsRDD(RDD):
         return list(zip(*(r._compute() for r in self._rdds)))
 
     def _do_compute(self) -> list[list]:
-        return self.ctx._run_stage(_ZipTask(self._func), self._inputs(), stage="zip", keep=True, rdd=self)
+        return self.ctx._run_stage(_ZipTask(self._func), self._inputs(), stage="zip", keep=True, rdd=self,
+                                   recompute=self._inputs)
 
 
 class CartesianRDD(ZippedPartitionsRDD):

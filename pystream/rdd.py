@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import logging
 import operator
 import shlex
 import subprocess
@@ -31,6 +32,8 @@ from pystream.shuffle import Aggregator, ApplyTask, CombineInPartition, OffsetTa
 if TYPE_CHECKING:
     from pystream.barrier import RDDBarrier
     from pystream.context import SparkContext
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["RDD", "ResultIterable", "StorageLevel"]
 
@@ -125,9 +128,16 @@ class RDD(RDDActions):
         return self, None
 
     def _compute(self) -> list[list]:
-        """Materialise every partition (cached when persisted)."""
+        """Materialise every partition (cached when persisted). Kept partitions lost with a worker that died are
+        computed again, as Spark recomputes lost cached blocks: from the lineage, or for state (``_on_lost``)
+        from its checkpoint; an RDD without either keeps them, and its reader raises StateLostError."""
         if self._cached is not None:
-            return self._cached
+            if self._lineage_cut or not self._lost:
+                return self._cached
+            logger.warning("%r lost partitions with a worker process; computing them again", self)
+            self._cached = None
+            if self._on_lost is not None:
+                self._on_lost()
         if self._lineage_cut:
             raise StateLostError(f"{self!r} dropped its partitions after its lineage was truncated; "
                                  "it cannot be recomputed")
@@ -166,8 +176,10 @@ class RDD(RDDActions):
             src, fn = self._pipeline()
             if partitions is not None and (partitions.start, partitions.stop) != (0, src.getNumPartitions()):
                 task = OffsetTask(ApplyTask(fn, action), partitions.start)
-                return self.ctx._run_stage(task, src._compute_some(partitions), stage="action", rdd=self)
-            return self.ctx._run_stage(ApplyTask(fn, action), src._compute(), stage="action", rdd=self)
+                return self.ctx._run_stage(task, src._compute_some(partitions), stage="action", rdd=self,
+                                           recompute=lambda: src._compute_some(partitions))
+            return self.ctx._run_stage(ApplyTask(fn, action), src._compute(), stage="action", rdd=self,
+                                       recompute=src._compute)
 
     def _compute_some(self, partitions: range) -> list:
         """The partitions in ``partitions`` (take() and first() need only the first few)."""

@@ -212,8 +212,8 @@ class ProcessExecutor(Releasing, Executor):
         if isinstance(data, BlockRef):
             if self._workers[data.worker].incarnation != data.incarnation:
                 raise StateLostError(
-                    f"a partition kept by worker {data.worker} was lost when that worker died, and it cannot be "
-                    "rebuilt without a checkpoint")
+                    f"a partition kept by worker {data.worker} was lost when that worker died, and what reads it "
+                    "could not compute it again (its lineage was cut, and no checkpoint holds it)")
             if data.worker == worker.index:
                 return ("block", data.block_id)
             frame = self._export(data)

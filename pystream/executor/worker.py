@@ -13,9 +13,13 @@ import collections
 import gc
 import os
 import pickle
+import select
 import signal
 import sys
+import threading
+import time
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 import cloudpickle
@@ -186,9 +190,13 @@ class Worker:
                 break
         # The driver is gone or done: whatever it left in shared memory goes too.
         if kind != "stop":
-            shm.remove_with_prefix(shm.prefix_for(self.driver_pid))
-            if self.temp_dir is not None:
-                tempdir.remove(self.temp_dir)
+            self.clean_up_after_driver()
+
+    def clean_up_after_driver(self) -> None:
+        """What a driver that is gone left: its shared memory and its temporary directory."""
+        shm.remove_with_prefix(shm.prefix_for(self.driver_pid))
+        if self.temp_dir is not None:
+            tempdir.remove(self.temp_dir)
 
     def export(self, request_id: int, block_id: int) -> None:
         try:
@@ -319,6 +327,42 @@ def _collect_task_garbage() -> None:
     gc.freeze()
 
 
+def watch_driver(driver_pid: int, clean_up: Callable[[], None]) -> None:
+    """End this worker as soon as its driver is gone, even in the middle of a task that would run for hours:
+    a driver killed with SIGKILL (or SIGTERM, the signal of kill, docker and systemd) tells its workers
+    nothing, and they would only notice at their next message. A thread waits on the driver's pidfd (polls,
+    where there is none), then removes what the driver left in shared memory and exits."""
+
+    def watch() -> None:
+        try:
+            fd = os.pidfd_open(driver_pid)
+        except ProcessLookupError:
+            fd = -1  # gone already
+        except (OSError, AttributeError):
+            fd = None
+        if fd is None:
+            while _alive(driver_pid):
+                time.sleep(0.5)
+        elif fd >= 0:
+            select.select([fd], [], [])  # readable once the driver has exited
+        try:
+            clean_up()
+        finally:
+            os._exit(0)
+
+    threading.Thread(target=watch, name="pystream-driver-watch", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def main(conn: Any, index: int, driver_pid: int, arena_cache_bytes: int = 0,
          temp_dir: str | None = None) -> None:
     """Entry point of a worker process."""
@@ -338,13 +382,18 @@ def main(conn: Any, index: int, driver_pid: int, arena_cache_bytes: int = 0,
     gc.disable()
     gc.freeze()
     code = 0
+    worker = Worker(conn, index, driver_pid, temp_dir)
+    watch_driver(driver_pid, worker.clean_up_after_driver)
     try:
-        Worker(conn, index, driver_pid, temp_dir).run()
-    except BaseException:
-        # Outside any task (a message that could not be read, say): the driver sees the worker die, with a
-        # non-zero exit code, and this traceback is on the worker's stderr.
-        traceback.print_exc()
-        code = 1
+        worker.run()
+    except BaseException as exc:
+        if isinstance(exc, (BrokenPipeError, ConnectionResetError, EOFError)) and not _alive(driver_pid):
+            worker.clean_up_after_driver()  # the driver died while a task ran: nobody to tell
+        else:
+            # Outside any task (a message that could not be read, say): the driver sees the worker die, with a
+            # non-zero exit code, and this traceback is on the worker's stderr.
+            traceback.print_exc()
+            code = 1
     finally:
         try:
             conn.close()

@@ -159,13 +159,22 @@ class DStream:
     def _compute(self, t: int) -> RDD | None:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _materialize(self, t: int) -> None:
+        """For a stream that keeps state from batch to batch: compute batch ``t``'s RDD if no output did, and
+        cut its lineage, so the next batch builds on data, not on an ever longer lineage."""
+        rdd = self._generated.get(t)
+        if rdd is not None:
+            rdd._compute()
+            rdd._truncate_lineage()
+
     def _clear_metadata(self, t: int) -> None:
         """Forget RDDs generated at or before ``t - remember``."""
         assert self._remember_ms is not None
         horizon = t - self._remember_ms
         for old in [s for s in self._generated if s <= horizon]:
             rdd = self._generated.pop(old)
-            if rdd is not None and self._persisted:
+            # (A state stream's failed batch stands on the state before it: the same RDD, still needed.)
+            if rdd is not None and self._persisted and not any(r is rdd for r in self._generated.values()):
                 rdd.unpersist()
             if rdd is not None and rdd._holds_driver_records():
                 # Its records are Python objects of the driver's: the executor frees them when that costs

@@ -96,11 +96,15 @@ class DStreamGraph:
         """Compute the state RDDs of batch ``t`` that no output touched, so the next batch builds on data,
         not on an ever longer lineage."""
         with self.lock:
-            rdds = [s._generated.get(t) for s in self.stateful_streams]
-        for rdd in rdds:
-            if rdd is not None:
-                rdd._compute()
-                rdd._truncate_lineage()
+            streams = list(self.stateful_streams)
+        first: Exception | None = None
+        for stream in streams:  # one stream's failure leaves the others to be materialised
+            try:
+                stream._materialize(t)
+            except Exception as exc:
+                first = first or exc
+        if first is not None:
+            raise first
 
     def clear_metadata(self, t: int) -> None:
         with self.lock:

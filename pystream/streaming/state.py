@@ -15,6 +15,7 @@ from typing import Any
 from pystream._core.deserialisation import FrameReader
 from pystream._core.hashing import portable_hash
 from pystream._core.state import KeyedState, State, map_with_state, update_state_by_key
+from pystream.errors import StateLostError
 from pystream.lineage import ZippedPartitionsRDD
 from pystream.shuffle import Partitioner
 from pystream.rdd import RDD
@@ -29,6 +30,25 @@ def _initial_state(ssc: Any, initial: RDD | Iterable[tuple[Any, Any]] | None, n:
         return None
     rdd = initial if isinstance(initial, RDD) else ssc.sparkContext.parallelize(list(initial))
     return rdd.partitionBy(n)
+
+
+class _StateRDD(ZippedPartitionsRDD):
+    """A keyed-state stream's state at one batch. The batch's function is run once: if it raises, that failure
+    is kept and raised again to whatever reads this state later, never run a second time (the kernels have left
+    the state partitions as the batch before left them)."""
+
+    _failure: Exception | None = None
+
+    def _do_compute(self) -> list[list]:
+        if self._failure is not None:
+            raise self._failure
+        try:
+            return super()._do_compute()
+        except StateLostError:
+            raise  # a dead worker: rebuilt and retried (_on_lost), not a failure of the function
+        except Exception as exc:
+            self._failure = exc
+            raise
 
 
 class _KeyedStateDStream(DStream):
@@ -62,8 +82,6 @@ class _KeyedStateDStream(DStream):
             return self._rebuild_locked(prev_t)
 
     def _rebuild_locked(self, prev_t: int) -> RDD | None:
-        from pystream.errors import StateLostError
-
         writer = self._ssc._checkpoint_writer
         stream = self._ssc._graph.stateful_streams.index(self)
         found = writer.load_state(stream, prev_t) if writer is not None else None
@@ -93,7 +111,7 @@ class _KeyedStateDStream(DStream):
         batch = self._parent._get_or_compute(t)
         if batch is None:
             batch = self._sc.emptyRDD()
-        rdd = ZippedPartitionsRDD(self._sc, [prev, batch.partitionBy(self._n)], self._task(t))
+        rdd = _StateRDD(self._sc, [prev, batch.partitionBy(self._n)], self._task(t))
 
         def rebuild() -> None:
             # A worker died while this batch ran: rebuild the previous state and retry with it.
@@ -103,6 +121,25 @@ class _KeyedStateDStream(DStream):
 
         rdd._on_lost = rebuild
         return rdd
+
+    def _materialize(self, t: int) -> None:
+        """Compute the state of batch ``t`` if no output did, and cut its lineage. If the batch's function
+        raised, the state stays as the batch before left it: that state stands for batch ``t`` too (the
+        batch's records are dropped), so the stream goes on. Raises the failure if it is new here."""
+        rdd = self._generated.get(t)
+        if rdd is None:
+            return
+        reported = isinstance(rdd, _StateRDD) and rdd._failure is not None
+        try:
+            rdd._compute()
+        except Exception:
+            if not (isinstance(rdd, _StateRDD) and rdd._failure is not None):
+                raise
+            self._generated[t] = rdd._rdds[0]
+            if not reported:
+                raise
+            return
+        rdd._truncate_lineage()
 
 
 class _InternalUpdateState(_KeyedStateDStream):

@@ -66,20 +66,38 @@ class ReducedWindowedDStream(DStream):
         cur_begin, cur_end = t - self._window_ms, t
         prev_end = t - self._slide_ms
         prev = self._get_or_compute(prev_end) if prev_end > (self._zero_ms or 0) else None
-        if prev is not None and self._window_ms >= 5 * self._slide_ms:
+        if prev is not None and self._window_ms >= 5 * self._slide_ms and not prev._lost:
             old = parent._slice_ms(prev_end - self._window_ms + p_slide, cur_begin)
             new = parent._slice_ms(prev_end + p_slide, cur_end)
             if not old and not new:
                 return prev
             update = _WindowUpdate(self._func, self._inv, self._filter, len(old), len(new))
-            return ZippedPartitionsRDD(self._sc, [prev, *old, *new], update, preserves_partitioning=True)
-        current = parent._slice_ms(cur_begin + p_slide, cur_end)
+            rdd = ZippedPartitionsRDD(self._sc, [prev, *old, *new], update, preserves_partitioning=True)
+
+            def whole_instead() -> None:
+                # The previous window was lost with a worker: this one is reduced in full from the batches in
+                # it (which the parent keeps, or computes again).
+                rdd._rdds = [self._whole(t) or self._sc.parallelize([], self._n)]
+                rdd._func = _only
+
+            rdd._on_lost = whole_instead
+            return rdd
+        return self._whole(t)
+
+    def _whole(self, t: int) -> RDD | None:
+        """The window ending at ``t`` reduced in full from the parent's batches in it."""
+        parent = self._parent
+        current = parent._slice_ms(t - self._window_ms + parent._slide_ms, t)
         if not current:
             return None
         # Batches reduced into the same partitions are merged partition by partition (union keeps them side by
         # side, and reduceByKey then combines in place): no shuffle.
         whole = union(self._sc, current).reduceByKey(self._func, self._n)
         return whole.filter(self._filter) if self._filter else whole
+
+
+def _only(split: int, part: list) -> list:
+    return list(part)
 
 
 class _WindowUpdate:

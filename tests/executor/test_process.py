@@ -717,17 +717,54 @@ def test_worker_killed_from_outside_mid_batch(psc):
     assert pid not in psc.executor.worker_pids
 
 
-def test_lost_state_fails_with_state_lost_error(psc):
-    rdd = psc.parallelize(range(100), 2).map(lambda x: x).cache()
-    rdd.count()
+def test_kept_partitions_lost_with_a_worker_are_computed_again_from_their_lineage(psc):
+    rdd = psc.parallelize(range(100), 2).map(lambda x: x * 2).cache()
+    assert rdd.count() == 100
     pid = rdd._cached[1].worker
     victim = psc.executor._workers[pid].process.pid
     os.kill(victim, signal.SIGKILL)
     assert wait_until(lambda: not alive(victim))
-    with pytest.raises(StateLostError, match="lost when that worker died"):
+    assert rdd.map(lambda x: x + 1).collect() == [x * 2 + 1 for x in range(100)]  # as Spark recomputes lost blocks
+    assert not psc.executor.has_lost(rdd._cached)
+
+
+def test_lost_partitions_without_lineage_fail_with_state_lost_error(psc):
+    rdd = psc.parallelize(range(100), 2).map(lambda x: x).cache()
+    rdd.count()
+    rdd._truncate_lineage()  # as a state stream cuts its RDDs' lineage every batch
+    victim = psc.executor._workers[rdd._cached[1].worker].process.pid
+    os.kill(victim, signal.SIGKILL)
+    assert wait_until(lambda: not alive(victim))
+    with pytest.raises(StateLostError, match="lost when that worker died.*could not compute it again"):
         rdd.map(lambda x: x + 1).collect()
     # The pool heals; new work runs.
     assert psc.parallelize(range(10), 2).sum() == 45
+
+
+@pytest.mark.parametrize("victim", [0, 1])
+def test_a_worker_killed_during_the_reduce_side_loses_map_outputs_that_are_made_again(psc, tmp_path, victim):
+    """Map outputs live in the worker that made them: a reduce task that finds them gone makes the stage run
+    the map side again, as Spark resubmits a map stage after a fetch failure."""
+    marker = str(tmp_path / "reducing")
+
+    def slow_reduce_side(kv):
+        open(marker, "a").close()
+        time.sleep(0.2)
+        return kv
+
+    def kill_when_reducing():
+        assert wait_until(lambda: os.path.exists(marker), 20)
+        time.sleep(0.05)
+        os.kill(psc.executor.worker_pids[victim], signal.SIGKILL)
+
+    import threading
+
+    killer = threading.Thread(target=kill_when_reducing)
+    killer.start()
+    got = psc.parallelize(range(2000), 4).map(lambda x: (x % 10, 1)).reduceByKey(lambda a, b: a + b, 4) \
+        .map(slow_reduce_side).collect()
+    killer.join()
+    assert sorted(got) == [(k, 200) for k in range(10)]
 
 
 def test_worker_runs_out_of_attempts(psc):
@@ -795,6 +832,10 @@ DRIVER = textwrap.dedent("""
     sc = SparkContext("local[2]", "driver", SparkConf(loadDefaults=False).set("spark.pystream.executor", "process"))
     # Start-up to the first batch output is measured by the parent from this line.
     print("PIDS", *sc.executor.worker_pids, flush=True)
+    if mode == "long":
+        print("BATCH", flush=True)
+        print("LONG", flush=True)
+        sc.parallelize(range(2), 2).map(lambda x: time.sleep(60)).collect()
     ssc = StreamingContext(sc, 0.1)
     data = [[(i % 10, i) for i in range(5000)] for _ in range(200)]
     def out(rdd):
@@ -835,20 +876,26 @@ def own_tmpdir(tmp_path):
     return tmp, dict(os.environ, TMPDIR=str(tmp))
 
 
-@pytest.mark.parametrize("how", ["raise", "sigint", "sigkill", "sigterm"])
+@pytest.mark.parametrize("how", ["raise", "sigint", "sigkill", "sigterm", "sigkill-in-a-long-task",
+                                 "sigterm-in-a-long-task"])
 def test_no_worker_or_segment_survives_the_driver(tmp_path, how):
     script = tmp_path / "driver.py"
     script.write_text(DRIVER)
     tmp, env = own_tmpdir(tmp_path)
-    with driver_process(script, "raise" if how == "raise" else "run", env=env) as (proc, pids):
+    mode = {"raise": "raise"}.get(how, "long" if how.endswith("long-task") else "run")
+    with driver_process(script, mode, env=env) as (proc, pids):
         assert len(pids) == 2
         assert [p.name[:5] for p in tmp.iterdir()] == ["pymp-"]
         assert proc.stdout.readline().strip() == "BATCH"
+        if how.endswith("long-task"):
+            # Both workers are inside a task that would run for a minute: only a watch on the driver ends them.
+            assert proc.stdout.readline().strip() == "LONG"
+            time.sleep(0.5)
         if how == "sigint":
             proc.send_signal(signal.SIGINT)
-        elif how == "sigkill":
+        elif how.startswith("sigkill"):
             proc.send_signal(signal.SIGKILL)
-        elif how == "sigterm":
+        elif how.startswith("sigterm"):
             proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
     assert wait_until(lambda: not any(alive(p) for p in pids), 10), "a worker outlived the driver"

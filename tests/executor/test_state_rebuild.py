@@ -123,3 +123,76 @@ def test_without_checkpoint_lost_state_fails_clearly(psc):
         err = err.__cause__
     assert isinstance(err, StateLostError) and "checkpointing is off" in str(err)
     assert out.batches == [expected(1), expected(2)]
+
+
+def window_expected(op, k):
+    """Batch k's window (2.5 s: the last 5 batches) of the rate rows' keys, as plain Python gives it."""
+    rows = range(max(0, k - 5) * RATE // 2, k * RATE // 2)
+    if op == "window":
+        return sorted(v % 5 for v in rows)
+    if op == "countByWindow":
+        return [len(rows)]
+    counts = {}
+    for v in rows:
+        counts[v % 5] = counts.get(v % 5, 0) + 1
+    return sorted(counts.items())
+
+
+@pytest.mark.parametrize("op", ["window", "reduceByKeyAndWindow", "reduceByKeyAndWindow-inverse", "countByWindow"])
+def test_windows_recover_when_a_worker_dies(psc, tmp_path, op):
+    """A window keeps the batches in it (and the inverse-function window its previous result) in the workers;
+    those a dead worker held are computed again, from the batches' lineage and the sources' replay."""
+    import operator
+
+    ssc = manual_context(psc)
+    ssc.checkpoint(str(tmp_path / "ck"))
+    keyed = ssc.rateStream(RATE).map(lambda row: (row[1] % 5, 1))
+    if op == "window":
+        stream = keyed.map(lambda kv: kv[0]).window(2.5, 0.5)
+    elif op == "reduceByKeyAndWindow":
+        stream = keyed.reduceByKeyAndWindow(operator.add, None, 2.5, 0.5)
+    elif op == "reduceByKeyAndWindow-inverse":
+        stream = keyed.reduceByKeyAndWindow(operator.add, operator.sub, 2.5, 0.5)
+        stream.checkpoint(1.0)
+    else:
+        stream = keyed.countByWindow(2.5, 0.5)
+    out = collect(stream, sort=True)
+    ssc.start()
+    try:
+        advance(ssc, 6)
+        kill_worker(psc, 0)
+        advance(ssc, 2)
+        kill_worker(psc, 1)
+        advance(ssc, 4)
+        assert ssc.awaitTerminationOrTimeout(0) is False
+    finally:
+        ssc.stop(False)
+    assert [sorted(b) for b in out.batches] == [window_expected(op, k) for k in range(1, 13)]
+
+
+def test_state_lost_between_its_batch_and_the_next_output_is_rebuilt(psc, tmp_path):
+    ssc = manual_context(psc)
+    ssc.checkpoint(str(tmp_path / "ck"))
+    state = ssc.rateStream(RATE).map(lambda row: (row[1] % 5, 1)).updateStateByKey(add)
+    state.checkpoint(1.0)
+    counts = collect(state.count())  # the first output computes the batch's state
+    kill_next = [False]
+    seen = []
+
+    def second(rdd):  # the second output of the same batch reads it after the kill
+        if kill_next[0]:
+            kill_next[0] = False
+            kill_worker(psc, 0)
+        seen.append(sorted(rdd.collect()))
+
+    state.foreachRDD(second)
+    ssc.start()
+    try:
+        advance(ssc, 3)
+        kill_next[0] = True
+        advance(ssc, 3)
+        assert ssc.awaitTerminationOrTimeout(0) is False
+    finally:
+        ssc.stop(False)
+    assert seen == [expected(k) for k in range(1, 7)]
+    assert counts.batches == [[5]] * 6

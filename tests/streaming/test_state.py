@@ -2,7 +2,7 @@
 
 import pytest
 
-from pystream.errors import IllegalArgumentError, NoSuchElementError
+from pystream.errors import IllegalArgumentError, NoSuchElementError, StreamingJobError
 from pystream.streaming import State, StateSpec
 from pystream.testing import advance, collect, manual_context, run_stream
 
@@ -241,3 +241,38 @@ def test_state_streams_say_how_their_keys_are_partitioned(sc, stages):
         assert out[b] == sorted((k, (totals[k], now[k])) for k in now)
     # Per batch: the updateStateByKey input's reduceByKey, the join's reduceByKey, mapWithState's batch.
     assert stages.count("shuffle-map") == 3 * len(inputs)
+
+
+@pytest.mark.parametrize("kind", ["updateStateByKey", "mapWithState"])
+def test_a_batch_whose_function_raises_is_dropped_and_the_stream_goes_on(sc, kind):
+    """No checkpoint needed: the failed batch leaves the state as the batch before left it, the error reaches
+    awaitTermination, and the next batches build on that state."""
+    ssc = manual_context(sc)
+
+    def update(values, state):
+        if "boom" in values:
+            raise ValueError("boom")
+        return len(values) + (state or 0)
+
+    def mapping(key, value, state):
+        if value == "boom":
+            raise ValueError("boom")
+        state.update((state.getOption() or 0) + 1)
+        return key
+
+    batches = [[("a", "x"), ("b", "x")], [("a", "x"), ("a", "boom")], [("a", "x")], [("b", "x")]]
+    keyed = ssc.queueStream(batches)
+    if kind == "updateStateByKey":
+        state = keyed.updateStateByKey(update)
+    else:
+        state = keyed.mapWithState(StateSpec.function(mapping)).stateSnapshots()
+    out = collect(state, sort=True)
+    ssc.start()
+    try:
+        advance(ssc, 2)
+        with pytest.raises(StreamingJobError, match="boom"):
+            ssc.awaitTerminationOrTimeout(0)
+        advance(ssc, 2)
+    finally:
+        ssc.stop(False)
+    assert out.batches == [[("a", 1), ("b", 1)], [("a", 2), ("b", 1)], [("a", 2), ("b", 2)]]
