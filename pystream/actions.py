@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import functools
 import heapq
+import io
 import itertools
 import math
 import operator
@@ -307,14 +308,27 @@ class RDDActions:
 
     def saveAsPickleFile(self, path: str, batchSize: int = 10) -> None:
         """Write one ``part-NNNNN`` file per partition into the new directory ``path`` (FileExistsError if it
-        exists): the partition's elements pickled in lists of up to ``batchSize``, one after the other.
-        ``SparkContext.pickleFile`` reads them back. (pyspark writes Hadoop SequenceFiles instead; neither reads
-        the other's.)"""
+        exists), in Spark's layout, which pyspark's ``pickleFile`` reads too: a Hadoop SequenceFile whose
+        records hold lists of up to ``batchSize`` elements pickled (0: pyspark's automatic batches, here 100).
+        ``SparkContext.pickleFile`` reads them back."""
         from pystream.output import write_binary_dir
 
-        if batchSize < 1:
-            raise ValueError(f"batchSize must be at least 1, got {batchSize}")
-        write_binary_dir(path, self._run(_PickledBatches(batchSize)))
+        if batchSize < 0:
+            raise ValueError(f"batchSize must be 0 (automatic) or more, got {batchSize}")
+        write_binary_dir(path, self._run(_PickledBatches(batchSize or 100)))
+
+    def saveAsSequenceFile(self, path: str, compressionCodecClass: str | None = None) -> None:
+        """Write the RDD's (key, value) pairs as Hadoop SequenceFiles, one ``part-NNNNN`` per partition and an
+        empty ``_SUCCESS``, into the new directory ``path`` (FileExistsError if it exists). Keys and values
+        become Writables as pyspark converts them (pystream.sequence_files); the first pair of a partition fixes
+        its file's classes, and a pair of other classes, or a value of a type no Writable takes, raises
+        IllegalArgumentError. With ``compressionCodecClass`` (DefaultCodec, GzipCodec, BZip2Codec) the file is
+        BLOCK-compressed, as Spark writes it."""
+        from pystream.hadoop_files import codec_named
+        from pystream.output import write_binary_dir
+
+        codec = None if compressionCodecClass is None else codec_named(compressionCodecClass)
+        write_binary_dir(path, self._run(_SequenceFilePart(codec)))
 
     def toPandas(self, columns: list[str] | None = None):
         """Return a pandas DataFrame of records that are tuples (columns by position or ``columns``) or dicts."""
@@ -379,7 +393,7 @@ def _consume(it: Iterator[Any]) -> None:
 
 
 class _PickledBatches:
-    """A partition's elements as consecutive pickles of lists of up to ``size`` (saveAsPickleFile)."""
+    """A partition as one file of saveAsPickleFile (pystream.sequence_files)."""
 
     __slots__ = ("size",)
 
@@ -387,12 +401,27 @@ class _PickledBatches:
         self.size = size
 
     def __call__(self, _: int, it: Iterator[Any]) -> bytes:
-        from pystream import pickling
+        from pystream.sequence_files import write_pickle_batches
 
-        out = []
-        while batch := list(itertools.islice(it, self.size)):
-            out.append(pickling.dumps(batch))
-        return b"".join(out)
+        with io.BytesIO() as out:
+            write_pickle_batches(out, it, self.size)
+            return out.getvalue()
+
+
+class _SequenceFilePart:
+    """A partition as one SequenceFile of saveAsSequenceFile."""
+
+    __slots__ = ("codec",)
+
+    def __init__(self, codec: Any) -> None:
+        self.codec = codec
+
+    def __call__(self, _: int, it: Iterator[Any]) -> bytes:
+        from pystream.sequence_files import write_records
+
+        with io.BytesIO() as out:
+            write_records(out, it, self.codec)
+            return out.getvalue()
 
 
 def str_lines(_: int, it: Iterator[Any]) -> list[str]:

@@ -8,10 +8,8 @@ every RDD it creates.
 from __future__ import annotations
 
 import getpass
-import io
 import logging
 import os
-import pickle
 import re
 import shutil
 import tempfile
@@ -25,7 +23,7 @@ from pystream.accumulators import Accumulator, AccumulatorParam, new_accumulator
 from pystream.broadcast import Broadcast
 from pystream.cores import usable_cores
 from pystream.errors import IllegalArgumentError, IllegalStateError
-from pystream.hadoop_files import input_files, read_input
+from pystream.file_inputs import FileInputs
 
 logger = logging.getLogger(__name__)
 
@@ -163,7 +161,7 @@ def parse_master(master: str) -> int:
     return int(n)
 
 
-class SparkContext(jobs.JobControl):
+class SparkContext(jobs.JobControl, FileInputs):
     """The entry point for creating RDDs: a light local context.
 
     ``SparkContext(master="local[N]", appName=..., conf=None)``. Only one SparkContext may be active at a time,
@@ -383,25 +381,6 @@ class SparkContext(jobs.JobControl):
             start, end = 0, start
         return self.parallelize(range(start, end, step), numSlices)
 
-    def textFile(self, name: str, minPartitions: int | None = None, use_unicode: bool = True):
-        """Return an RDD of the lines of text files: ``name`` is Hadoop's input path, files, directories or
-        globs separated by commas (pystream.hadoop_files). A file named .gz, .bz2 or .deflate is decompressed."""
-        self._check_alive()
-        lines: list[Any] = []
-        for path in input_files(name):
-            for raw in read_input(path).splitlines():
-                lines.append(raw.decode("utf-8") if use_unicode else raw)
-        return self.parallelize(lines, minPartitions or self.defaultMinPartitions)
-
-    def binaryRecords(self, path: str, recordLength: int):
-        """Return an RDD of the fixed-length records (bytes of ``recordLength``) of a file, or of every non-hidden
-        file of a directory; WrongRecordLengthError for a file whose size is not a multiple of it."""
-        from pystream.streaming.sources.files import BinaryRecordReader
-
-        self._check_alive()
-        read = BinaryRecordReader(recordLength)
-        return self.parallelize([r for name in input_files(path) for r in read(name)], self.defaultMinPartitions)
-
     def runJob(self, rdd: Any, partitionFunc: Callable[[Iterator[Any]], Iterable[Any]],
                partitions: Sequence[int] | None = None, allowLocal: bool = False) -> list[Any]:
         """Run ``partitionFunc(iterator)`` on the given partitions of ``rdd`` (all by default) as one job; return
@@ -423,45 +402,6 @@ class SparkContext(jobs.JobControl):
         first = min(wanted)
         results = rdd._run(run, range(first, max(wanted) + 1))
         return [x for p in wanted for x in results[p - first]]
-
-    def pickleFile(self, name: str, minPartitions: int | None = None):
-        """Return an RDD of the elements ``RDD.saveAsPickleFile`` wrote into directory ``name`` (or one of its
-        part files). Unpickling runs code the files name: read only files you trust, as with any pickle."""
-        self._check_alive()
-        elements: list[Any] = []
-        for path in input_files(name):
-            with open(path, "rb") as fh:
-                data = io.BytesIO(fh.read())
-            end = len(data.getbuffer())
-            while data.tell() < end:  # a pickle cut short is an error, not the end of the file
-                try:
-                    batch = pickle.load(data)
-                except Exception as exc:
-                    raise IllegalArgumentError(f"{path} is not a file saveAsPickleFile wrote: {exc}") from exc
-                if type(batch) is not list:
-                    raise IllegalArgumentError(f"{path} is not a file saveAsPickleFile wrote")
-                elements.extend(batch)
-        return self.parallelize(elements, minPartitions or self.defaultMinPartitions)
-
-    def wholeTextFiles(self, path: str, minPartitions: int | None = None, use_unicode: bool = True):
-        """Return an RDD of (file path, whole text) per file of Hadoop's input path ``path`` (as textFile's);
-        a file named .gz, .bz2 or .deflate is decompressed."""
-        self._check_alive()
-        files = []
-        for name in input_files(path):
-            data = read_input(name)
-            files.append((name, data.decode("utf-8") if use_unicode else data))
-        return self.parallelize(files, minPartitions or self.defaultMinPartitions)
-
-    def binaryFiles(self, path: str, minPartitions: int | None = None):
-        """Return an RDD of (file path, bytes as stored, never decompressed) per file of Hadoop's input path
-        ``path`` (as textFile's)."""
-        self._check_alive()
-        files = []
-        for name in input_files(path):
-            with open(name, "rb") as fh:
-                files.append((name, fh.read()))
-        return self.parallelize(files, minPartitions or self.defaultMinPartitions)
 
     def addFile(self, path: str, recursive: bool = False) -> None:
         """Copy a file (or, with ``recursive``, a directory) for every task: ``SparkFiles.get(name)`` gives the

@@ -1014,32 +1014,6 @@ def test_word_count_idioms_give_exactly_the_generic_result(sc):
         sc.parallelize([1], 1).flatMap(lambda l: l.split()).map(lambda w: (w, 1)).reduceByKey(op.add).collect()
 
 
-def test_save_as_pickle_file_and_read_it_back(sc, tmp_path):
-    import pickle
-
-    from pystream.errors import IllegalArgumentError
-
-    records = [{"n": i, "tags": ("a", i % 3)} for i in range(25)] + [None, 1.5, b"raw"]
-    out = str(tmp_path / "out")
-    sc.parallelize(records, 3).saveAsPickleFile(out, batchSize=4)
-    parts = sorted(f for f in os.listdir(out) if f.startswith("part-"))
-    assert len(parts) == 3 and os.path.exists(os.path.join(out, "_SUCCESS"))
-    with open(os.path.join(out, parts[0]), "rb") as fh:
-        first = pickle.load(fh)
-    assert first == records[:4]  # lists of up to batchSize
-    assert sc.pickleFile(out).collect() == records and sc.pickleFile(out, 5).getNumPartitions() == 5
-    with pytest.raises(FileExistsError):
-        sc.parallelize([1]).saveAsPickleFile(out)
-    with pytest.raises(ValueError):
-        sc.parallelize([1]).saveAsPickleFile(str(tmp_path / "other"), batchSize=0)
-    cut = tmp_path / "cut"
-    cut.mkdir()
-    with open(os.path.join(out, parts[0]), "rb") as fh:
-        (cut / "part-00000").write_bytes(fh.read()[:-3])  # a pickle cut short is an error, not the end
-    with pytest.raises(IllegalArgumentError, match="not a file saveAsPickleFile wrote"):
-        sc.pickleFile(str(cut))
-
-
 def test_run_job_runs_a_function_on_chosen_partitions(sc):
     from pystream.errors import IllegalArgumentError
 
