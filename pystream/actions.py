@@ -330,6 +330,41 @@ class RDDActions:
         codec = None if compressionCodecClass is None else codec_named(compressionCodecClass)
         write_binary_dir(path, self._run(_SequenceFilePart(codec)))
 
+    def saveAsHadoopFile(self, path: str, outputFormatClass: str, keyClass: str | None = None,
+                         valueClass: str | None = None, keyConverter: str | None = None,
+                         valueConverter: str | None = None, conf: dict[str, str] | None = None,
+                         compressionCodecClass: str | None = None) -> None:
+        """Write the (key, value) pairs into the new directory ``path`` through an old-API Hadoop output
+        format: TextOutputFormat or SequenceFileOutputFormat (pystream.hadoop_formats; ``keyClass`` and
+        ``valueClass`` choose a SequenceFile's Writables); others UnsupportedFormatError."""
+        from pystream.hadoop_formats import save_hadoop
+
+        save_hadoop(self, path, outputFormatClass, keyClass, valueClass, keyConverter, valueConverter, conf,
+                    compressionCodecClass)
+
+    def saveAsNewAPIHadoopFile(self, path: str, outputFormatClass: str, keyClass: str | None = None,
+                               valueClass: str | None = None, keyConverter: str | None = None,
+                               valueConverter: str | None = None, conf: dict[str, str] | None = None) -> None:
+        """As saveAsHadoopFile, for the new API's output formats (``org.apache.hadoop.mapreduce.lib.output``)."""
+        from pystream.hadoop_formats import save_hadoop
+
+        save_hadoop(self, path, outputFormatClass, keyClass, valueClass, keyConverter, valueConverter, conf, None)
+
+    def saveAsHadoopDataset(self, conf: dict[str, str], keyConverter: str | None = None,
+                            valueConverter: str | None = None) -> None:
+        """As saveAsHadoopFile, the format, directory and classes given by ``conf`` (``mapred.output.format.class``,
+        ``mapreduce.output.fileoutputformat.outputdir``, ``mapreduce.job.output.key.class``, ...)."""
+        from pystream.hadoop_formats import save_hadoop_dataset
+
+        save_hadoop_dataset(self, conf, False, keyConverter, valueConverter)
+
+    def saveAsNewAPIHadoopDataset(self, conf: dict[str, str], keyConverter: str | None = None,
+                                  valueConverter: str | None = None) -> None:
+        """As saveAsHadoopDataset, the format given by ``mapreduce.job.outputformat.class``."""
+        from pystream.hadoop_formats import save_hadoop_dataset
+
+        save_hadoop_dataset(self, conf, True, keyConverter, valueConverter)
+
     def toPandas(self, columns: list[str] | None = None):
         """Return a pandas DataFrame of records that are tuples (columns by position or ``columns``) or dicts."""
         import pandas as pd

@@ -28,6 +28,7 @@ __all__ = [
     "SharedMemoryFullError",
     "UnsupportedCodecError",
     "CorruptInputError",
+    "UnsupportedFormatError",
 ]
 
 
@@ -125,3 +126,8 @@ class UnsupportedCodecError(PyStreamError, ValueError):
 
 class CorruptInputError(PyStreamError, ValueError):
     """An input file cannot be decoded as its format says: a damaged or truncated compressed file."""
+
+
+class UnsupportedFormatError(PyStreamError, ValueError):
+    """A Hadoop input or output format whose code runs in a JVM (pystream reads and writes the text and
+    SequenceFile formats)."""

@@ -90,3 +90,34 @@ class FileInputs:
             with open(name, "rb") as fh:
                 files.append((name, fh.read()))
         return self.parallelize(files, minPartitions or self.defaultMinPartitions)
+
+    def hadoopFile(self, path: str, inputFormatClass: str, keyClass: str | None = None,
+                   valueClass: str | None = None, keyConverter: str | None = None,
+                   valueConverter: str | None = None, conf: dict[str, str] | None = None, batchSize: int = 0):
+        """Return an RDD of the (key, value) pairs an old-API Hadoop input format reads from ``path``: Text,
+        KeyValueText and SequenceFile input formats (pystream.hadoop_formats); others UnsupportedFormatError."""
+        from pystream.hadoop_formats import read_hadoop
+
+        return read_hadoop(self, path, inputFormatClass, keyClass, valueClass, keyConverter, valueConverter, conf)
+
+    def newAPIHadoopFile(self, path: str, inputFormatClass: str, keyClass: str | None = None,
+                         valueClass: str | None = None, keyConverter: str | None = None,
+                         valueConverter: str | None = None, conf: dict[str, str] | None = None,
+                         batchSize: int = 0):
+        """As hadoopFile, for the new API's input formats (``org.apache.hadoop.mapreduce.lib.input``)."""
+        return self.hadoopFile(path, inputFormatClass, keyClass, valueClass, keyConverter, valueConverter, conf)
+
+    def hadoopRDD(self, inputFormatClass: str, keyClass: str | None = None, valueClass: str | None = None,
+                  keyConverter: str | None = None, valueConverter: str | None = None,
+                  conf: dict[str, str] | None = None, batchSize: int = 0):
+        """As hadoopFile, the path given by ``conf`` (``mapreduce.input.fileinputformat.inputdir``)."""
+        from pystream.hadoop_formats import input_path_of
+
+        return self.hadoopFile(input_path_of(conf), inputFormatClass, keyClass, valueClass, keyConverter,
+                               valueConverter, conf)
+
+    def newAPIHadoopRDD(self, inputFormatClass: str, keyClass: str | None = None, valueClass: str | None = None,
+                        keyConverter: str | None = None, valueConverter: str | None = None,
+                        conf: dict[str, str] | None = None, batchSize: int = 0):
+        """As hadoopRDD, for the new API's input formats."""
+        return self.hadoopRDD(inputFormatClass, keyClass, valueClass, keyConverter, valueConverter, conf)

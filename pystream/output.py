@@ -26,26 +26,28 @@ def is_complete(path: str) -> bool:
 
 
 def write_text_dir(path: str, partitions: Iterable[Iterable[str]], *, if_exists: str = "error",
-                   codec: Codec | None = None) -> bool:
+                   codec: Codec | None = None, part: str = "part-") -> bool:
     """Write one ``part-NNNNN`` file per partition into the directory ``path``, atomically: each partition's
     lines, each followed by a newline; through ``codec`` (pystream.hadoop_files), with its extension, if given.
+    ``part`` begins the files' names (Hadoop's new API writes ``part-r-NNNNN``).
 
     ``if_exists``: "error" raises FileExistsError when ``path`` exists (Spark's saveAsTextFile); "skip" keeps a
     complete existing directory and replaces an incomplete one (re-run batches). Returns whether it wrote.
     """
     if codec is None:
-        return _write_dir(path, partitions, _write_lines, if_exists)
+        return _write_dir(path, partitions, _write_lines, if_exists, "", part)
 
     def compressed(fh: BinaryIO, lines: Iterable[str]) -> None:
         with codec.open_write(fh) as out:
             _write_lines(out, lines)
 
-    return _write_dir(path, partitions, compressed, if_exists, codec.extension)
+    return _write_dir(path, partitions, compressed, if_exists, codec.extension, part)
 
 
-def write_binary_dir(path: str, partitions: Iterable[bytes], *, if_exists: str = "error") -> bool:
+def write_binary_dir(path: str, partitions: Iterable[bytes], *, if_exists: str = "error",
+                     part: str = "part-") -> bool:
     """As write_text_dir, with each partition's file given as bytes."""
-    return _write_dir(path, partitions, _write_bytes, if_exists)
+    return _write_dir(path, partitions, _write_bytes, if_exists, "", part)
 
 
 def _write_lines(fh: BinaryIO, lines: Iterable[str]) -> None:
@@ -65,7 +67,7 @@ def _write_bytes(fh: BinaryIO, data: bytes) -> None:
 
 
 def _write_dir(path: str, partitions: Iterable[Any], write_part: Callable[[BinaryIO, Any], None],
-               if_exists: str, extension: str = "") -> bool:
+               if_exists: str, extension: str = "", prefix: str = "part-") -> bool:
     path = os.path.abspath(path)
     if os.path.exists(path):
         if if_exists == "error":
@@ -79,7 +81,7 @@ def _write_dir(path: str, partitions: Iterable[Any], write_part: Callable[[Binar
     os.makedirs(tmp)
     try:
         for i, part in enumerate(partitions):
-            with open(os.path.join(tmp, f"part-{i:05d}{extension}"), "wb") as fh:
+            with open(os.path.join(tmp, f"{prefix}{i:05d}{extension}"), "wb") as fh:
                 write_part(fh, part)
                 fh.flush()
                 os.fsync(fh.fileno())

@@ -141,6 +141,12 @@ def encode(out: bytearray, cls: str, value: Any) -> None:
         out += struct.pack(">q", value)
     elif cls == DOUBLE:
         out += struct.pack(">d", value)
+    elif cls == FLOAT:
+        out += struct.pack(">f", value)
+    elif cls in (VINT, VLONG):
+        write_vlong(out, value)
+    elif cls == BYTE:
+        out += struct.pack(">b", value)
     elif cls == BOOLEAN:
         out += b"\x01" if value else b"\x00"
     elif cls == BYTES:
@@ -223,15 +229,22 @@ def _decode_map(r: _In) -> dict:
 
 # -- files ----------------------------------------------------------------------------------------------
 def write_records(fh: BinaryIO, records: Iterable[tuple[Any, Any]], codec: Codec | None = None,
+                  classes: tuple[str | None, str | None] = (None, None),
                   empty: tuple[str, str] = (NULL, NULL)) -> None:
-    """Write (key, value) pairs as one SequenceFile; with a codec, BLOCK-compressed as Spark writes them. No
-    pairs (an empty partition) still make a valid file, of the classes ``empty``."""
+    """Write (key, value) pairs as one SequenceFile; with a codec, BLOCK-compressed as Spark writes them.
+    ``classes`` forces the key and value Writable classes (pyspark's keyClass and valueClass: a LongWritable
+    for small ints, say); otherwise the first pair sets them. No pairs (an empty partition) still make a valid
+    file, of the classes ``empty``."""
+    for cls in classes:
+        if cls is not None and cls not in _FITS:
+            raise IllegalArgumentError(f"pystream does not write {cls}; it writes {', '.join(sorted(_FITS))}")
     it = iter(records)
     first = next(it, None)
     if first is None:
-        key_cls, value_cls = empty
+        key_cls, value_cls = classes[0] or empty[0], classes[1] or empty[1]
     else:
-        key_cls, value_cls = writable_class(_pair(first)[0]), writable_class(_pair(first)[1])
+        k, v = _pair(first)
+        key_cls, value_cls = classes[0] or writable_class(k), classes[1] or writable_class(v)
     sync = os.urandom(16)
     head = bytearray(MAGIC)
     for name in (key_cls, value_cls):
@@ -259,15 +272,29 @@ def _pair(record: Any) -> tuple[Any, Any]:
 
 
 def _checked(first: Any, rest: Iterator[Any], key_cls: str, value_cls: str) -> Iterator[tuple[Any, Any]]:
-    yield _pair(first)
-    for record in rest:
+    for record in itertools.chain((first,), rest):
         k, v = _pair(record)
         for what, cls, value in (("key", key_cls, k), ("value", value_cls, v)):
-            got = writable_class(value)
-            if got != cls:
-                raise IllegalArgumentError(f"wrong {what} class: {got} is not class {cls} (the class the first "
-                                           "record gave this file)")
+            if not _FITS[cls](value):
+                raise IllegalArgumentError(f"wrong {what} class: {writable_class(value)} is not class {cls} "
+                                           f"(the class of this file's {what}s)")
         yield k, v
+
+
+def _int_within(bits: int) -> Any:
+    return lambda v: type(v) is not bool and isinstance(v, int) and -(1 << (bits - 1)) <= v < (1 << (bits - 1))
+
+
+# What each Writable pystream writes takes: the classes pyspark converts Python values to, and those a
+# keyClass or valueClass may ask for instead.
+_FITS = {
+    TEXT: lambda v: isinstance(v, str), INT: _int_within(32), LONG: _int_within(64), VINT: _int_within(32),
+    VLONG: _int_within(64), BYTE: _int_within(8),
+    DOUBLE: lambda v: type(v) is not bool and isinstance(v, (int, float)),
+    FLOAT: lambda v: type(v) is not bool and isinstance(v, (int, float)),
+    BOOLEAN: lambda v: isinstance(v, bool), BYTES: lambda v: isinstance(v, (bytes, bytearray, memoryview)),
+    NULL: lambda v: v is None, MAP: lambda v: isinstance(v, dict),
+}
 
 
 def _write_plain(fh: BinaryIO, pairs: Iterator[tuple[Any, Any]], key_cls: str, value_cls: str,

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pystream.errors import CorruptInputError, IllegalArgumentError, UnsupportedCodecError
+from pystream.errors import CorruptInputError, IllegalArgumentError, UnsupportedCodecError, UnsupportedFormatError
 from pystream.hadoop_files import codec_named
 from pystream.sequence_files import (
     SYNC_INTERVAL,
@@ -165,3 +165,64 @@ def test_random_bytes_are_never_a_sequence_file_or_a_byte_array(blob):
             parse()
         except (CorruptInputError, UnsupportedCodecError):
             pass
+
+
+# -- pyspark's Hadoop format methods (pystream/hadoop_formats.py); the expected values are what Spark 3.5.3 gave
+# for the same calls.
+MAPRED, MAPREDUCE_IN, MAPREDUCE_OUT = ("org.apache.hadoop.mapred.", "org.apache.hadoop.mapreduce.lib.input.",
+                                       "org.apache.hadoop.mapreduce.lib.output.")
+
+
+def test_hadoop_text_input_formats_read_as_spark_does(sc, tmp_path):
+    (tmp_path / "in.txt").write_bytes(b"a\tb\nline two\n\nk\tv\tw\r\nlast")
+    path = str(tmp_path / "in.txt")
+    assert sc.hadoopFile(path, MAPRED + "TextInputFormat", "org.apache.hadoop.io.LongWritable",
+                         "org.apache.hadoop.io.Text").collect() == [
+        (0, "a\tb"), (4, "line two"), (13, ""), (14, "k\tv\tw"), (21, "last")]
+    assert sc.newAPIHadoopFile(path, MAPREDUCE_IN + "KeyValueTextInputFormat", "org.apache.hadoop.io.Text",
+                               "org.apache.hadoop.io.Text").collect() == [
+        ("a", "b"), ("line two", ""), ("", ""), ("k", "v\tw"), ("last", "")]
+    conf = {"mapreduce.input.fileinputformat.inputdir": path,
+            "mapreduce.input.keyvaluelinerecordreader.key.value.separator": " "}
+    assert sc.newAPIHadoopRDD(MAPREDUCE_IN + "KeyValueTextInputFormat", conf=conf).collect()[1] == ("line", "two")
+    assert sc.hadoopFile(os.path.join(SPARK, "seq-text-int"), MAPRED + "SequenceFileInputFormat").collect() == [
+        ("a", 1), ("b", -2)]
+    with pytest.raises(UnsupportedFormatError, match="runs in a JVM"):
+        sc.hadoopFile(path, "org.apache.parquet.hadoop.ParquetInputFormat")
+    with pytest.raises(IllegalArgumentError, match="names no input path"):
+        sc.hadoopRDD(MAPRED + "TextInputFormat", conf={})
+
+
+def test_hadoop_output_formats_write_as_spark_does(sc, tmp_path):
+    pairs = [("a", 1), (None, "only value"), ("only key", None), (True, 2.5)]
+    old = str(tmp_path / "textout")
+    sc.parallelize(pairs, 1).saveAsHadoopFile(old, MAPRED + "TextOutputFormat")
+    with open(os.path.join(old, "part-00000"), "rb") as fh:
+        assert fh.read() == b"a\t1\nonly value\nonly key\ntrue\t2.5\n"
+    new = str(tmp_path / "seqout")
+    sc.parallelize([(1, "x"), (2, "y")], 2).saveAsNewAPIHadoopFile(
+        new, MAPREDUCE_OUT + "SequenceFileOutputFormat", "org.apache.hadoop.io.LongWritable")
+    assert sorted(f for f in os.listdir(new) if f.startswith("part")) == ["part-r-00000", "part-r-00001"]
+    with open(os.path.join(new, "part-r-00000"), "rb") as fh:
+        assert read_records(fh.read(), "new")[:2] == ("org.apache.hadoop.io.LongWritable",
+                                                       "org.apache.hadoop.io.Text")
+    assert sc.sequenceFile(new).collect() == [(1, "x"), (2, "y")]
+    gz = str(tmp_path / "gz")
+    sc.parallelize([("k", "v")], 1).saveAsHadoopFile(gz, MAPRED + "TextOutputFormat",
+                                                     compressionCodecClass="org.apache.hadoop.io.compress.GzipCodec")
+    assert sc.textFile(gz + "/part-00000.gz").collect() == ["k\tv"]
+    dataset = str(tmp_path / "dataset")
+    sc.parallelize([("k", "v")], 1).saveAsNewAPIHadoopDataset({
+        "mapreduce.job.outputformat.class": MAPREDUCE_OUT + "TextOutputFormat",
+        "mapreduce.output.fileoutputformat.outputdir": dataset,
+        "mapreduce.output.textoutputformat.separator": ",",
+        "mapreduce.output.fileoutputformat.compress": "true"})
+    assert sc.textFile(dataset).collect() == ["k,v"] and os.path.exists(dataset + "/part-r-00000.deflate")
+    with pytest.raises(UnsupportedFormatError):
+        sc.parallelize([("k", "v")]).saveAsHadoopFile(str(tmp_path / "x"), "org.apache.hadoop.mapred.MapFileOutputFormat")
+    with pytest.raises(IllegalArgumentError, match="wrong key class"):
+        sc.parallelize([(2 ** 40, "x")], 1).saveAsHadoopFile(str(tmp_path / "y"), MAPRED + "SequenceFileOutputFormat",
+                                                             "org.apache.hadoop.io.IntWritable")
+    with pytest.raises(IllegalArgumentError, match="JVM classes"):
+        sc.parallelize([("k", "v")]).saveAsHadoopFile(str(tmp_path / "z"), MAPRED + "TextOutputFormat",
+                                                      keyConverter="org.example.Converter")
