@@ -374,6 +374,8 @@ def read_records(data: bytes, name: str) -> tuple[str, str, list[tuple[Any, Any]
                                 "which Hadoop has written since 0.20")
     key_cls, value_cls = r.text(), r.text()
     compressed, blocks = r.take(1) != b"\x00", r.take(1) != b"\x00"
+    if blocks and not compressed:
+        raise CorruptInputError(f"{name}: a SequenceFile header that says BLOCK-compressed but not compressed")
     codec = None
     if compressed:
         codec = codec_named(r.text())
@@ -381,8 +383,7 @@ def read_records(data: bytes, name: str) -> tuple[str, str, list[tuple[Any, Any]
         r.text()
         r.text()
     sync = r.take(16)
-    if blocks:
-        assert codec is not None
+    if blocks and codec is not None:
         return key_cls, value_cls, _read_blocks(r, key_cls, value_cls, sync, codec)
     out = []
     while not r.done:
