@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from pystream._core.hashing import portable_hash
 from pystream import sampling
 from pystream.actions import RDDActions
-from pystream.errors import IllegalStateError, StateLostError
+from pystream.errors import IllegalArgumentError, IllegalStateError, StateLostError
 from pystream.jobs import call_site
 from pystream.known_functions import stand_in
 from pystream.shuffle import Aggregator, ApplyTask, CombineInPartition, OffsetTask, Partitioner, PipelineFn
@@ -345,8 +345,7 @@ class RDD(RDDActions):
     def sampleByKey(self, withReplacement: bool, fractions: dict[Any, float], seed: int | None = None) -> RDD:
         """Return a sample of a pair RDD, keeping each pair with the probability its key has in ``fractions``
         (or repeating it that many times on average, with replacement). Every key needs a fraction."""
-        if any(f < 0.0 for f in fractions.values()):
-            raise ValueError(f"Negative fraction value in {fractions}")
+        fractions = {k: sampling.check_fraction(f, f"the fraction of key {k!r}") for k, f in fractions.items()}
         seed = sampling.seed_or_new(seed)
         return self.mapPartitionsWithIndex(sampling.KeySampler(withReplacement, dict(fractions), seed), True)
 
@@ -515,8 +514,7 @@ class RDD(RDDActions):
         """Return a random sample: each element kept with probability ``fraction`` (without replacement), or
         repeated a Poisson(``fraction``) number of times (with replacement). The same seed gives the same
         sample on every executor."""
-        if fraction < 0.0:
-            raise ValueError(f"Negative fraction value: {fraction}")
+        fraction = sampling.check_fraction(fraction)
         seed = sampling.seed_or_new(seed)
         sampler = sampling.PoissonSampler if withReplacement else sampling.BernoulliSampler
         return self.mapPartitionsWithIndex(sampler(fraction, seed), preservesPartitioning=True)
@@ -524,11 +522,10 @@ class RDD(RDDActions):
     def randomSplit(self, weights: list[float], seed: int | None = None) -> list[RDD]:
         """Return this RDD split at random into RDDs sized in proportion to ``weights``: every element is in
         exactly one of them (if this RDD gives the same elements each time it is computed)."""
-        if any(w < 0 for w in weights):
-            raise ValueError(f"Weights must be nonnegative: {weights}")
+        weights = [sampling.check_fraction(w, "a weight") for w in weights]
         total = float(sum(weights))
         if not total > 0:
-            raise ValueError(f"Sum of weights must be positive: {weights}")
+            raise IllegalArgumentError(f"Sum of weights must be positive: {weights}")
         seed = sampling.seed_or_new(seed)
         bounds = list(itertools.accumulate(w / total for w in weights))
         return [self.mapPartitionsWithIndex(sampling.RangeSampler(lo, hi if i < len(bounds) - 1 else 1.0, seed),

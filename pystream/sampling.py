@@ -22,6 +22,18 @@ def partition_random(seed: int, split: int) -> random.Random:
     return random.Random(seed * 1_000_003 + split)
 
 
+def check_fraction(fraction: Any, what: str = "fraction") -> float:
+    """A sampling fraction or weight as a float: a finite number of at least 0, else IllegalArgumentError (a
+    ValueError; an infinite mean would never end the Poisson draw, and NaN compares false with everything)."""
+    from pystream.errors import IllegalArgumentError
+
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)):
+        raise IllegalArgumentError(f"{what} must be a number, got {fraction!r}")
+    if not (math.isfinite(fraction) and fraction >= 0):
+        raise IllegalArgumentError(f"{what} must be a finite number of at least 0, got {fraction}")
+    return float(fraction)
+
+
 def seed_or_new(seed: int | None) -> int:
     """The seed given, or a random one (each call of sample() without a seed draws a new sample)."""
     return random.randrange(sys.maxsize) if seed is None else seed

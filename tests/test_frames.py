@@ -660,3 +660,34 @@ def test_frame_writer_write_into():
         w.write_into(buf, len(buf) + 1)
     with pytest.raises(BufferError):
         w.write_into(b"read-only" * 1000)
+
+
+class _Flaky:
+    """A record whose unpickling fails while ``fail`` is set (a passing reason: a resource not there yet)."""
+
+    fail = True
+
+    def __reduce__(self):
+        return (_make_flaky, ())
+
+
+def _make_flaky():
+    if _Flaky.fail:
+        raise OSError("not yet")
+    return "flaky-ok"
+
+
+def test_a_chunk_that_fails_is_not_half_read():
+    frame = frames.encode(["s1", 10, "s2", _Flaky(), "s1", 14])  # short strings: the table is read again
+    reader = frames.FrameReader(frame)
+    _Flaky.fail = True
+    try:
+        assert reader.next_chunk(2) == ["s1", 10]
+        with pytest.raises(CorruptFrameError, match="not yet"):
+            reader.next_chunk(2)
+        assert reader.remaining == 4
+        _Flaky.fail = False
+        assert reader.next_chunk(3) == ["s2", "flaky-ok", "s1"]
+        assert reader.next_chunk(3) == [14] and reader.remaining == 0
+    finally:
+        _Flaky.fail = True

@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pystream import StorageLevel
+from pystream.errors import IllegalArgumentError
 from pystream.sampling import PoissonSampler, poisson
 from pystream.statcounter import StatCounter
 
@@ -26,8 +27,17 @@ def test_sample_is_reproducible_and_close_to_its_fraction(sc):
     assert len(set(a)) == len(a) and set(a) <= set(range(20_000))
     assert 1700 < len(a) < 2300  # 2000 expected, standard deviation 42
     assert rdd.sample(False, 0.0, 1).count() == 0 and rdd.sample(False, 1.0, 1).count() == 20_000
-    with pytest.raises(ValueError, match="Negative fraction"):
-        rdd.sample(False, -0.1)
+    for bad in (-0.1, float("inf"), float("nan")):  # inf would never end the Poisson draw; NaN compares false
+        for replace in (False, True):
+            with pytest.raises(IllegalArgumentError, match="finite number of at least 0"):
+                rdd.sample(replace, bad)
+    with pytest.raises(IllegalArgumentError, match="must be a number"):
+        rdd.sample(False, "0.5")
+    for weights in ([float("inf"), 1], [float("nan"), 1], [1, -1]):
+        with pytest.raises(IllegalArgumentError):
+            rdd.randomSplit(weights)
+    with pytest.raises(IllegalArgumentError, match="fraction of key 'a'"):
+        rdd.map(lambda x: ("a", x)).sampleByKey(True, {"a": float("inf")})
 
 
 def test_sample_with_replacement_repeats_elements(sc):

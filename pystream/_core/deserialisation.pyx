@@ -632,11 +632,23 @@ cdef class FrameReader:
             raise ValueError(f"chunk size must be positive, got {size}")
         n = min(size, self.count - self._next)
         out = PyList_New(n)
+        # A chunk that fails is not half read: where the frame was, and its string table, are as before it,
+        # so the same chunk can be read again (say, a record whose unpickling failed for a passing reason).
+        cdef const uint8_t *at = self._s.r.p
+        cdef bint keep = self._s.keep_strings
+        cdef Py_ssize_t record = self._s.record
+        cdef Py_ssize_t strings = len(self._strings) if self._strings is not None else 0
         gc_was_enabled = PyGC_Disable()
         try:
-            # _next moves only once the chunk has decoded: a chunk that fails is not half read.
             _dec_records(&self._s, out, n, self._next)
             self._next += n
+        except BaseException:
+            self._s.r.p = at
+            self._s.keep_strings = keep
+            self._s.record = record
+            if self._strings is not None:
+                del self._strings[strings:]
+            raise
         finally:
             if gc_was_enabled:
                 PyGC_Enable()
