@@ -16,7 +16,7 @@ import pytest
 from pystream import SparkConf, SparkContext
 from pystream.context import EXECUTOR_KEY, parse_master
 from pystream.cores import usable_cores
-from pystream.errors import IllegalStateError, PyStreamError
+from pystream.errors import IllegalArgumentError, IllegalStateError, PyStreamError
 from pystream.rdd import RDD
 
 
@@ -512,3 +512,12 @@ def test_stop_removes_added_files_and_python_paths(make_sc, tmp_path):
     with pytest.raises(IllegalStateError, match="No file was added"):
         SparkFiles.get(mod.name)
 
+
+
+@pytest.mark.parametrize("mb", ["-1", str(10**15)])
+def test_an_arena_cache_no_worker_could_hold_is_refused_where_the_context_starts(mb):
+    """Past the driver, each worker would die starting, and the job fail as if workers kept crashing."""
+    conf = SparkConf(loadDefaults=False).set("spark.pystream.worker.arenaCacheMB", mb)
+    with pytest.raises(IllegalArgumentError, match="arenaCacheMB must be 0 to 1048576"):
+        SparkContext("local[1]", "arena", conf)
+    assert SparkContext._active_spark_context is None

@@ -38,8 +38,8 @@ from typing import Any, NamedTuple
 from pystream import accumulators, pickling, taskcontext
 from pystream.broadcast import Broadcast
 from pystream.cores import usable_cores
-from pystream.errors import (BarrierSyncError, IllegalStateError, JobCancelledError, StateLostError, TaskFailedError,
-                             WorkerLostError)
+from pystream.errors import (BarrierSyncError, IllegalArgumentError, IllegalStateError, JobCancelledError,
+                             StateLostError, TaskFailedError, WorkerLostError)
 from pystream.executor import shm, tempdir
 from pystream.executor.base import Executor, StageMonitor
 from pystream._core.partitioning import partition_frames
@@ -106,8 +106,8 @@ class ProcessExecutor(Releasing, Executor):
         self.parallelism = max(1, int(parallelism))
         self.max_failures = conf.getInt(MAX_FAILURES_KEY, 4) if conf is not None else 4
         self._arena_cache_mb = conf.getInt(ARENA_CACHE_KEY, 256) if conf is not None else 256
-        if self._arena_cache_mb < 0:
-            raise ValueError(f"{ARENA_CACHE_KEY} must be >= 0, got {self._arena_cache_mb}")
+        if not 0 <= self._arena_cache_mb <= 1 << 20:  # at most 1 TiB: a worker must be able to hold it
+            raise IllegalArgumentError(f"{ARENA_CACHE_KEY} must be 0 to 1048576 (MiB), got {self._arena_cache_mb}")
         method = (conf.get(START_METHOD_KEY) if conf is not None else None) or "forkserver"
         if method not in multiprocessing.get_all_start_methods() or method == "fork":
             method = "spawn"

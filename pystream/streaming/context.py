@@ -162,10 +162,12 @@ class StreamingContext:
         """Return a DStream of the UTF-8 lines received over TCP from ``hostname:port`` (reconnecting with
         backoff; the context fails with SourceConnectionError once retries run out)."""
         from pystream.streaming.sources.receiver import ReceiverInputDStream
-        from pystream.streaming.sources.socket import BACKOFF_KEY, RETRIES_KEY, SocketTextReceiver
+        from pystream.streaming.sources.socket import (BACKOFF_KEY, MAX_LINE_BYTES, MAX_LINE_KEY, RETRIES_KEY,
+                                                       SocketTextReceiver)
 
         conf = self._sc._conf
-        receiver = SocketTextReceiver(hostname, port, conf.getInt(RETRIES_KEY, 10), conf.getFloat(BACKOFF_KEY, 2.0))
+        receiver = SocketTextReceiver(hostname, port, conf.getInt(RETRIES_KEY, 10), conf.getFloat(BACKOFF_KEY, 2.0),
+                                      max_line_bytes=conf.getInt(MAX_LINE_KEY, MAX_LINE_BYTES))
         return ReceiverInputDStream(self, receiver)
 
     def receiverStream(self, receiver: Any) -> DStream:

@@ -26,7 +26,7 @@ from pystream.errors import (
 )
 from pystream.streaming import Receiver, StreamingListener
 from pystream.streaming.sources.receiver import MAX_BUFFERED_KEY, ON_STOP_TIMEOUT_KEY
-from pystream.streaming.sources.socket import BACKOFF_KEY, RETRIES_KEY
+from pystream.streaming.sources.socket import BACKOFF_KEY, MAX_LINE_KEY, RETRIES_KEY
 from pystream.testing import advance, collect, manual_context
 
 from _support import conf_values
@@ -218,11 +218,39 @@ def test_socket_gives_up_after_retries(sc, ssc):
 
 
 def test_socket_conf_is_read_when_stream_is_created(sc, ssc):
-    with conf_values(sc, {RETRIES_KEY: 7, BACKOFF_KEY: 0.5}):
+    with conf_values(sc, {RETRIES_KEY: 7, BACKOFF_KEY: 0.5, MAX_LINE_KEY: 1000}):
         stream = ssc.socketTextStream("127.0.0.1", 1)
     receiver = stream._receiver
-    assert (receiver.max_retries, receiver.max_backoff) == (7, 0.5)
+    assert (receiver.max_retries, receiver.max_backoff, receiver.max_line_bytes) == (7, 0.5, 1000)
     assert RETRIES_KEY not in sc._conf._settings and BACKOFF_KEY not in sc._conf._settings
+
+
+def test_a_line_longer_than_the_limit_drops_the_connection_and_the_next_lines_arrive(sc, ssc):
+    """A server that never sends a newline must not grow the receiver's memory without bound."""
+    second = threading.Event()
+
+    def endless(conn):
+        conn.sendall(b"short\n" + b"x" * 300_000)  # then the server hangs up, the line unfinished
+        assert second.wait(DEADLINE)
+
+    def normal(conn):
+        conn.sendall(b"after\n")
+
+    events = EventRecorder()
+    ssc.addStreamingListener(events)
+    with LineServer(endless, normal) as server:
+        with conf_values(sc, {MAX_LINE_KEY: 100_000, BACKOFF_KEY: 0.02}):
+            lines = ssc.socketTextStream("127.0.0.1", server.port)
+        out = collect(lines)
+        ssc.start()
+        wait_for(lambda: any("without a newline" in e.receiverInfo().lastErrorMessage() + e.receiverInfo().lastError()
+                             for e in events.of("error")), "the too-long line's error event")
+        second.set()
+        wait_for(lambda: buffered(ssc) == 2, "the short line and the next connection's line")
+        advance(ssc)
+        ssc.stop(stopSparkContext=False)
+    assert out.batches == [["short", "after"]]
+    assert "LineTooLongError" in events.of("error")[0].receiverInfo().lastError()
 
 
 # -- textFileStream / binaryRecordsStream -------------------------------------------------------------------

@@ -13,6 +13,12 @@ logger = logging.getLogger(__name__)
 
 RETRIES_KEY = "spark.pystream.socket.maxRetries"
 BACKOFF_KEY = "spark.pystream.socket.maxBackoff"
+MAX_LINE_KEY = "spark.pystream.socket.maxLineBytes"
+MAX_LINE_BYTES = 64 << 20
+
+
+class LineTooLongError(OSError):
+    """A server sent more than the receiver's maxLineBytes without a newline: its memory would grow unbounded."""
 
 
 class SocketTextReceiver(Receiver):
@@ -23,14 +29,19 @@ class SocketTextReceiver(Receiver):
     the streaming context fails with SourceConnectionError.
 
     The complete lines of each read from the socket are stored with one ``store()`` call: with the
-    write-ahead log on, one block (one fsync) per read, not per line.
+    write-ahead log on, one block (one fsync) per read, not per line. A line longer than ``maxLineBytes``
+    (``spark.pystream.socket.maxLineBytes``, 64 MiB) is reported as an error and the connection made again,
+    instead of memory growing without bound while a server never sends a newline.
     """
 
+    max_line_bytes = MAX_LINE_BYTES  # (a receiver restored from an older checkpoint has none of its own)
+
     def __init__(self, host: str, port: int, max_retries: int = 10, max_backoff: float = 2.0,
-                 chunk_lines: int = 1000) -> None:
+                 chunk_lines: int = 1000, max_line_bytes: int = MAX_LINE_BYTES) -> None:
         super().__init__()
         self.host = host
         self.port = int(port)
+        self.max_line_bytes = max_line_bytes
         self.max_retries = max_retries
         self.max_backoff = max_backoff
         self.chunk_lines = chunk_lines
@@ -88,7 +99,8 @@ class SocketTextReceiver(Receiver):
 
     def _receive(self, sock: socket.socket) -> None:
         sock.settimeout(0.2)
-        pending = b""
+        # A bytearray grows in place: a long line arriving in many reads costs its length, not its square.
+        pending = bytearray()
         while not self._closing.is_set():
             try:
                 data = sock.recv(1 << 16)
@@ -98,8 +110,13 @@ class SocketTextReceiver(Receiver):
                 break
             pending += data
             if b"\n" not in data:
+                if len(pending) > self.max_line_bytes:
+                    raise LineTooLongError(
+                        f"{self.host}:{self.port} sent more than {self.max_line_bytes} bytes without a newline "
+                        f"({MAX_LINE_KEY}); the connection is dropped and made again")
                 continue
-            *lines, pending = pending.split(b"\n")
+            *lines, rest = pending.split(b"\n")
+            pending = bytearray(rest)
             self.store([line.rstrip(b"\r").decode("utf-8", "replace") for line in lines])
         if pending:
             self.store(pending.rstrip(b"\r").decode("utf-8", "replace"))
