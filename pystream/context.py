@@ -354,11 +354,10 @@ class SparkContext(jobs.JobControl, FileInputs):
         Elements keep their order; partition i holds the i-th contiguous slice, as in Spark.
         """
         from pystream.lineage import ParallelCollectionRDD
+        from pystream.rdd import partition_count
 
         self._check_alive()
-        n = self.defaultParallelism if numSlices is None else int(numSlices)
-        if n < 1:
-            raise ValueError(f"Positive number of partitions required, got {numSlices}")
+        n = partition_count(numSlices, self.defaultParallelism, "numSlices")
         if isinstance(c, range) and len(c) > _EAGER_RANGE:
             # As pyspark: each task makes its own slice of the range, which is never a list in the driver
             # (sc.range(10**12).take(3) is three ints).

@@ -29,6 +29,7 @@ __all__ = [
     "UnsupportedCodecError",
     "CorruptInputError",
     "UnsupportedFormatError",
+    "UnserializableRecordError",
 ]
 
 
@@ -131,3 +132,7 @@ class CorruptInputError(PyStreamError, ValueError):
 class UnsupportedFormatError(PyStreamError, ValueError):
     """A Hadoop input or output format whose code runs in a JVM (pystream reads and writes the text and
     SequenceFile formats)."""
+
+
+class UnserializableRecordError(PyStreamError, TypeError):
+    """A record cannot be pickled to cross to another process (a memoryview, a lock, an open file)."""

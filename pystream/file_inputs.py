@@ -20,12 +20,14 @@ class FileInputs:
 
     def textFile(self, name: str, minPartitions: int | None = None, use_unicode: bool = True):
         """Return an RDD of the lines of text files: ``name`` is Hadoop's input path, files, directories or
-        globs separated by commas (pystream.hadoop_files). A file named .gz, .bz2 or .deflate is decompressed."""
+        globs separated by commas (pystream.hadoop_files). A file named .gz, .bz2 or .deflate is decompressed;
+        bytes that are not UTF-8 read as U+FFFD, as Hadoop's Text reads them."""
         self._check_alive()
         lines: list[Any] = []
         for path in input_files(name):
             for raw in read_input(path).splitlines():
-                lines.append(raw.decode("utf-8") if use_unicode else raw)
+                # Bytes that are not UTF-8 become U+FFFD, as Hadoop's Text decodes them.
+                lines.append(raw.decode("utf-8", "replace") if use_unicode else raw)
         return self.parallelize(lines, minPartitions or self.defaultMinPartitions)
 
     def binaryRecords(self, path: str, recordLength: int):
@@ -78,7 +80,7 @@ class FileInputs:
         files = []
         for name in input_files(path):
             data = read_input(name)
-            files.append((name, data.decode("utf-8") if use_unicode else data))
+            files.append((name, data.decode("utf-8", "replace") if use_unicode else data))
         return self.parallelize(files, minPartitions or self.defaultMinPartitions)
 
     def binaryFiles(self, path: str, minPartitions: int | None = None):

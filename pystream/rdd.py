@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import itertools
 import logging
+import numbers
 import operator
 import shlex
 import subprocess
@@ -66,13 +67,23 @@ for _name, _args in {
     setattr(StorageLevel, _name, StorageLevel(*_args))
 
 
+def partition_count(numPartitions: Any, default: int, what: str = "numPartitions") -> int:
+    """``numPartitions`` (a whole number of at least 1, else IllegalArgumentError), or ``default`` for None."""
+    if numPartitions is None:
+        return default
+    if isinstance(numPartitions, bool) or not isinstance(numPartitions, numbers.Integral):
+        raise IllegalArgumentError(f"{what} must be a whole number, got {numPartitions!r}")
+    if numPartitions < 1:
+        raise IllegalArgumentError(f"Number of partitions ({numPartitions}) must be positive.")
+    return int(numPartitions)
+
+
 def _default_partitions(rdd: RDD, numPartitions: int | None) -> int:
     """``numPartitions``, or pyspark's default for a shuffle of ``rdd`` (its _defaultReducePartitions):
     spark.default.parallelism when it is set, else as many partitions as ``rdd`` has (at least one)."""
-    n = default_reduce_partitions(rdd) if numPartitions is None else int(numPartitions)
-    if n < 1:
-        raise ValueError(f"Number of partitions ({n}) must be positive.")
-    return n
+    if numPartitions is None:
+        return default_reduce_partitions(rdd)
+    return partition_count(numPartitions, 1)
 
 
 def default_reduce_partitions(rdd: RDD) -> int:

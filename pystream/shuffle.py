@@ -18,6 +18,7 @@ from pystream._core.aggregation import AggTable
 from pystream._core.deserialisation import FrameReader
 from pystream._core.hashing import portable_hash
 from pystream._core.partitioning import partition, scatter
+from pystream.errors import IllegalArgumentError
 
 PipelineFn = Callable[[int, Iterator[Any]], Iterable[Any]]
 
@@ -185,7 +186,13 @@ def split_by_key(records: list, num_partitions: int, partition_func: Callable[[A
     """Split (key, value) pairs into ``num_partitions`` buckets by ``partition_func(key) % num_partitions``."""
     if partition_func is portable_hash:
         return partition(records, num_partitions)
-    ids = [partition_func(kv[0]) % num_partitions for kv in records]
+    try:
+        ids = [partition_func(kv[0]) % num_partitions for kv in records]
+    except TypeError:
+        bad = next((p for p in (partition_func(kv[0]) for kv in records) if not isinstance(p, int)), None)
+        if bad is None:
+            raise
+        raise IllegalArgumentError(f"partitionFunc must return an int, got {type(bad).__name__} {bad!r:.40}") from None
     return scatter(records, ids, num_partitions)
 
 

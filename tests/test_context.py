@@ -521,3 +521,9 @@ def test_an_arena_cache_no_worker_could_hold_is_refused_where_the_context_starts
     with pytest.raises(IllegalArgumentError, match="arenaCacheMB must be 0 to 1048576"):
         SparkContext("local[1]", "arena", conf)
     assert SparkContext._active_spark_context is None
+
+
+def test_task_attempts_must_be_at_least_one():
+    conf = SparkConf(loadDefaults=False).set("spark.task.maxFailures", "0")
+    with pytest.raises(IllegalArgumentError, match="maxFailures must be at least 1"):
+        SparkContext("local[1]", "attempts", conf)

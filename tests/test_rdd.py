@@ -13,6 +13,7 @@ import os
 from collections import Counter, defaultdict
 from functools import reduce
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -1076,3 +1077,28 @@ def test_range_bounds_weigh_each_sample_by_its_partition():
 def test_distinct_keeps_the_first_of_equal_elements(sc):
     got = sc.parallelize([1.0, 2, True, 1, 2.0, "a"], 2).distinct(1).collect()
     assert got == [1.0, 2, "a"] and type(got[0]) is float and type(got[1]) is int
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, 2.0, "2", True])
+def test_partition_counts_must_be_whole_numbers_of_at_least_one(sc, bad):
+    from pystream.errors import IllegalArgumentError
+
+    rdd = sc.parallelize([("a", 1), ("b", 2)], 2)
+    for make in (lambda: sc.parallelize([1, 2], bad), lambda: rdd.reduceByKey(operator.add, bad),
+                 lambda: rdd.partitionBy(bad), lambda: rdd.repartition(bad), lambda: rdd.coalesce(bad),
+                 lambda: rdd.groupByKey(bad), lambda: rdd.join(rdd, bad), lambda: rdd.sortByKey(True, bad)):
+        with pytest.raises(IllegalArgumentError):
+            make()
+    assert rdd.reduceByKey(operator.add, np.int64(3)).getNumPartitions() == 3  # any integral type will do
+
+
+def test_text_that_is_not_utf8_reads_as_replacement_characters(sc, tmp_path):
+    (tmp_path / "bad.txt").write_bytes(b"caf\xe9\nok\n\xff\xfe end\n")
+    assert sc.textFile(str(tmp_path / "bad.txt")).collect() == ["caf\ufffd", "ok", "\ufffd\ufffd end"]
+    assert sc.wholeTextFiles(str(tmp_path)).collect()[0][1] == "caf\ufffd\nok\n\ufffd\ufffd end\n"
+    assert sc.textFile(str(tmp_path), use_unicode=False).collect()[0] == b"caf\xe9"
+
+
+def test_a_partition_function_must_return_an_int(sc):
+    with pytest.raises(Exception, match="partitionFunc must return an int, got str 'x'"):
+        sc.parallelize([(1, 2), (3, 4)], 2).partitionBy(2, lambda k: "x").collect()

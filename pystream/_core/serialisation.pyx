@@ -27,7 +27,7 @@ import pickle
 
 import lz4.block
 
-from pystream.errors import FrameOverflowError
+from pystream.errors import FrameOverflowError, UnserializableRecordError
 
 
 cdef extern from "Python.h":
@@ -84,7 +84,7 @@ cdef int _enc_pickle(ps_writer *w, object o) except -1:
     try:
         data = _pickle_dumps(o, 5)
     except Exception as e:
-        raise TypeError(
+        raise UnserializableRecordError(
             f"cannot encode a {type(o).__qualname__}: it is not a built-in frame type and pickling it failed: {e}"
         ) from e
     _enc_sized(w, PS_TAG_PICKLE, PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))

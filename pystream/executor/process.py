@@ -39,7 +39,7 @@ from pystream import accumulators, pickling, taskcontext
 from pystream.broadcast import Broadcast
 from pystream.cores import usable_cores
 from pystream.errors import (BarrierSyncError, IllegalArgumentError, IllegalStateError, JobCancelledError,
-                             StateLostError, TaskFailedError, WorkerLostError)
+                             StateLostError, TaskFailedError, UnserializableRecordError, WorkerLostError)
 from pystream.executor import shm, tempdir
 from pystream.executor.base import Executor, StageMonitor
 from pystream._core.partitioning import partition_frames
@@ -105,11 +105,16 @@ class ProcessExecutor(Releasing, Executor):
     def __init__(self, parallelism: int, conf: Any = None) -> None:
         self.parallelism = max(1, int(parallelism))
         self.max_failures = conf.getInt(MAX_FAILURES_KEY, 4) if conf is not None else 4
+        if self.max_failures < 1:
+            raise IllegalArgumentError(f"{MAX_FAILURES_KEY} must be at least 1, got {self.max_failures}")
         self._arena_cache_mb = conf.getInt(ARENA_CACHE_KEY, 256) if conf is not None else 256
         if not 0 <= self._arena_cache_mb <= 1 << 20:  # at most 1 TiB: a worker must be able to hold it
             raise IllegalArgumentError(f"{ARENA_CACHE_KEY} must be 0 to 1048576 (MiB), got {self._arena_cache_mb}")
         method = (conf.get(START_METHOD_KEY) if conf is not None else None) or "forkserver"
         if method not in multiprocessing.get_all_start_methods() or method == "fork":
+            # A plain fork of a driver that runs threads can copy a lock some thread holds: never done.
+            logger.warning("%s=%s is not available here or not safe; workers start with spawn", START_METHOD_KEY,
+                           method)
             method = "spawn"
         self._ctx = multiprocessing.get_context(method)
         if method == "forkserver":
@@ -369,6 +374,13 @@ class ProcessExecutor(Releasing, Executor):
         w = self._workers[task.worker]
         task.keepalive = []
         desc = self._describe(task.data, w, task.keepalive)
+        try:
+            blob = pickle.dumps(desc, _PROTOCOL)
+        except (pickle.PicklingError, TypeError, AttributeError, RecursionError) as exc:
+            raise UnserializableRecordError(
+                f"a record of task {task.split}'s input cannot be pickled to reach a worker process ({exc}); "
+                "records cross processes pickled, as in pyspark (spark.pystream.executor=inprocess keeps them "
+                "as they are)") from exc
         task.started = False
         w.running[task.task_id] = task
         try:
@@ -383,7 +395,7 @@ class ProcessExecutor(Releasing, Executor):
                 if w.main_classes.get(name) is not payload:
                     w.conn.send(("main-class", name, payload))
                     w.main_classes[name] = payload
-            w.conn.send(("task", task.task_id, shipment.digest, task.split, pickle.dumps(desc, _PROTOCOL),
+            w.conn.send(("task", task.task_id, shipment.digest, task.split, blob,
                          shipment.out_mode,
                          (shipment.stage_id, task.attempts, next(self._ids), shipment.properties,
                           self._barrier_peers(shipment))))

@@ -20,8 +20,8 @@ from pystream.errors import IllegalArgumentError
 from pystream.output import write_text_dir
 from pystream.jobs import user_line
 from pystream.lineage import union
-from pystream.rdd import RDD, ResultIterable
-from pystream.streaming.time import ms_to_datetime, to_ms
+from pystream.rdd import RDD, ResultIterable, partition_count
+from pystream.streaming.time import duration_ms, ms_to_datetime, to_ms
 
 if TYPE_CHECKING:
     from pystream.streaming.context import StreamingContext
@@ -286,18 +286,18 @@ class DStream:
 
     def reduceByKey(self, func: Callable[[Any, Any], Any], numPartitions: int | None = None) -> DStream:
         """Return a pair DStream merging each batch's values per key with ``func`` (C for built-in reducers)."""
-        n = numPartitions or self._sc.defaultParallelism
+        n = partition_count(numPartitions, self._sc.defaultParallelism)
         return self._rdd_op(lambda rdd: rdd.reduceByKey(func, n))
 
     def combineByKey(self, createCombiner: Callable[[Any], Any], mergeValue: Callable[[Any, Any], Any],
                      mergeCombiners: Callable[[Any, Any], Any], numPartitions: int | None = None) -> DStream:
         """Return a pair DStream combining each batch's values per key (RDD.combineByKey per batch)."""
-        n = numPartitions or self._sc.defaultParallelism
+        n = partition_count(numPartitions, self._sc.defaultParallelism)
         return self._rdd_op(lambda rdd: rdd.combineByKey(createCombiner, mergeValue, mergeCombiners, n))
 
     def groupByKey(self, numPartitions: int | None = None) -> DStream:
         """Return a pair DStream of (key, ResultIterable of the batch's values)."""
-        n = numPartitions or self._sc.defaultParallelism
+        n = partition_count(numPartitions, self._sc.defaultParallelism)
         return self._rdd_op(lambda rdd: rdd.groupByKey(n))
 
     def partitionBy(self, numPartitions: int, partitionFunc: Callable[[Any], int] = portable_hash) -> DStream:
@@ -316,7 +316,7 @@ class DStream:
         return TransformedDStream2(self, other, _union_pair)
 
     def _join_op(self, other: DStream, method: str, numPartitions: int | None) -> DStream:
-        n = numPartitions or self._sc.defaultParallelism
+        n = partition_count(numPartitions, self._sc.defaultParallelism)
         return TransformedDStream2(self, other, lambda t, a, b: getattr(_or_empty(self, a), method)(
             _or_empty(self, b), n))
 
@@ -370,12 +370,12 @@ class DStream:
 
     def _validate_window_param(self, window: float, slide: float | None) -> None:
         d = self._slide_ms
-        if int(round(window * 1000)) % d != 0:
-            raise ValueError("windowDuration must be multiple of the parent dstream's slide (batch) "
-                             "duration (%d ms)" % d)
-        if slide and int(round(slide * 1000)) % d != 0:
-            raise ValueError("slideDuration must be multiple of the parent dstream's slide (batch) "
-                             "duration (%d ms)" % d)
+        if duration_ms(window, "windowDuration") % d != 0:
+            raise IllegalArgumentError("windowDuration must be multiple of the parent dstream's slide (batch) "
+                                       "duration (%d ms)" % d)
+        if slide is not None and duration_ms(slide, "slideDuration") % d != 0:
+            raise IllegalArgumentError("slideDuration must be multiple of the parent dstream's slide (batch) "
+                                       "duration (%d ms)" % d)
 
     def window(self, windowDuration: float, slideDuration: float | None = None) -> DStream:
         """Return a DStream whose RDD at time t is the union of this DStream's RDDs in (t - window, t];
@@ -427,7 +427,7 @@ class DStream:
         from pystream.streaming.window import ReducedWindowedDStream
 
         self._validate_window_param(windowDuration, slideDuration)
-        n = numPartitions or self._sc.defaultParallelism
+        n = partition_count(numPartitions, self._sc.defaultParallelism)
         reduced = self.reduceByKey(func, n)
         if invFunc is None:
             return reduced.window(windowDuration, slideDuration).reduceByKey(func, n)
@@ -439,7 +439,7 @@ class DStream:
         old_state_or_None)`` for keys with state or new values; a None result removes the key."""
         from pystream.streaming.state import StateDStream
 
-        return StateDStream(self, updateFunc, numPartitions or self._sc.defaultParallelism, initialRDD)
+        return StateDStream(self, updateFunc, partition_count(numPartitions, self._sc.defaultParallelism), initialRDD)
 
     def mapWithState(self, spec: StateSpec) -> DStream:
         """Return a DStream of what ``spec``'s function ``f(key, value, state)`` returns for each record (and

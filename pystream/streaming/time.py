@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import datetime as _dt
 import functools
+import math
+import numbers
 import time as _time
 from typing import Any
+
+from pystream.errors import IllegalArgumentError
 
 
 @functools.total_ordering
@@ -61,11 +65,13 @@ def to_ms(value: Any) -> int:
 
 
 def duration_ms(seconds: Any, what: str = "duration") -> int:
-    """Milliseconds of a duration given in seconds (float allowed); ValueError unless positive."""
-    try:
-        ms = int(round(float(seconds) * 1000))
-    except (TypeError, ValueError):
-        raise TypeError(f"{what} must be a number of seconds, got {seconds!r}") from None
+    """Milliseconds of a duration given in seconds (float allowed): IllegalArgumentError (a ValueError) unless
+    it is a finite number of at least 1 ms."""
+    if isinstance(seconds, (bool, str, bytes)) or not isinstance(seconds, numbers.Real):
+        raise IllegalArgumentError(f"{what} must be a number of seconds, got {seconds!r}")
+    if not math.isfinite(seconds):
+        raise IllegalArgumentError(f"{what} must be a finite number of seconds, got {seconds!r}")
+    ms = int(round(float(seconds) * 1000))
     if ms <= 0:
-        raise ValueError(f"{what} must be positive, got {seconds!r} s")
+        raise IllegalArgumentError(f"{what} must be at least 1 ms (0.001 s), got {seconds!r} s")
     return ms

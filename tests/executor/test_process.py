@@ -1241,3 +1241,16 @@ def test_a_result_the_driver_cannot_read_fails_its_task_and_leaves_the_next_job_
         psc.parallelize(range(4), 2).map(_raise_unprintable).collect()
     assert psc.executor.worker_pids == pids
 
+
+
+@pytest.mark.parametrize("count", [1, 10_000])  # inside the task message, and in a frame in shared memory
+def test_records_that_cannot_be_pickled_fail_with_a_typed_error(psc, count):
+    import threading
+
+    from pystream.errors import UnserializableRecordError
+
+    for record in (memoryview(b"abc"), threading.Lock()):
+        with pytest.raises(UnserializableRecordError, match="pickl") as info:
+            psc.parallelize([record] * count, 2).map(lambda x: 1).count()
+        assert isinstance(info.value, TypeError)
+    assert psc.parallelize(range(10), 2).sum() == 45  # the pool is fine

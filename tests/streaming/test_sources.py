@@ -707,7 +707,7 @@ def test_rate_stream_fractional_rate_and_partitions(sc):
 
 
 def test_rate_stream_rejects_bad_rate(ssc):
-    with pytest.raises(ValueError, match="positive"):
+    with pytest.raises(ValueError, match="finite number above 0"):
         ssc.rateStream(0)
 
 

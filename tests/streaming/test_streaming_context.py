@@ -82,11 +82,29 @@ def test_get_active_or_create(sc):
 
 
 def test_batch_duration_validation(sc):
-    with pytest.raises(ValueError):
-        StreamingContext(sc, 0)
-    with pytest.raises(TypeError):
-        StreamingContext(sc, "soon")
+    for bad, says in [(0, "at least 1 ms"), (0.0001, "at least 1 ms"), (-1, "at least 1 ms"),
+                      (float("inf"), "finite"), (float("nan"), "finite"), ("soon", "number of seconds"),
+                      (True, "number of seconds")]:
+        with pytest.raises(IllegalArgumentError, match=says):
+            StreamingContext(sc, bad)
     assert StreamingContext(sc, 0.25).batchDuration == 0.25
+
+
+def test_stream_arguments_are_checked_where_the_stream_is_defined(sc):
+    """Not at the first batch, where the error would come one batch interval after the mistake."""
+    ssc = manual_context(sc)
+    pairs = ssc.queueStream([[("a", 1)]])
+    bad_calls = [
+        lambda: pairs.window(float("inf")), lambda: pairs.window("long"), lambda: pairs.window(1.0, float("nan")),
+        lambda: pairs.reduceByKey(lambda a, b: a + b, -1), lambda: pairs.reduceByKey(lambda a, b: a + b, 0),
+        lambda: pairs.groupByKey(1.5), lambda: pairs.updateStateByKey(lambda v, s: s, -2),
+        lambda: pairs.reduceByKeyAndWindow(lambda a, b: a + b, None, 1.0, 0.5, -1),
+        lambda: ssc.rateStream(float("nan")), lambda: ssc.rateStream(float("inf")), lambda: ssc.rateStream(0),
+        lambda: ssc.textGeneratorStream(10, wordsPerLine=-1), lambda: ssc.textGeneratorStream(10, vocabularySize=0),
+    ]
+    for call in bad_calls:
+        with pytest.raises(IllegalArgumentError):
+            call()
 
 
 def test_failed_batch_raises_from_await_and_later_batches_run(sc):

@@ -96,7 +96,8 @@ class TextFileReader:
     def __call__(self, path: str) -> list[str]:
         # newline=None (universal newlines) turns "\r\n" and "\r" into "\n"; iterating splits on "\n" only.
         # A file named .gz, .bz2 or .deflate is read through its codec, as Spark's TextInputFormat does.
-        with io.TextIOWrapper(io.BytesIO(read_input(path)), encoding="utf-8") as fh:
+        # Bytes that are not UTF-8 read as U+FFFD, as Hadoop's Text reads them (and the socket source).
+        with io.TextIOWrapper(io.BytesIO(read_input(path)), encoding="utf-8", errors="replace") as fh:
             return [line[:-1] if line.endswith("\n") else line for line in fh]
 
 

@@ -9,9 +9,12 @@ by the batch's tasks, so generation runs on the executor.
 from __future__ import annotations
 
 import datetime as _dt
+import math
+import numbers
 from typing import TYPE_CHECKING, Any
 
-from pystream.rdd import RDD
+from pystream.errors import IllegalArgumentError
+from pystream.rdd import RDD, partition_count
 from pystream.streaming.listener import StreamInputInfo
 from pystream.streaming.sources.base import InputDStream
 
@@ -22,10 +25,11 @@ if TYPE_CHECKING:
 class _GeneratedDStream(InputDStream):
     def __init__(self, ssc: StreamingContext, per_second: float, num_partitions: int | None) -> None:
         super().__init__(ssc)
-        if per_second <= 0:
-            raise ValueError(f"rows per second must be positive, got {per_second}")
+        if (isinstance(per_second, bool) or not isinstance(per_second, numbers.Real)
+                or not (math.isfinite(per_second) and per_second > 0)):
+            raise IllegalArgumentError(f"rows per second must be a finite number above 0, got {per_second!r}")
         self._rate = float(per_second)
-        self._parts = num_partitions or self._sc.defaultParallelism
+        self._parts = partition_count(num_partitions, self._sc.defaultParallelism)
 
     def _range(self, t: int) -> tuple[int, int]:
         assert self._zero_ms is not None
@@ -66,6 +70,11 @@ class TextGeneratorDStream(_GeneratedDStream):
     def __init__(self, ssc: StreamingContext, lines_per_second: float, words_per_line: int, vocabulary: int,
                  zipf_s: float, seed: int, num_partitions: int | None) -> None:
         super().__init__(ssc, lines_per_second, num_partitions)
+        for what, value, low in (("wordsPerLine", words_per_line, 0), ("vocabularySize", vocabulary, 1)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+                raise IllegalArgumentError(f"{what} must be a whole number of at least {low}, got {value!r}")
+        if not math.isfinite(zipf_s):
+            raise IllegalArgumentError(f"zipfExponent must be a finite number, got {zipf_s!r}")
         self._words = int(words_per_line)
         self._vocab = int(vocabulary)
         self._s = float(zipf_s)
