@@ -3,6 +3,7 @@ records, Hadoop SequenceFiles and pickle files. Paths are Hadoop's input paths (
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from pystream.errors import IllegalArgumentError
@@ -74,23 +75,24 @@ class FileInputs:
         return self.parallelize(pairs, minSplits or self.defaultMinPartitions)
 
     def wholeTextFiles(self, path: str, minPartitions: int | None = None, use_unicode: bool = True):
-        """Return an RDD of (file path, whole text) per file of Hadoop's input path ``path`` (as textFile's);
-        a file named .gz, .bz2 or .deflate is decompressed."""
+        """Return an RDD of (file URI, whole text) per file of Hadoop's input path ``path`` (as textFile's),
+        the URI as pyspark gives it (``file:/data/a.txt``); a file named .gz, .bz2 or .deflate is
+        decompressed."""
         self._check_alive()
         files = []
         for name in input_files(path):
             data = read_input(name)
-            files.append((name, data.decode("utf-8", "replace") if use_unicode else data))
+            files.append((_uri(name), data.decode("utf-8", "replace") if use_unicode else data))
         return self.parallelize(files, minPartitions or self.defaultMinPartitions)
 
     def binaryFiles(self, path: str, minPartitions: int | None = None):
-        """Return an RDD of (file path, bytes as stored, never decompressed) per file of Hadoop's input path
-        ``path`` (as textFile's)."""
+        """Return an RDD of (file URI, bytes as stored, never decompressed) per file of Hadoop's input path
+        ``path`` (as textFile's), the URI as pyspark gives it (``file:/data/a.bin``)."""
         self._check_alive()
         files = []
         for name in input_files(path):
             with open(name, "rb") as fh:
-                files.append((name, fh.read()))
+                files.append((_uri(name), fh.read()))
         return self.parallelize(files, minPartitions or self.defaultMinPartitions)
 
     def hadoopFile(self, path: str, inputFormatClass: str, keyClass: str | None = None,
@@ -123,3 +125,8 @@ class FileInputs:
                         conf: dict[str, str] | None = None, batchSize: int = 0):
         """As hadoopRDD, for the new API's input formats."""
         return self.hadoopRDD(inputFormatClass, keyClass, valueClass, keyConverter, valueConverter, conf)
+
+
+def _uri(path: str) -> str:
+    """A local file as Hadoop's Path names it: file:/absolute/path (every reader of input paths takes it)."""
+    return "file:" + os.path.abspath(path)

@@ -24,9 +24,9 @@ import zlib
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from pystream.errors import CorruptInputError, UnsupportedCodecError
+from pystream.errors import CorruptInputError, IllegalArgumentError, UnsupportedCodecError
 
-__all__ = ["Codec", "codec_named", "input_files", "read_input"]
+__all__ = ["Codec", "codec_named", "input_files", "local_path", "read_input"]
 
 
 @dataclass(frozen=True)
@@ -164,11 +164,11 @@ class _ZlibWriter(io.RawIOBase):
 def input_files(paths: str) -> list[str]:
     """The files Hadoop's FileInputFormat reads for ``paths`` (see the module docstring), in order: each path's
     files sorted, paths in the order given."""
+    if not isinstance(paths, str) or not paths.strip(", "):
+        raise IllegalArgumentError(f"Can not create a Path from an empty string (got {paths!r})")
     out: list[str] = []
     for path in _split_commas(paths):
-        local = path[len("file://"):] if path.startswith("file://") else path
-        if "://" in local:
-            raise FileNotFoundError(f"pystream reads local files only, not {path}")
+        local = local_path(path)
         if _is_glob(local):
             matches = sorted(m for pattern in _expand_braces(local) for m in glob.glob(_to_python_glob(pattern))
                              if not _hidden(m))
@@ -184,6 +184,18 @@ def input_files(paths: str) -> list[str]:
             else:
                 out.append(m)
     return out
+
+
+def local_path(path: str) -> str:
+    """A path as the local file system names it: ``file:///a``, ``file:/a`` (as Hadoop prints it) and ``/a``
+    are one; any other scheme raises FileNotFoundError (pystream reads and writes local files only)."""
+    if path.startswith("file://"):
+        return path[len("file://"):]
+    if path.startswith("file:"):
+        return path[len("file:"):]
+    if "://" in path:
+        raise FileNotFoundError(f"pystream reads and writes local files only, not {path}")
+    return path
 
 
 def _hidden(path: str) -> bool:

@@ -3,12 +3,13 @@
 for the formats that need no JVM, in both of Hadoop's APIs (``org.apache.hadoop.mapred`` and ``...mapreduce``):
 
 - TextInputFormat: (byte offset of the line, line) pairs, compressed files decompressed (the offset then counts
-  in the decompressed text); KeyValueTextInputFormat: each line split at the first separator
-  (``mapreduce.input.keyvaluelinerecordreader.key.value.separator``, a tab);
+  in the decompressed text); KeyValueTextInputFormat: each line split where the separator's first character
+  first appears (``mapreduce.input.keyvaluelinerecordreader.key.value.separator``, a tab), as Hadoop splits;
 - SequenceFileInputFormat: as ``sc.sequenceFile``;
-- TextOutputFormat: "key<tab>value" lines (a None key or value and its separator left out, as Hadoop's
-  NullWritable; ``mapreduce.output.textoutputformat.separator``), compressed with ``compressionCodecClass``
-  or ``mapreduce.output.fileoutputformat.compress.codec``;
+- TextOutputFormat: "key<tab>value" lines, each side as its Writable's toString() writes it (true, 1.5E20,
+  "61 62" for bytes); a None key or value and its separator left out, and no line for (None, None), as
+  Hadoop's NullWritable (``mapreduce.output.textoutputformat.separator``), compressed with
+  ``compressionCodecClass`` or ``mapreduce.output.fileoutputformat.compress.codec``;
 - SequenceFileOutputFormat: as ``saveAsSequenceFile``, ``keyClass`` / ``valueClass`` choosing the Writables.
 
 Any other format names JVM code: UnsupportedFormatError. So do the converters (``keyConverter``, ...).
@@ -16,6 +17,8 @@ Any other format names JVM code: UnsupportedFormatError. So do the converters (`
 
 from __future__ import annotations
 
+import decimal
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -63,8 +66,9 @@ def read_hadoop(sc: Any, path: str, input_format: str, key_class: str | None, va
                                      f"{', '.join(sorted(INPUT_FORMATS))}")
     if kind == "SequenceFileInputFormat":
         return sc.sequenceFile(path, key_class, value_class)
-    sep = _setting(conf, "mapreduce.input.keyvaluelinerecordreader.key.value.separator",
-                   "key.value.separator.in.input.line", default="\t")
+    # Hadoop's KeyValueLineRecordReader splits at the separator's first character only.
+    sep = (_setting(conf, "mapreduce.input.keyvaluelinerecordreader.key.value.separator",
+                    "key.value.separator.in.input.line", default="\t") or "\t")[0]
     sc._check_alive()
     pairs: list[tuple[Any, str]] = []
     for name in input_files(path):
@@ -151,8 +155,10 @@ class _TextLines:
             if not isinstance(record, tuple) or len(record) != 2:
                 raise IllegalArgumentError(f"TextOutputFormat writes (key, value) pairs, not {record!r:.60}")
             k, v = record
+            if k is None and v is None:
+                continue  # Hadoop writes nothing for it
             if k is None:
-                lines.append("" if v is None else _text(v))
+                lines.append(_text(v))
             elif v is None:
                 lines.append(_text(k))
             else:
@@ -161,7 +167,27 @@ class _TextLines:
 
 
 def _text(value: Any) -> str:
-    # As the Writable's toString: BooleanWritable says true/false.
+    """A value as its Writable's toString() writes it, which TextOutputFormat writes."""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, float):
+        return java_double(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return " ".join(f"{b:02x}" for b in bytes(value))  # BytesWritable: hex bytes, spaced
     return str(value)
+
+
+def java_double(x: float) -> str:
+    """Java's Double.toString: plain notation from 10^-3 to 10^7, else d.dddE<exponent>; NaN and Infinity."""
+    if math.isnan(x):
+        return "NaN"
+    if math.isinf(x):
+        return "Infinity" if x > 0 else "-Infinity"
+    if x == 0:
+        return "-0.0" if math.copysign(1.0, x) < 0 else "0.0"
+    if 1e-3 <= abs(x) < 1e7:
+        return repr(x)  # Python writes this range plainly too, with the same shortest digits
+    sign, digits, exponent = decimal.Decimal(repr(x)).normalize().as_tuple()
+    assert isinstance(exponent, int)
+    fraction = "".join(map(str, digits[1:])) or "0"
+    return f"{'-' if sign else ''}{digits[0]}.{fraction}E{len(digits) - 1 + exponent}"

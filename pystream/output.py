@@ -68,7 +68,9 @@ def _write_bytes(fh: BinaryIO, data: bytes) -> None:
 
 def _write_dir(path: str, partitions: Iterable[Any], write_part: Callable[[BinaryIO, Any], None],
                if_exists: str, extension: str = "", prefix: str = "part-") -> bool:
-    path = os.path.abspath(path)
+    from pystream.hadoop_files import local_path
+
+    path = os.path.abspath(local_path(path))  # file:// and file: name the local file system, as for input
     if os.path.exists(path):
         if if_exists == "error":
             raise FileExistsError(f"Output directory {path} already exists")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import numbers
 import random
 import sys
 from collections.abc import Iterator, Sequence
@@ -27,7 +28,7 @@ def check_fraction(fraction: Any, what: str = "fraction") -> float:
     ValueError; an infinite mean would never end the Poisson draw, and NaN compares false with everything)."""
     from pystream.errors import IllegalArgumentError
 
-    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)):
+    if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real):  # numpy's numbers too
         raise IllegalArgumentError(f"{what} must be a number, got {fraction!r}")
     if not (math.isfinite(fraction) and fraction >= 0):
         raise IllegalArgumentError(f"{what} must be a finite number of at least 0, got {fraction}")

@@ -22,6 +22,7 @@ from __future__ import annotations
 import bz2
 import gzip
 import itertools
+import math
 import os
 import pickle
 import struct
@@ -142,7 +143,10 @@ def encode(out: bytearray, cls: str, value: Any) -> None:
     elif cls == DOUBLE:
         out += struct.pack(">d", value)
     elif cls == FLOAT:
-        out += struct.pack(">f", value)
+        try:
+            out += struct.pack(">f", value)
+        except OverflowError:  # past float32: Java's (float) cast gives an infinity
+            out += struct.pack(">f", math.copysign(math.inf, value))
     elif cls in (VINT, VLONG):
         write_vlong(out, value)
     elif cls == BYTE:
@@ -228,6 +232,8 @@ def _decode_map(r: _In) -> dict:
 
 
 # -- files ----------------------------------------------------------------------------------------------
+_NONE = object()  # no record at all (a record may be None)
+
 def write_records(fh: BinaryIO, records: Iterable[tuple[Any, Any]], codec: Codec | None = None,
                   classes: tuple[str | None, str | None] = (None, None),
                   empty: tuple[str, str] = (NULL, NULL)) -> None:
@@ -239,8 +245,8 @@ def write_records(fh: BinaryIO, records: Iterable[tuple[Any, Any]], codec: Codec
         if cls is not None and cls not in _FITS:
             raise IllegalArgumentError(f"pystream does not write {cls}; it writes {', '.join(sorted(_FITS))}")
     it = iter(records)
-    first = next(it, None)
-    if first is None:
+    first = next(it, _NONE)
+    if first is _NONE:
         key_cls, value_cls = classes[0] or empty[0], classes[1] or empty[1]
     else:
         k, v = _pair(first)
@@ -257,11 +263,14 @@ def write_records(fh: BinaryIO, records: Iterable[tuple[Any, Any]], codec: Codec
     head += struct.pack(">i", 0)  # no metadata
     head += sync
     fh.write(head)
-    pairs = _checked(first, it, key_cls, value_cls) if first is not None else iter(())
-    if codec is None:
-        _write_plain(fh, pairs, key_cls, value_cls, sync)
-    else:
-        _write_blocks(fh, pairs, key_cls, value_cls, sync, codec)
+    pairs = _checked(first, it, key_cls, value_cls) if first is not _NONE else iter(())
+    try:
+        if codec is None:
+            _write_plain(fh, pairs, key_cls, value_cls, sync)
+        else:
+            _write_blocks(fh, pairs, key_cls, value_cls, sync, codec)
+    except RecursionError:
+        raise IllegalArgumentError("a dict nested deeper than Python can write as MapWritables") from None
 
 
 def _pair(record: Any) -> tuple[Any, Any]:
@@ -365,6 +374,13 @@ def _decompress(codec: Codec, data: bytes, name: str) -> bytes:
 
 def read_records(data: bytes, name: str) -> tuple[str, str, list[tuple[Any, Any]]]:
     """The key class, the value class and the (key, value) pairs of a SequenceFile's bytes."""
+    try:
+        return _read_records(data, name)
+    except RecursionError:
+        raise CorruptInputError(f"{name}: MapWritables nested deeper than Python can read") from None
+
+
+def _read_records(data: bytes, name: str) -> tuple[str, str, list[tuple[Any, Any]]]:
     r = _In(data, name)
     if r.take(3) != b"SEQ":
         raise CorruptInputError(f"{name} is not a SequenceFile (it does not start with SEQ)")

@@ -331,7 +331,8 @@ class _Handler(BaseHTTPRequestHandler):
             data, kind = json.dumps(body, indent=2).encode(), "application/json"
         else:
             text = error_page(code, body["error"]) if isinstance(body, dict) else body
-            data, kind = text.encode(), "text/html; charset=utf-8"
+            # A lone surrogate (a file name that was not UTF-8, say) shows as "?", not a dead page.
+            data, kind = text.encode("utf-8", "replace"), "text/html; charset=utf-8"
         self.send_response(code)
         self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(data)))

@@ -428,7 +428,9 @@ def _environment_page(status: StatusServer) -> str:
     try:
         secret = re.compile(conf.get("spark.redaction.regex") or REDACTION_REGEX)
     except re.error:
-        secret = re.compile(REDACTION_REGEX)  # a bad pattern must not show the secrets
+        # A pattern Python cannot read (Java's \p{Upper}, say): every value hidden, rather than one shown
+        # that the user meant to hide.
+        secret = re.compile("")
     pairs = sorted(conf.getAll())
     runtime = [["Python", _e(platform.python_version())], ["pystream", _e(sc.version)],
                ["Master", _e(sc.master)], ["Executor", _e(type(sc.executor).__name__)],

@@ -493,8 +493,10 @@ def test_whole_text_files_and_binary_files(make_sc, tmp_path):
     (tmp_path / "_SUCCESS").write_text("")
     (tmp_path / ".hidden").write_text("x")
     whole = ctx.wholeTextFiles(str(tmp_path)).collect()
-    assert whole == [(str(tmp_path / "a.txt"), "one\ntwo\n"), (str(tmp_path / "b.txt"), "é\n")]
-    assert ctx.binaryFiles(str(tmp_path / "b.txt")).collect() == [(str(tmp_path / "b.txt"), "é\n".encode())]
+    # Keyed by URI, as pyspark's: file:/... (which every reader of input paths takes back).
+    assert whole == [(f"file:{tmp_path}/a.txt", "one\ntwo\n"), (f"file:{tmp_path}/b.txt", "é\n")]
+    assert ctx.binaryFiles(str(tmp_path / "b.txt")).collect() == [(f"file:{tmp_path}/b.txt", "é\n".encode())]
+    assert ctx.textFile(whole[0][0]).collect() == ["one", "two"]
 
 
 def test_stop_removes_added_files_and_python_paths(make_sc, tmp_path):

@@ -30,7 +30,8 @@ def test_text_files_spark_compressed_are_read(sc, codec):
     assert name.endswith("part-00000" + {"GzipCodec": ".gz", "BZip2Codec": ".bz2", "DefaultCodec": ".deflate"}[codec])
     assert text.startswith("spark line 0 \u00e9\u4e2d\n")
     raw = dict(sc.binaryFiles(path).collect())[name]  # binaryFiles gives the bytes as stored
-    with open(name, "rb") as fh:
+    assert name.startswith("file:/")
+    with open(name[len("file:"):], "rb") as fh:
         assert raw == fh.read() and raw != text.encode()
 
 
@@ -154,3 +155,14 @@ def test_text_file_stream_reads_compressed_files(sc, tmp_path):
     finally:
         ssc.stop(stopSparkContext=False)
     assert seen == [["w", "x", "y", "z"]]
+
+
+def test_file_uris_name_the_same_files_for_input_and_output(sc, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a URI taken for a relative path would land here
+    out = tmp_path / "out"
+    sc.parallelize(["a", "b"], 1).saveAsTextFile(f"file://{out}")
+    assert (out / "part-00000").exists() and not (tmp_path / "file:").exists()
+    for uri in (f"file://{out}", f"file:{out}", str(out)):
+        assert sc.textFile(uri).collect() == ["a", "b"]
+    with pytest.raises(ValueError, match="empty string"):
+        sc.textFile("")

@@ -233,3 +233,11 @@ def test_zip_with_unique_id_and_debug_string(sc):
     assert counted.getCheckpointFile() is None and not counted.isLocallyCheckpointed()
     counted.localCheckpoint()
     assert counted.isLocallyCheckpointed() and sorted(counted.collect()) == [(c, 1) for c in "abcde"]
+
+
+def test_numpy_numbers_are_fractions_and_weights(sc):
+    import numpy as np
+
+    rdd = sc.parallelize(range(1000), 2)
+    assert 300 < rdd.sample(False, np.float32(0.5), seed=1).count() < 700
+    assert sum(r.count() for r in rdd.randomSplit([np.int64(1), np.int64(1)], seed=2)) == 1000

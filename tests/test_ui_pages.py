@@ -272,3 +272,19 @@ def test_redirects_refresh_and_error_pages():
                                       (5_400_000, "1.5 h")])
 def test_durations_read_as_spark_shows_them(ms, text):
     assert duration(ms) == text
+
+
+def test_text_that_is_no_utf8_and_patterns_python_cannot_read_still_make_pages(tmp_path):
+    sc = _context(**{"spark.redaction.regex": r"\p{Upper}", "app.db.XPRIVATE": "hunter2"})
+    try:
+        sc.setJobDescription("from a file named caf\udce9.txt")  # a lone surrogate, as os.fsdecode makes
+        sc.parallelize([1]).count()
+        status, _, body = _fetch(sc, "/jobs/")
+        assert status == 200 and "caf?.txt" in Page(body).text
+        status, _, body = _fetch(sc, "/environment/")
+        # A pattern only Java reads hides every value: never the one the user meant to hide.
+        assert status == 200 and "hunter2" not in body
+        assert {r["Value"] for r in Page(body).rows("properties")} == {"*********(redacted)"}
+    finally:
+        sc.stop()
+
