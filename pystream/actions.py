@@ -8,7 +8,6 @@ from __future__ import annotations
 import copy
 import functools
 import heapq
-import io
 import itertools
 import math
 import operator
@@ -312,10 +311,11 @@ class RDDActions:
         records hold lists of up to ``batchSize`` elements pickled (0: pyspark's automatic batches, here 100).
         ``SparkContext.pickleFile`` reads them back."""
         from pystream.output import write_binary_dir
+        from pystream.sequence_files import PartitionFile, write_pickle_batches
 
         if batchSize < 0:
             raise ValueError(f"batchSize must be 0 (automatic) or more, got {batchSize}")
-        write_binary_dir(path, self._run(_PickledBatches(batchSize or 100)))
+        write_binary_dir(path, self._run(PartitionFile(write_pickle_batches, batchSize or 100)))
 
     def saveAsSequenceFile(self, path: str, compressionCodecClass: str | None = None) -> None:
         """Write the RDD's (key, value) pairs as Hadoop SequenceFiles, one ``part-NNNNN`` per partition and an
@@ -326,9 +326,10 @@ class RDDActions:
         BLOCK-compressed, as Spark writes it."""
         from pystream.hadoop_files import codec_named
         from pystream.output import write_binary_dir
+        from pystream.sequence_files import PartitionFile, write_records
 
         codec = None if compressionCodecClass is None else codec_named(compressionCodecClass)
-        write_binary_dir(path, self._run(_SequenceFilePart(codec)))
+        write_binary_dir(path, self._run(PartitionFile(write_records, codec)))
 
     def saveAsHadoopFile(self, path: str, outputFormatClass: str, keyClass: str | None = None,
                          valueClass: str | None = None, keyConverter: str | None = None,
@@ -425,38 +426,6 @@ def _count_iter(_: int, it: Iterator[Any]) -> int:
 def _consume(it: Iterator[Any]) -> None:
     for _x in it:
         pass
-
-
-class _PickledBatches:
-    """A partition as one file of saveAsPickleFile (pystream.sequence_files)."""
-
-    __slots__ = ("size",)
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-
-    def __call__(self, _: int, it: Iterator[Any]) -> bytes:
-        from pystream.sequence_files import write_pickle_batches
-
-        with io.BytesIO() as out:
-            write_pickle_batches(out, it, self.size)
-            return out.getvalue()
-
-
-class _SequenceFilePart:
-    """A partition as one SequenceFile of saveAsSequenceFile."""
-
-    __slots__ = ("codec",)
-
-    def __init__(self, codec: Any) -> None:
-        self.codec = codec
-
-    def __call__(self, _: int, it: Iterator[Any]) -> bytes:
-        from pystream.sequence_files import write_records
-
-        with io.BytesIO() as out:
-            write_records(out, it, self.codec)
-            return out.getvalue()
 
 
 def str_lines(_: int, it: Iterator[Any]) -> list[str]:

@@ -91,6 +91,7 @@ def save_hadoop(rdd: Any, path: str, output_format: str, key_class: str | None, 
     """Write ``rdd``'s pairs into the new directory ``path`` through an output format."""
     from pystream.hadoop_files import codec_named
     from pystream.output import write_binary_dir, write_text_dir
+    from pystream.sequence_files import PartitionFile, write_records
 
     _no_converters(key_converter, value_converter)
     kind = OUTPUT_FORMATS.get(output_format)
@@ -104,7 +105,7 @@ def save_hadoop(rdd: Any, path: str, output_format: str, key_class: str | None, 
     codec = None if codec_name is None else codec_named(codec_name)
     part = "part-r-" if output_format.startswith("org.apache.hadoop.mapreduce.") else "part-"  # as Hadoop names them
     if kind == "SequenceFileOutputFormat":
-        write_binary_dir(path, rdd._run(_SequencePart(codec, key_class, value_class)), part=part)
+        write_binary_dir(path, rdd._run(PartitionFile(write_records, codec, (key_class, value_class))), part=part)
         return
     sep = _setting(conf, "mapreduce.output.textoutputformat.separator", "mapred.textoutputformat.separator",
                    default="\t")
@@ -123,22 +124,6 @@ def save_hadoop_dataset(rdd: Any, conf: dict[str, str], new_api: bool, key_conve
     save_hadoop(rdd, path, fmt, _setting(conf, "mapreduce.job.output.key.class", "mapred.output.key.class"),
                 _setting(conf, "mapreduce.job.output.value.class", "mapred.output.value.class"),
                 key_converter, value_converter, conf, None)
-
-
-class _SequencePart:
-    __slots__ = ("codec", "classes")
-
-    def __init__(self, codec: Any, key_class: str | None, value_class: str | None) -> None:
-        self.codec, self.classes = codec, (key_class, value_class)
-
-    def __call__(self, _: int, it: Iterator[Any]) -> bytes:
-        import io
-
-        from pystream.sequence_files import write_records
-
-        with io.BytesIO() as out:
-            write_records(out, it, self.codec, self.classes)
-            return out.getvalue()
 
 
 class _TextLines:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import io
 import itertools
 import math
 import os
@@ -33,7 +34,7 @@ from typing import Any, BinaryIO
 from pystream.errors import CorruptInputError, IllegalArgumentError
 from pystream.hadoop_files import Codec, codec_named
 
-__all__ = ["read_pickle_batches", "read_records", "write_pickle_batches", "write_records"]
+__all__ = ["PartitionFile", "read_pickle_batches", "read_records", "write_pickle_batches", "write_records"]
 
 MAGIC = b"SEQ\x06"
 _IO = "org.apache.hadoop.io."
@@ -523,3 +524,19 @@ def read_pickle_batches(data: bytes, name: str) -> list[Any]:
                 raise CorruptInputError(f"{name} is not a file saveAsPickleFile wrote (a batch is no list)")
             out.extend(batch)
     return out
+
+
+class PartitionFile:
+    """A partition as the bytes of one file, made in the task that holds its records: ``write(out, records,
+    *args)`` into memory (write_records, write_pickle_batches). The driver then writes the files."""
+
+    __slots__ = ("write", "args")
+
+    def __init__(self, write: Any, *args: Any) -> None:
+        self.write, self.args = write, args
+
+    def __call__(self, _: int, it: Iterator[Any]) -> bytes:
+        with io.BytesIO() as out:
+            self.write(out, it, *self.args)
+            return out.getvalue()
+
