@@ -7,7 +7,7 @@ import os
 from typing import Any
 
 from pystream.errors import IllegalArgumentError
-from pystream.hadoop_files import input_files, read_input
+from pystream.hadoop_files import input_files, read_input, text_lines
 
 __all__ = ["FileInputs"]
 
@@ -24,11 +24,7 @@ class FileInputs:
         globs separated by commas (pystream.hadoop_files). A file named .gz, .bz2 or .deflate is decompressed;
         bytes that are not UTF-8 read as U+FFFD, as Hadoop's Text reads them."""
         self._check_alive()
-        lines: list[Any] = []
-        for path in input_files(name):
-            for raw in read_input(path).splitlines():
-                # Bytes that are not UTF-8 become U+FFFD, as Hadoop's Text decodes them.
-                lines.append(raw.decode("utf-8", "replace") if use_unicode else raw)
+        lines = [line for path in input_files(name) for line in text_lines(path, use_unicode)]
         return self.parallelize(lines, minPartitions or self.defaultMinPartitions)
 
     def binaryRecords(self, path: str, recordLength: int):

@@ -22,11 +22,11 @@ import os
 import re
 import zlib
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from pystream.errors import CorruptInputError, IllegalArgumentError, UnsupportedCodecError
 
-__all__ = ["Codec", "codec_named", "input_files", "local_path", "read_input"]
+__all__ = ["Codec", "codec_named", "input_files", "local_path", "read_input", "text_lines"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,22 @@ class Codec:
         if self.extension == ".bz2":
             return bz2.BZ2File(fh, "wb")  # type: ignore[return-value]
         return _ZlibWriter(fh)  # type: ignore[return-value]
+
+    def compress(self, data: bytes) -> bytes:
+        """``data`` as one compressed stream (a SequenceFile's value or block)."""
+        if self.extension == ".gz":
+            return gzip.compress(data, mtime=0)
+        if self.extension == ".bz2":
+            return bz2.compress(data)
+        return zlib.compress(data)
+
+    def decompress(self, data: bytes) -> bytes:
+        """One compressed stream's bytes; OSError, EOFError, ValueError or zlib.error if it is damaged."""
+        if self.extension == ".gz":
+            return gzip.decompress(data)
+        if self.extension == ".bz2":
+            return bz2.decompress(data)
+        return zlib.decompress(data)
 
     def open_read(self, fh: BinaryIO) -> BinaryIO:
         """A reader of what ``fh`` holds decompressed; closing it leaves ``fh`` open."""
@@ -99,6 +115,14 @@ def read_input(path: str) -> bytes:
                 return stream.read()
         except (OSError, EOFError, ValueError, zlib.error) as exc:
             raise CorruptInputError(f"{path} could not be decompressed: {exc}") from exc
+
+
+def text_lines(path: str, use_unicode: bool = True) -> list[Any]:
+    """A text file's lines as Hadoop's LineRecordReader ends them (at "\n", "\r\n" or "\r" only: never inside
+    a line at U+2028, U+0085 or a form feed, as str.splitlines would), read through its codec: as str, bytes
+    that are not UTF-8 read as U+FFFD (as Hadoop's Text reads them), or as bytes."""
+    lines = read_input(path).splitlines()
+    return [line.decode("utf-8", "replace") for line in lines] if use_unicode else lines
 
 
 class _ZlibReader(io.RawIOBase):

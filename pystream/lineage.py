@@ -376,6 +376,7 @@ class SortedRDD(RDD):
                 samples = self.ctx._run_stage(SampleKeysTask(fn, self._keyfunc, size), src._compute(),
                                               stage="action", rdd=self, recompute=src._compute)
             bounds = range_bounds(samples, n)
+
         def range_buckets() -> list:
             maps = self.ctx._run_stage(RangeSplitTask(fn, self._keyfunc, bounds, self._ascending, n),
                                        src._compute(), stage="shuffle-map", rdd=self, recompute=src._compute)

@@ -17,6 +17,8 @@ import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from pystream.errors import IllegalArgumentError
+
 
 def partition_random(seed: int, split: int) -> random.Random:
     # An int seed: random.Random hashes nothing, so every process draws the same numbers.
@@ -26,8 +28,6 @@ def partition_random(seed: int, split: int) -> random.Random:
 def check_fraction(fraction: Any, what: str = "fraction") -> float:
     """A sampling fraction or weight as a float: a finite number of at least 0, else IllegalArgumentError (a
     ValueError; an infinite mean would never end the Poisson draw, and NaN compares false with everything)."""
-    from pystream.errors import IllegalArgumentError
-
     if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real):  # numpy's numbers too
         raise IllegalArgumentError(f"{what} must be a number, got {fraction!r}")
     if not (math.isfinite(fraction) and fraction >= 0):

@@ -19,8 +19,6 @@ A pickle file holds, per record, up to 10 pickled batches of ``batchSize`` eleme
 
 from __future__ import annotations
 
-import bz2
-import gzip
 import io
 import itertools
 import math
@@ -348,27 +346,15 @@ def _write_blocks(fh: BinaryIO, pairs: Iterator[tuple[Any, Any]], key_cls: str, 
         block = bytearray(struct.pack(">i", SYNC_ESCAPE) + sync)
         write_vlong(block, n)
         for part in (key_lens, keys, value_lens, values):
-            packed = _compress(codec, bytes(part))
+            packed = codec.compress(bytes(part))
             write_vlong(block, len(packed))
             block += packed
         fh.write(block)
 
 
-def _compress(codec: Codec, data: bytes) -> bytes:
-    if codec.extension == ".gz":
-        return gzip.compress(data, mtime=0)
-    if codec.extension == ".bz2":
-        return bz2.compress(data)
-    return zlib.compress(data)
-
-
 def _decompress(codec: Codec, data: bytes, name: str) -> bytes:
     try:
-        if codec.extension == ".gz":
-            return gzip.decompress(data)
-        if codec.extension == ".bz2":
-            return bz2.decompress(data)
-        return zlib.decompress(data)
+        return codec.decompress(data)
     except (OSError, EOFError, ValueError, zlib.error) as exc:
         raise CorruptInputError(f"{name}: a compressed block could not be decompressed: {exc}") from None
 

@@ -341,7 +341,7 @@ def watch_driver(driver_pid: int, clean_up: Callable[[], None]) -> None:
         except (OSError, AttributeError):
             fd = None
         if fd is None:
-            while _alive(driver_pid):
+            while shm.pid_alive(driver_pid):
                 time.sleep(0.5)
         elif fd >= 0:
             select.select([fd], [], [])  # readable once the driver has exited
@@ -351,16 +351,6 @@ def watch_driver(driver_pid: int, clean_up: Callable[[], None]) -> None:
             os._exit(0)
 
     threading.Thread(target=watch, name="pystream-driver-watch", daemon=True).start()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def main(conn: Any, index: int, driver_pid: int, arena_cache_bytes: int = 0,
@@ -387,7 +377,7 @@ def main(conn: Any, index: int, driver_pid: int, arena_cache_bytes: int = 0,
     try:
         worker.run()
     except BaseException as exc:
-        if isinstance(exc, (BrokenPipeError, ConnectionResetError, EOFError)) and not _alive(driver_pid):
+        if isinstance(exc, (BrokenPipeError, ConnectionResetError, EOFError)) and not shm.pid_alive(driver_pid):
             worker.clean_up_after_driver()  # the driver died while a task ran: nobody to tell
         else:
             # Outside any task (a message that could not be read, say): the driver sees the worker die, with a

@@ -7,12 +7,11 @@ read by its tasks, so reading runs on the executor.
 
 from __future__ import annotations
 
-import io
 import os
 from typing import TYPE_CHECKING, Any
 
 from pystream.errors import WrongRecordLengthError
-from pystream.hadoop_files import read_input
+from pystream.hadoop_files import text_lines
 from pystream.rdd import RDD
 from pystream.streaming.listener import StreamInputInfo
 from pystream.streaming.sources.base import InputDStream
@@ -87,18 +86,10 @@ class FileInputDStream(InputDStream):
 
 
 class TextFileReader:
-    """The lines of one file, decoded as UTF-8 (newlines stripped).
-
-    Lines end at "\n", "\r\n" or "\r" only, as Hadoop's LineRecordReader: str.splitlines() would also
-    split inside a line at characters such as U+2028, U+0085 or form feed.
-    """
+    """The lines of one file, as ``sc.textFile`` reads them (pystream.hadoop_files.text_lines)."""
 
     def __call__(self, path: str) -> list[str]:
-        # newline=None (universal newlines) turns "\r\n" and "\r" into "\n"; iterating splits on "\n" only.
-        # A file named .gz, .bz2 or .deflate is read through its codec, as Spark's TextInputFormat does.
-        # Bytes that are not UTF-8 read as U+FFFD, as Hadoop's Text reads them (and the socket source).
-        with io.TextIOWrapper(io.BytesIO(read_input(path)), encoding="utf-8", errors="replace") as fh:
-            return [line[:-1] if line.endswith("\n") else line for line in fh]
+        return text_lines(path)
 
 
 class BinaryRecordReader:
