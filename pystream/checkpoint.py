@@ -501,6 +501,10 @@ def _recover_from(store: CheckpointStore, t: int, key: bytes | None, errors: lis
                               f"{exc}") from exc
     if graph.batch_ms != batch_ms or graph.zero_ms != zero_ms:
         raise CheckpointError(f"metadata checkpoint file {where} is inconsistent: graph and header disagree")
+    for inp in graph.input_streams:
+        why = inp._unrecoverable()
+        if why is not None:
+            raise CheckpointError(f"metadata checkpoint file {where} cannot be recovered: {why}")
     ssc._graph = graph
     from pystream.streaming.wal import load_receiver_logs, materialize_receiver_logs
 

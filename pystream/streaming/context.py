@@ -240,9 +240,6 @@ class StreamingContext:
                     "Only one StreamingContext may be started in this process. Currently running "
                     "StreamingContext was started elsewhere; stop it first.")
             self._graph.validate()
-            from pystream.streaming.sources.base import check_no_queue_with_checkpoint
-
-            check_no_queue_with_checkpoint(self)
             from pystream.streaming.wal import check_config
 
             check_config(self)

@@ -22,7 +22,7 @@ from pystream.checkpoint import (
     recover,
 )
 from pystream.context import EXECUTOR_KEY
-from pystream.errors import CheckpointError, IllegalArgumentError
+from pystream.errors import CheckpointError
 from pystream.streaming import StreamingContext
 from pystream.streaming.state import StateSpec
 from pystream.testing import advance
@@ -376,13 +376,31 @@ def test_get_active_or_create_recovers(msc, tmp_path):
         StreamingContext.getActiveOrCreate(job.ck, 42)
 
 
-def test_queue_stream_with_checkpoint_is_refused(msc, tmp_path):
-    ssc = StreamingContext(msc, 0.5)
-    ssc.checkpoint(str(tmp_path / "ck"))
-    ssc.queueStream([[1]]).foreachRDD(lambda rdd: None)
-    with pytest.raises(IllegalArgumentError, match="queueStream doesn't support checkpointing"):
-        ssc.start()
+def _queue_setup(msc, ck, tag):
+    def setup():
+        ssc = StreamingContext(msc, 1)
+        ssc.checkpoint(ck)
+        counts = ssc.queueStream([[1], [1, 2]]).map(lambda x: (x, 1)).updateStateByKey(
+            lambda vs, s: sum(vs) + (s or 0))
+        counts.checkpoint(1)
+        counts.foreachRDD(_record(tag))
+        return ssc
+    return setup
+
+
+def test_queue_stream_runs_with_checkpointing_but_cannot_be_recovered(msc, tmp_path):
+    # As pyspark: a queueStream with a checkpoint directory runs, and its state streams are checkpointed.
+    ck = str(tmp_path / "ck")
+    setup = _queue_setup(msc, ck, "queue-ck")
+    ssc = StreamingContext.getOrCreate(ck, setup)
+    ssc.start()
+    advance(ssc, 2)
     ssc.stop(stopSparkContext=False)
+    assert list(RESULTS.pop("queue-ck").values()) == [[(1, 1)], [(1, 2), (2, 1)]]
+    assert any(n.startswith("checkpoint-") for n in os.listdir(ck))
+    # Its RDDs were never written: recovery refuses the checkpoint instead of running on an empty queue.
+    with pytest.raises(CheckpointError, match="queueStream doesn't support recovery"):
+        StreamingContext.getOrCreate(ck, setup)
 
 
 class _CountWords:

@@ -6,7 +6,6 @@ import collections
 import threading
 from typing import TYPE_CHECKING, Any
 
-from pystream.errors import IllegalArgumentError
 from pystream.lineage import ParallelCollectionRDD, UnionRDD
 from pystream.rdd import RDD
 from pystream.streaming.dstream import DStream
@@ -32,6 +31,10 @@ class InputDStream(DStream):
 
     def _recovered(self) -> None:
         """Called once on a stream rebuilt from a checkpoint, before ``_start``."""
+
+    def _unrecoverable(self) -> str | None:
+        """Why a stream rebuilt from a checkpoint cannot run (None: it can)."""
+        return None
 
     def _replayable_since(self, t_ms: int) -> bool:
         """Whether the data of every batch after ``t_ms`` can be produced again after a recovery (the
@@ -93,10 +96,22 @@ class QueueInputDStream(InputDStream):
             del self._allocated[old]
         super()._clear_metadata(t)
 
+    # As in pyspark, a queueStream runs with checkpointing on, and its state streams are checkpointed; its RDDs
+    # live in this driver's memory only and are not written. A graph rebuilt from that checkpoint has lost them,
+    # so recovery refuses it rather than run on an empty queue (Scala's QueueInputDStream fails to read too).
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        state.update(_queue=None, _default=None, _allocated={}, _lock=None)
+        return state
 
-def check_no_queue_with_checkpoint(ssc: StreamingContext) -> None:
-    """queueStream data lives only in the driver's memory and cannot be recovered from a checkpoint."""
-    if ssc._checkpoint_dir is not None and any(isinstance(s, QueueInputDStream) for s in ssc._graph.input_streams):
-        raise IllegalArgumentError(
-            "queueStream doesn't support checkpointing: its RDDs live only in the driver's memory and cannot be "
-            "recovered. Use another source, or do not call StreamingContext.checkpoint().")
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._queue = collections.deque()
+        self._lock = threading.Lock()
+
+    def _replayable_since(self, t_ms: int) -> bool:
+        return False  # its RDDs are gone once allocated
+
+    def _unrecoverable(self) -> str | None:
+        return ("queueStream doesn't support recovery from a checkpoint: its RDDs lived only in the memory of the "
+                "driver that queued them (start from a new checkpoint directory, or use a source that can replay)")
