@@ -351,9 +351,14 @@ class SparkContext(jobs.JobControl, FileInputs):
     def parallelize(self, c: Iterable[Any], numSlices: int | None = None):
         """Distribute a local collection into an RDD of ``numSlices`` partitions (default: defaultParallelism).
 
-        Elements keep their order; partition i holds the i-th contiguous slice, as in Spark.
+        Elements keep their order, in contiguous slices laid out as pyspark lays them out (batches of up to
+        1024 records shared between the partitions: 10 records in 4 partitions hold 2, 2, 2 and 4). The
+        collection is taken as it is now: records that can change (lists, dicts, objects) are copied, as
+        pyspark pickles them here, so later changes to them do not reach the RDD.
         """
+        from pystream._core.serialisation import immutable_records
         from pystream.lineage import ParallelCollectionRDD
+        from pystream.pickling import snapshot
         from pystream.rdd import partition_count
 
         self._check_alive()
@@ -364,7 +369,19 @@ class SparkContext(jobs.JobControl, FileInputs):
             return ParallelCollectionRDD(self, [[] for _ in range(n)]).mapPartitionsWithIndex(_RangeSlice(c, n))
         data = c if isinstance(c, list) else list(c)
         size = len(data)
-        parts = [data[(i * size) // n:((i + 1) * size) // n] for i in range(n)]
+        if isinstance(c, range):
+            ends = [(i * size) // n for i in range(n + 1)]  # as its tasks would slice it (_RangeSlice)
+        else:
+            # pyspark's layout: the records go in batches of min(len // n, 1024) (at least 1), and partition i
+            # takes batches [i * B // n, (i + 1) * B // n) of the B batches: 10 records in 4 make 2, 2, 2, 4.
+            batch = max(1, min(size // n, 1024))
+            batches = -(-size // batch)
+            ends = [min(size, (i * batches // n) * batch) for i in range(n + 1)]
+        parts = [data[ends[i]:ends[i + 1]] for i in range(n)]
+        if not immutable_records(data):
+            # pyspark pickles the collection here: what the caller changes in its objects afterwards does not
+            # reach the RDD. Records nothing can change (str, numbers, tuples of them) are kept by reference.
+            parts = [snapshot(p) for p in parts]
         return ParallelCollectionRDD(self, parts)
 
     def emptyRDD(self):

@@ -108,3 +108,12 @@ def main_classes() -> list[tuple[str, bytes]]:
         if payload is not None:
             out.append((name, payload))
     return out
+
+
+def snapshot(records: list) -> list:
+    """A copy of ``records`` that shares no object with it (a pickle round trip, as pyspark's ``parallelize``
+    makes); the list itself when a record cannot be pickled (then only the in-process executor can run it)."""
+    try:
+        return pickle.loads(pickle.dumps(records, pickle.HIGHEST_PROTOCOL))
+    except (pickle.PicklingError, TypeError, AttributeError, RecursionError):
+        return records

@@ -306,8 +306,13 @@ def test_stop_on_exception_in_with_block():
 
 # -- RDD creation -----------------------------------------------------------------------------------------
 def _spark_slices(data, n):
+    # pyspark's: batches of min(len // n, 1024) records (at least 1); partition i takes batches i*B//n to
+    # (i+1)*B//n of the B batches.
     size = len(data)
-    return [data[(i * size) // n:((i + 1) * size) // n] for i in range(n)]
+    batch = max(1, min(size // n, 1024))
+    batches = -(-size // batch)
+    ends = [min(size, (i * batches // n) * batch) for i in range(n + 1)]
+    return [data[ends[i]:ends[i + 1]] for i in range(n)]
 
 
 @pytest.mark.parametrize("size", [0, 1, 5, 10, 11, 97])
@@ -320,9 +325,7 @@ def test_parallelize_slices_like_spark(make_sc, size, n):
     assert rdd.getNumPartitions() == n
     parts = rdd.glom().collect()
     assert parts == _spark_slices(data, n)
-    # Contiguous, in order, sizes differing by at most one.
-    assert [x for p in parts for x in p] == data
-    assert max(map(len, parts)) - min(map(len, parts)) <= 1
+    assert [x for p in parts for x in p] == data  # contiguous, in order
 
 
 def test_parallelize_examples(make_sc):

@@ -691,3 +691,17 @@ def test_a_chunk_that_fails_is_not_half_read():
         assert reader.next_chunk(3) == [14] and reader.remaining == 0
     finally:
         _Flaky.fail = True
+
+
+def test_immutable_records_tells_records_nothing_can_change():
+    from pystream._core.serialisation import immutable_records
+
+    assert immutable_records([])
+    assert immutable_records(["a", b"b", 1, 2**70, 1.5, True, None, 1j, ("k", (1, (2.0, ("x",))))])
+    for changeable in ([1], {"a": 1}, {1}, bytearray(b"x"), ("k", [1]), frozenset([1]), (((((1,),),),),)):
+        assert not immutable_records(["a", changeable])
+
+    class Text(str):
+        pass
+
+    assert not immutable_records([Text("a")])  # a subclass may carry changeable attributes

@@ -27,7 +27,17 @@ PAIRS = [("a", 1), ("b", 2), ("a", 3), ("c", 4), ("b", 5), ("a", 6), ("d", 7), (
 
 
 def slices(data, n):
-    """Spark's parallelize slicing: partition i holds data[i*len//n : (i+1)*len//n]."""
+    """pyspark's parallelize layout of a list: batches of min(len // n, 1024) records (at least 1), partition i
+    taking batches i*B//n to (i+1)*B//n of the B batches."""
+    size = len(data)
+    batch = max(1, min(size // n, 1024))
+    batches = -(-size // batch)
+    ends = [min(size, (i * batches // n) * batch) for i in range(n + 1)]
+    return [data[ends[i]:ends[i + 1]] for i in range(n)]
+
+
+def range_slices(data, n):
+    """pyspark's parallelize layout of a range: partition i holds data[i*len//n : (i+1)*len//n]."""
     size = len(data)
     return [data[(i * size) // n:((i + 1) * size) // n] for i in range(n)]
 
@@ -101,14 +111,39 @@ def test_parallelize_collect_and_partitioning(sc):
     assert sc.parallelize(data).getNumPartitions() == sc.defaultParallelism == 2
 
 
-def test_a_range_is_sliced_in_its_tasks_as_a_list_would_be(sc):
+def test_parallelize_lays_out_partitions_as_pyspark(sc):
+    # What pyspark 3.5.3 gives for [len(p) for p in sc.parallelize(list(range(n)), k).glom().collect()].
+    spark = {(10, 4): [2, 2, 2, 4], (100, 8): [12] * 7 + [16], (3, 4): [0, 1, 1, 1], (0, 3): [0, 0, 0],
+             (5000, 3): [1024, 2048, 1928], (2048, 2): [1024, 1024], (1025, 2): [512, 513], (9, 2): [4, 5]}
+    for (n, k), sizes in spark.items():
+        assert [len(p) for p in sc.parallelize(list(range(n)), k).glom().collect()] == sizes
+    assert sc.parallelize("abcdefghij", 3).glom().collect() == [list("abc"), list("def"), list("ghij")]
+    assert sc.parallelize(list(range(10)), 4).zipWithUniqueId().collect() == [
+        (0, 0), (1, 4), (2, 1), (3, 5), (4, 2), (5, 6), (6, 3), (7, 7), (8, 11), (9, 15)]
+
+
+def test_parallelize_takes_the_collection_as_it_is_when_called(sc):
+    # As pyspark, which pickles it then: objects changed afterwards keep their old value in the RDD.
+    row, rdds = {"n": 0}, []
+    for i in range(3):
+        row["n"] = i
+        rdds.append(sc.parallelize([row]))
+    assert [r.collect() for r in rdds] == [[{"n": 0}], [{"n": 1}], [{"n": 2}]]
+    data = [[1], ("t", [2])] + [[i] for i in range(200)]  # large enough to be encoded into shared memory
+    rdd = sc.parallelize(data, 2)
+    data[0].append(5)
+    data[1][1].append(6)
+    assert rdd.take(2) == [[1], ("t", [2])]
+    assert rdd.count() == 202
+
+
+def test_a_range_is_sliced_in_its_tasks(sc):
     # Never made into a list in the driver (as pyspark): a trillion ints, three of them taken.
     assert sc.range(10**12).take(3) == [0, 1, 2]
     assert sc.range(10**12, numSlices=4).getNumPartitions() == 4
     for r in (range(0, 250_000, 3), range(10, -500_000, -7), range(5, 200_005)):
         for n in (1, 3, 7):
-            assert [list(p) for p in sc.parallelize(r, n).glom().collect()] == \
-                sc.parallelize(list(r), n).glom().collect()
+            assert [list(p) for p in sc.parallelize(r, n).glom().collect()] == range_slices(list(r), n)
     assert sc.range(3, 300_003).map(lambda x: x % 7).sum() == sum(x % 7 for x in range(3, 300_003))
 
 
@@ -922,7 +957,7 @@ def test_misc_api(sc):
     assert rdd.id() != rdd.map(lambda x: x).id()
     assert "2 partitions" in repr(rdd)
     assert sc.range(5).collect() == [0, 1, 2, 3, 4]
-    assert sc.range(2, 11, 3, numSlices=2).glom().collect() == slices([2, 5, 8], 2)
+    assert sc.range(2, 11, 3, numSlices=2).glom().collect() == range_slices([2, 5, 8], 2)
     b = sc.broadcast({"x": 1})
     assert sc.parallelize(["x", "x"], 2).map(lambda k: b.value[k]).collect() == [1, 1]
 

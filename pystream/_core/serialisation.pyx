@@ -54,6 +54,7 @@ FORMAT_VERSION = PS_FRAME_VERSION
 MAGIC = PS_FRAME_MAGIC[:4]  # from ps_frame.h, the one place the format defines it
 
 cdef object _pickle_dumps = pickle.dumps
+cdef object _pickle_loads = pickle.loads
 cdef object _lz4_compress = lz4.block.compress
 
 
@@ -326,6 +327,28 @@ cdef inline list _as_list(records):
     if type(records) is list:
         return <list>records
     return list(records)
+
+
+cdef object private_copy(object o):
+    """``o`` itself when nothing can change it (see ``immutable_records``); else a copy sharing no object with
+    it (a pickle round trip, as a value crossing pyspark's workers), or ``o`` when it cannot be pickled."""
+    if unchangeable(o, 0):
+        return o
+    try:
+        return _pickle_loads(_pickle_dumps(o, 5))
+    except (pickle.PicklingError, TypeError, AttributeError, RecursionError):
+        return o
+
+
+def immutable_records(list records):
+    """Return whether every record is made of values nothing can change: exactly str, bytes, int, float,
+    bool, complex or None, or tuples of those (at most 4 deep). Such records may be kept by reference; any
+    other (a list, a dict, an object, a subclass) may be changed by its owner after it was handed over."""
+    cdef Py_ssize_t i
+    for i in range(PyList_GET_SIZE(records)):
+        if not unchangeable(<object>PyList_GET_ITEM(records, i), 0):
+            return False
+    return True
 
 
 def encode(records, *, compress=None):

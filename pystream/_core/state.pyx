@@ -11,6 +11,7 @@ cimport cython
 from cpython.dict cimport PyDict_GetItem, PyDict_SetItem, PyDict_DelItem, PyDict_Next
 from cpython.list cimport PyList_Append, PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
+from cpython.set cimport PySet_GET_SIZE
 from cpython.ref cimport PyObject
 
 # Cimported under another name so that the Python import of KeyedState below binds it: Cython drops a Python
@@ -29,6 +30,7 @@ from pystream._core.keyed_state cimport (
     _writable,
 )
 from pystream._core.lookahead cimport _Peek, _peek_ahead, _peek_start
+from pystream._core.serialisation cimport private_copy, unchangeable
 from pystream._core.deserialisation import FrameReader
 from pystream.errors import IllegalArgumentError, NoSuchElementError
 
@@ -197,7 +199,9 @@ cdef _KeyedState _update_state_by_key(list prev, object batch, object update):
             slot = <_Slot>vp
             old = slot.state
             values = _take_pending(slot)
-            r = update(values, old)
+            # A state that can change is handed over as a copy (as pyspark's workers unpickle it each batch):
+            # changed in place, it would also change the versions before, and what a failed batch restores.
+            r = update(values, old if unchangeable(old, 0) else private_copy(old))
             if r is old:
                 continue
             if r is not None and _same_tuple(r, old):
@@ -351,7 +355,8 @@ cdef _KeyedState _map_with_state(list prev, object batch, object func, long long
     cdef Py_ssize_t i, n
     cdef PyObject *found
     cdef State state = None
-    cdef object k, v, r, old, tt = t
+    cdef object k, v, r, old, cp, tt = t
+    cdef set private = set()  # keys whose state this batch already copied
     cdef tuple rec
     cdef long long threshold
     try:
@@ -373,6 +378,19 @@ cdef _KeyedState _map_with_state(list prev, object batch, object func, long long
                     state._removed = False
                 if found != NULL:
                     old = <object>found
+                    if PySet_GET_SIZE(private) == 0 or k not in private:
+                        # A state that can change is copied the first time the batch reaches its key, and the
+                        # original logged: the function may change it in place without changing the versions
+                        # before, or what a failed batch restores.
+                        cp = old if unchangeable(old, 0) else private_copy(old)
+                        if cp is not old:
+                            private.add(k)
+                            PyList_Append(keys, k)
+                            olds.append(old)
+                            if timed:
+                                PyList_Append(old_times, times[k])
+                            PyDict_SetItem(states, k, cp)
+                            old = cp
                     state._defined = True
                     state._value = old
                 else:
@@ -413,7 +431,7 @@ cdef _KeyedState _map_with_state(list prev, object batch, object func, long long
                 old = states[key]
                 state = State.__new__(State)
                 state._defined = True
-                state._value = old
+                state._value = old if key in private or unchangeable(old, 0) else private_copy(old)
                 state._timing_out = True
                 PyList_Append(mapped, func(key, None, state))
                 PyList_Append(keys, key)

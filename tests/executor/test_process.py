@@ -159,9 +159,10 @@ def test_each_parallelized_partition_is_dropped_once_its_frame_is_written(psc):
     # The driver must not hold a whole batch as objects and as frames at once: the first partition's
     # objects are gone by the time the second partition is encoded.
     data = [_Probe(i) for i in range(200)]
-    _Probe.first, _Probe.seen = [weakref.ref(r) for r in data[:100]], []
     rdd = psc.parallelize(data, 2)
     del data
+    # parallelize copied the records (they can change): the RDD's copies are those that must go.
+    _Probe.first, _Probe.seen = [weakref.ref(r) for r in rdd._parts[0]], []
     assert rdd.map(lambda r: r.i).sum() == sum(range(200))
     assert _Probe.seen == [0]
     assert [type(p).__name__ for p in rdd._parts] == ["PooledFrame"] * 2
@@ -211,7 +212,7 @@ def mapped_segments(pid):
 
 def test_input_segments_are_reused_then_retired_everywhere(psc):
     pids = psc.executor.worker_pids
-    data = [f"line {i} " * 8 for i in range(40_000)]
+    data = [f"line {i:05d} " * 8 for i in range(40_960)]  # partitions of equal size, in either order
     assert psc.parallelize(data, 2).map(len).sum() == sum(map(len, data))
     first = shm_of(os.getpid())
     assert 2 <= len(first) and all("_dp_" in n for n in first)

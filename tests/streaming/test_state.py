@@ -45,6 +45,56 @@ def test_a_window_over_state_sees_each_batch_version(sc):
     assert out == [[("a", 1)], [("a", 1), ("a", 3)], [("a", 3), ("a", 7)]]
 
 
+def _extend(values, state):
+    state = state if state is not None else []
+    state.extend(values)  # changed in place, and returned
+    return state
+
+
+def test_a_state_changed_in_place_leaves_earlier_versions_alone(sc):
+    # pyspark hands the function a freshly unpickled state each batch: a window over the state stream sees
+    # each batch's own list.
+    inputs = [[("a", 1)], [("a", 2)], [("a", 3)]]
+    out = run_stream(sc, inputs, lambda s: s.updateStateByKey(_extend).window(1.0, 0.5), sort=True)
+    assert [sorted(b) for b in out] == [[("a", [1])], [("a", [1]), ("a", [1, 2])], [("a", [1, 2]), ("a", [1, 2, 3])]]
+
+
+def _append_seen(key, value, state):
+    seen = state.getOption() or {"values": []}
+    seen["values"].append(value)  # changed in place
+    if value == "boom":
+        raise RuntimeError("boom")
+    state.update(seen)
+    return len(seen["values"])
+
+
+def test_a_map_with_state_changed_in_place_leaves_earlier_versions_alone(sc):
+    ssc = manual_context(sc)
+    ssc.remember(60)
+    mapped = ssc.queueStream([[("a", 1), ("a", 2)], [("a", 3)], [("a", "boom")], [("a", 4)]]).mapWithState(
+        StateSpec.function(_append_seen))
+    kept = []
+    mapped.stateSnapshots().foreachRDD(lambda rdd: kept.append(rdd))
+    out = collect(mapped)
+    ssc.start()
+    try:
+        advance(ssc, 4)
+        with pytest.raises(Exception, match="boom"):
+            ssc.awaitTerminationOrTimeout(0)
+        got = []
+        for rdd in kept:
+            try:
+                got.append(rdd.collect())
+            except Exception as exc:  # the failed batch's snapshot fails again
+                assert "boom" in str(exc)
+    finally:
+        ssc.stop(False)
+    # Batch 3 failed after changing the state in place: batch 4 starts from batch 2's state, and every kept
+    # snapshot still reads its own batch.
+    assert out.batches[0] == [1, 2] and out.batches[1] == [3] and out.batches[-1] == [4]
+    assert got == [[("a", {"values": [1, 2]})], [("a", {"values": [1, 2, 3]})], [("a", {"values": [1, 2, 3, 4]})]]
+
+
 def test_update_state_none_removes_key_and_sees_all_keys(sc):
     calls = []
 
