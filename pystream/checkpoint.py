@@ -32,7 +32,7 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from pystream.errors import CheckpointError
+from pystream.errors import CheckpointError, StateLostError
 from pystream.hashing import xxh64
 
 if TYPE_CHECKING:
@@ -313,7 +313,16 @@ class CheckpointWriter:
             rdd = stream._generated.get(t)
             if rdd is None:
                 continue
-            self.write_state(i, t, rdd)
+            try:
+                self.write_state(i, t, rdd)
+            except StateLostError:
+                # A worker died after the batch made this state and before it was written: made again first
+                # (from the previous checkpoint and the batches since), as the next batch would.
+                logger.warning("state of batch %d ms was lost with a worker before its checkpoint; rebuilding", t)
+                rdd = stream._regenerated(t)
+                if rdd is not None:
+                    self.write_state(i, t, rdd)
+                    rdd._truncate_lineage()
         with graph.lock:
             graph.replay_from_ms = self._replay_from(graph)
             body = dumps_graph(self.ssc)

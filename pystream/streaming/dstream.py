@@ -159,6 +159,11 @@ class DStream:
     def _compute(self, t: int) -> RDD | None:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _regenerated(self, t: int) -> RDD | None:
+        """Batch ``t``'s RDD made again, after the one kept lost its partitions with a worker."""
+        self._generated.pop(t, None)
+        return self._get_or_compute(t)
+
     def _materialize(self, t: int) -> None:
         """For a stream that keeps state from batch to batch: compute batch ``t``'s RDD if no output did, and
         cut its lineage, so the next batch builds on data, not on an ever longer lineage."""

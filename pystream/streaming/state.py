@@ -68,6 +68,12 @@ class _KeyedStateDStream(DStream):
 
     def _prev_state(self, t: int) -> RDD:
         prev_t = t - self._slide_ms
+        if self._lost_at is not None and prev_t >= self._lost_at:
+            # Each later state builds on the one that could not be rebuilt: made from what is left (the batches
+            # whose data the sources still have), it would be silently wrong.
+            raise StateLostError(
+                f"state of {type(self).__name__} was lost at {self._lost_at} ms and could not be rebuilt; every "
+                "later batch of this stream fails (restart from a checkpoint with sources that replay)")
         prev = self._get_or_compute(prev_t) if prev_t > (self._zero_ms or 0) else None
         if prev is not None and prev._lost:
             prev = self._rebuild(prev_t)
@@ -79,7 +85,17 @@ class _KeyedStateDStream(DStream):
         """The state at ``prev_t`` again, after its partitions were lost: from a checkpoint, else an error."""
         # The job thread may rebuild while the timer thread generates the next batch of this stream.
         with self._ssc._graph.lock:
-            return self._rebuild_locked(prev_t)
+            try:
+                return self._rebuild_locked(prev_t)
+            except StateLostError:
+                self._lost_at = prev_t if self._lost_at is None else min(self._lost_at, prev_t)
+                raise
+
+    #: The batch time whose state was lost for good (see _prev_state); None while the state is whole.
+    _lost_at: int | None = None
+
+    def _regenerated(self, t: int) -> RDD | None:
+        return self._rebuild(t)
 
     def _rebuild_locked(self, prev_t: int) -> RDD | None:
         writer = self._ssc._checkpoint_writer

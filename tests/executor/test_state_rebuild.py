@@ -116,6 +116,14 @@ def test_without_checkpoint_lost_state_fails_clearly(psc):
         advance(ssc, 1)
         with pytest.raises(Exception) as info:
             ssc.awaitTerminationOrTimeout(0)
+        # Every later batch fails too: none may start over from what the sources still have (it gave totals
+        # without the first batches).
+        advance(ssc, 3)
+        graph = ssc._graph
+        stream = graph.stateful_streams[0]
+        assert stream._lost_at is not None
+        with pytest.raises(StateLostError, match="every later batch"):
+            stream._prev_state(stream._lost_at + 4 * stream._slide_ms)
     finally:
         ssc.stop(False)
     err = info.value
@@ -123,6 +131,33 @@ def test_without_checkpoint_lost_state_fails_clearly(psc):
         err = err.__cause__
     assert isinstance(err, StateLostError) and "checkpointing is off" in str(err)
     assert out.batches == [expected(1), expected(2)]
+
+
+def test_state_lost_before_its_checkpoint_is_written_is_rebuilt_and_written(psc, tmp_path):
+    from pystream.streaming.listener import StreamingListener
+
+    ssc = manual_context(psc)
+    ck = tmp_path / "ck"
+    ssc.checkpoint(str(ck))
+    state = ssc.rateStream(RATE).map(lambda row: (row[1] % 5, 1)).updateStateByKey(add)
+    state.checkpoint(0.5)  # written after every batch
+    out = collect(state, sort=True)
+
+    class KillAfterBatch2(StreamingListener):
+        # Runs after the batch's jobs, before its checkpoint is written.
+        def onBatchCompleted(self, completed):
+            if completed.batchInfo().batchTime().milliseconds() == 1000:
+                kill_worker(psc, 0)
+
+    ssc.addStreamingListener(KillAfterBatch2())
+    ssc.start()
+    try:
+        advance(ssc, 4)
+        assert ssc.awaitTerminationOrTimeout(0) is False
+    finally:
+        ssc.stop(False)
+    assert [sorted(b) for b in out.batches] == [expected(k) for k in range(1, 5)]
+    assert {"checkpoint-1000", "state-0-1000"} <= set(os.listdir(ck))
 
 
 def window_expected(op, k):
