@@ -5,12 +5,13 @@ from __future__ import annotations
 import itertools
 import os
 import threading
+import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from pystream.accumulators import held_updates
 from pystream.barrier import BarrierTaskContext
-from pystream.errors import BarrierSyncError, JobCancelledError
+from pystream.errors import BarrierSyncError, JobCancelledError, TaskFailedError
 from pystream.executor.base import Executor, StageMonitor
 from pystream.taskcontext import TaskContext, local_properties, running
 
@@ -60,6 +61,10 @@ class InProcessExecutor(Executor):
                     out.append(fn(i, data))
                 held.apply()
                 ok = True
+            except SystemExit as exc:
+                # sys.exit() in a task fails its job, as on the process executor (not the driver).
+                tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+                raise TaskFailedError(f"task {i} failed: SystemExit: {exc}", tb) from exc
             finally:
                 monitor.task_ended(i, ok)
         return out

@@ -284,8 +284,8 @@ class Worker:
             except Exception:
                 blob = None
             self.conn.send(("failed", task_id, type(exc).__name__, _safe_str(exc), tb, blob))
-            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-                raise
+            # SystemExit or KeyboardInterrupt too: only the task's code raises them here (workers ignore
+            # SIGINT), and ending the worker would lose the partitions it keeps.
             del exc
             _collect_task_garbage()
 

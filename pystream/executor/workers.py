@@ -81,10 +81,14 @@ def remote_error(type_name: str, message: str, tb: str, blob: bytes | None, spli
             exc = cloudpickle.loads(blob)
         except Exception:
             exc = None
-        if isinstance(exc, BaseException):
+        if isinstance(exc, Exception):
             exc.__cause__ = RemoteTraceback(tb)
             return exc
-    return TaskFailedError(header, tb)
+    # SystemExit, KeyboardInterrupt and their like from a task fail its job, as in pyspark: raised as they are in
+    # the driver, they would end the driver's thread (a streaming job thread: every later batch stalls).
+    err = TaskFailedError(header, tb)
+    err.__cause__ = RemoteTraceback(tb)
+    return err
 
 
 class RemoteTraceback(Exception):

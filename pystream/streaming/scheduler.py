@@ -122,7 +122,7 @@ class JobScheduler:
         submitted = self._clock.now_ms()
         try:
             infos, jobs = self._graph.generate_jobs(t)
-        except Exception as exc:  # a failing source or transform fails this batch, not the stream
+        except BaseException as exc:  # a failing source or transform (or sys.exit()) fails this batch only
             logger.error("Error generating jobs for time %d ms", t, exc_info=True)
             self._ssc._report_error(_job_error(t, exc))
             infos, jobs = {}, []
@@ -176,7 +176,7 @@ class JobScheduler:
             props[OUTPUT_OP_KEY] = str(out_id)
             try:
                 job()
-            except Exception as exc:
+            except BaseException as exc:  # sys.exit() in a foreachRDD too: the job thread must go on
                 err = _job_error(t, exc)
                 op._failureReason = str(err)
                 logger.error("Error running job for output %d of batch %d ms", out_id, t, exc_info=True)
@@ -185,7 +185,7 @@ class JobScheduler:
             bus.post("onOutputOperationCompleted", StreamingListenerOutputOperationCompleted(op))
         try:
             self._graph.materialize_state(t)
-        except Exception as exc:
+        except BaseException as exc:
             self._ssc._report_error(_job_error(t, exc))
         info._processingEndTime = self._clock.now_ms()
         bus.post("onBatchCompleted", StreamingListenerBatchCompleted(info))
@@ -198,7 +198,7 @@ class JobScheduler:
         if writer is not None:
             try:
                 writer.after_batch(t)
-            except Exception as exc:
+            except BaseException as exc:
                 logger.error("Error writing the checkpoint of batch %d ms", t, exc_info=True)
                 self._ssc._report_error(exc)
 

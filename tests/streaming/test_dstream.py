@@ -2,6 +2,7 @@
 
 import operator
 import os
+import sys
 
 import pytest
 
@@ -302,3 +303,47 @@ def test_cache_and_persist_compute_once(sc, tmp_path):
         ssc.stop(False)
     assert a.batches == [[1, 2]] and b.batches == [[2, 3]]
     assert marker.read_text() == "xx"
+
+
+def _exit_on_7(x):
+    if x == 7:
+        sys.exit(3)
+    return x
+
+
+@pytest.mark.parametrize("where", ["task", "foreachRDD", "transform"])
+def test_sys_exit_in_a_batch_fails_that_batch_and_the_stream_goes_on(sc, where):
+    # As pyspark: the batch's job fails with the error; the job thread lives on (it used to die, and every
+    # later batch waited for ever).
+    from pystream.errors import StreamingJobError
+    from pystream.testing import manual_context
+
+    ssc = manual_context(sc)
+    stream = ssc.queueStream([[1, 2], [7, 8], [3]])
+    seen = []
+    if where == "task":
+        stream.map(_exit_on_7).foreachRDD(lambda rdd: seen.append(sorted(rdd.collect())))
+    elif where == "transform":
+        stream.transform(lambda rdd: rdd.map(_exit_on_7) if 7 in rdd.collect() and sys.exit(4) is None else rdd
+                         ).foreachRDD(lambda rdd: seen.append(sorted(rdd.collect())))
+    else:
+        stream.foreachRDD(lambda rdd: seen.append([_exit_on_7(x) for x in sorted(rdd.collect())]))
+    ssc.start()
+    try:
+        advance(ssc, 2)
+        with pytest.raises(StreamingJobError, match="SystemExit"):
+            ssc.awaitTerminationOrTimeout(0)
+        advance(ssc, 1)  # the next batch runs
+    finally:
+        ssc.stop(False)
+    assert seen == [[1, 2], [3]]
+
+
+def test_sys_exit_in_a_task_fails_its_job_not_the_driver_or_the_worker(sc):
+    from pystream.errors import TaskFailedError
+
+    pids = list(getattr(sc.executor, "worker_pids", []))
+    with pytest.raises(TaskFailedError, match="SystemExit: 3"):
+        sc.parallelize([1, 7], 2).map(_exit_on_7).collect()
+    assert list(getattr(sc.executor, "worker_pids", [])) == pids  # no worker ended (and lost what it kept)
+    assert sc.parallelize([1, 2], 2).sum() == 3
