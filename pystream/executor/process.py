@@ -47,7 +47,8 @@ from pystream.executor.arena import InputArena
 from pystream.executor.refs import BlockRef, FrameRef, PooledFrame, SharedSegment
 from pystream.executor.release import Releasing
 from pystream.executor.wire import Buckets, copy_into_segment, write_records
-from pystream.executor.workers import WorkerHandle, close_fds, drain, join_all, main_hidden, remote_error
+from pystream.executor.workers import (WorkerHandle, catches_signal, close_fds, drain, join_all, main_hidden,
+                                       remote_error)
 
 logger = logging.getLogger(__name__)
 
@@ -362,7 +363,10 @@ class ProcessExecutor(Releasing, Executor):
                 if shipment.monitor.barrier is not None:
                     # Its other tasks may wait at a sync that will never complete: release them.
                     shipment.monitor.barrier.fail("the barrier stage failed")
-                    self._abandon_running()
+                # The job failed (a task raised, a worker died too often, Ctrl-C): its other tasks are of no use.
+                # Those still queued never start and the running ones are interrupted, as Spark kills a failed
+                # stage's tasks; else the next job (the next batch) waited for them to finish.
+                self._abandon_running()
                 for w in self._workers:
                     w.running.clear()
                 if any(not w.process.is_alive() for w in self._workers):
@@ -518,7 +522,7 @@ class ProcessExecutor(Releasing, Executor):
         for task in lost:
             if task.started:  # the one it was running failed; those waiting behind it are only sent again
                 shipment.monitor.task_ended(task.split, False)
-            task.attempts += 1
+                task.attempts += 1
             if task.attempts >= self.max_failures:
                 raise WorkerLostError(
                     f"task {task.split} failed {task.attempts} times: its worker process died each time "
@@ -559,8 +563,10 @@ class ProcessExecutor(Releasing, Executor):
             if w.running and w.process.is_alive():
                 try:
                     w.conn.send(("cancel", list(w.running)))
-                    if interrupt:
+                    if interrupt and (w.catches_interrupt or catches_signal(w.process.pid, signal.SIGUSR1)):
                         # Delivered before this worker could read a next task: it stops the task running now only.
+                        # (Not to a worker still starting: SIGUSR1 would end it; its tasks are cancelled above.)
+                        w.catches_interrupt = True
                         os.kill(w.process.pid, signal.SIGUSR1)
                 except OSError:
                     pass  # the worker died: nothing of it runs

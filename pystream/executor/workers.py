@@ -27,6 +27,20 @@ class WorkerHandle:
         self.main_classes: dict[str, bytes] = {}  # the driver script's classes it was sent, by name
         self.broadcasts: set[int] = set()  # ids of the broadcast values it holds
         self.running: dict[int, Any] = {}
+        self.catches_interrupt = False  # known to have its SIGUSR1 handler (see catches_signal)
+
+
+def catches_signal(pid: int, signum: int) -> bool:
+    """Whether process ``pid`` has a handler for ``signum`` installed (Linux: SigCgt in /proc/<pid>/status).
+    A worker still starting has none yet, and the signal's default action would end it."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("SigCgt:"):
+                    return bool(int(line.split()[1], 16) >> (signum - 1) & 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    return False
 
 
 def close_fds(*fds: int) -> None:

@@ -1255,3 +1255,69 @@ def test_records_that_cannot_be_pickled_fail_with_a_typed_error(psc, count):
             psc.parallelize([record] * count, 2).map(lambda x: 1).count()
         assert isinstance(info.value, TypeError)
     assert psc.parallelize(range(10), 2).sum() == 45  # the pool is fine
+
+
+def test_only_the_task_a_dead_worker_was_running_counts_an_attempt(psc, tmp_path):
+    # Worker 0 is killed once while each of partitions 0, 2, 4 and 6 runs: 4 deaths, each task failing once.
+    # Tasks queued behind a running one are sent again, with no attempt counted (task 6 used to fail with
+    # "failed 4 times" before it had run at all).
+    import threading
+
+    from pystream.taskcontext import TaskContext
+
+    marks = str(tmp_path)
+
+    def slow(it):
+        ctx = TaskContext.get()
+        with open(os.path.join(marks, f"run_{ctx.partitionId()}_{ctx.attemptNumber()}"), "w") as fh:
+            fh.write(str(os.getpid()))
+        time.sleep(0.4)
+        return [sum(it)]
+
+    done, killed = threading.Event(), set()
+
+    def killer():
+        while not done.is_set():
+            for name in os.listdir(marks):
+                part, attempt = map(int, name[4:].split("_"))
+                if part % 2 == 0 and part not in killed:
+                    killed.add(part)
+                    time.sleep(0.1)
+                    with open(os.path.join(marks, name)) as fh:
+                        os.kill(int(fh.read()), signal.SIGKILL)
+            time.sleep(0.01)
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    try:
+        assert psc.parallelize(range(80), 8).mapPartitions(slow).collect() == [
+            sum(range(10 * i, 10 * i + 10)) for i in range(8)]
+    finally:
+        done.set()
+        thread.join()
+    assert killed == {0, 2, 4, 6}
+    attempts = {int(n.split("_")[1]): [] for n in os.listdir(marks)}
+    for n in os.listdir(marks):
+        attempts[int(n.split("_")[1])].append(int(n.split("_")[2]))
+    assert all(sorted(a) == [0, 1] for p, a in attempts.items() if p % 2 == 0)
+
+
+def test_a_failed_job_stops_its_other_tasks(psc, tmp_path):
+    # As Spark kills a failed stage's tasks: those queued never start, the running ones are interrupted, and
+    # the next job does not wait for them.
+    marks = str(tmp_path)
+
+    def task(x):
+        if x == 0:
+            raise ValueError("fails at once")
+        time.sleep(3)
+        with open(os.path.join(marks, f"end_{x}"), "w"):
+            pass
+        return x
+
+    with pytest.raises(ValueError, match="fails at once"):
+        psc.parallelize(range(16), 16).map(task).collect()
+    assert psc.parallelize(range(10), 2).sum() == 45
+    time.sleep(0.2)
+    assert os.listdir(marks) == []
+    assert len(psc.executor.worker_pids) == 2
