@@ -47,8 +47,8 @@ from pystream.executor.arena import InputArena
 from pystream.executor.refs import BlockRef, FrameRef, PooledFrame, SharedSegment
 from pystream.executor.release import Releasing
 from pystream.executor.wire import Buckets, copy_into_segment, write_records
-from pystream.executor.workers import (WorkerHandle, catches_signal, close_fds, drain, join_all, main_hidden,
-                                       remote_error)
+from pystream.executor.workers import (WorkerHandle, catches_signal, close_fds, drain, is_orphaned_worker,
+                                       join_all, main_hidden, remote_error)
 
 logger = logging.getLogger(__name__)
 
@@ -199,6 +199,10 @@ class ProcessExecutor(Releasing, Executor):
         except OSError:
             pass
         w.process.join(1.0)
+        if is_orphaned_worker(w.process.pid):
+            # Taken for dead because the forkserver that started it died (its exit status came from there),
+            # but alive, maybe in a long task: it would run on unseen, beside its replacement.
+            os.kill(w.process.pid, signal.SIGKILL)
         # What the dead worker wrote and never reported would otherwise stay in /dev/shm.
         shm.remove_with_prefix(f"{shm.prefix_for(self._pid)}w{w.index}_{w.process.pid}_")
         new = self._start_worker(w.index)

@@ -145,14 +145,19 @@ def remove_stale() -> list[str]:
 
 
 def pid_alive(pid: int) -> bool:
-    """Whether a process ``pid`` exists (another user's counts as alive: not ours to judge)."""
+    """Whether a process ``pid`` exists and has not ended (another user's counts as alive: not ours to judge).
+    A zombie has ended: a driver killed a moment ago is one until its parent reaps it."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # someone else's process: alive, and not ours to judge
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def remove_with_prefix(prefix: str) -> list[str]:

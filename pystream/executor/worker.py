@@ -188,8 +188,10 @@ class Worker:
                 self.export(msg[1], msg[2])
             elif kind == "stop":
                 break
-        # The driver is gone or done: whatever it left in shared memory goes too.
-        if kind != "stop":
+        # The driver is gone: whatever it left in shared memory goes too. A driver still alive closed the pipe
+        # itself (it took this worker for dead, say when the forkserver that started it died), and keeps its
+        # shared memory.
+        if kind != "stop" and not shm.pid_alive(self.driver_pid):
             self.clean_up_after_driver()
 
     def clean_up_after_driver(self) -> None:

@@ -43,6 +43,20 @@ def catches_signal(pid: int, signum: int) -> bool:
     return False
 
 
+def is_orphaned_worker(pid: int) -> bool:
+    """Whether ``pid`` is still a live pystream worker of this driver's pool after its parent (the forkserver)
+    died: a multiprocessing child whose parent is no longer the forkserver. A pid reused since by another
+    program is never one (its command line differs)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            state = fh.read().rsplit(")", 1)[1].split()[0]
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            cmdline = fh.read()
+    except OSError:
+        return False
+    return state != "Z" and b"multiprocessing" in cmdline and b"pystream.executor.worker" in cmdline
+
+
 def close_fds(*fds: int) -> None:
     for fd in fds:
         try:
