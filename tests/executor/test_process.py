@@ -769,6 +769,32 @@ def test_a_worker_killed_during_the_reduce_side_loses_map_outputs_that_are_made_
     assert sorted(got) == [(k, 200) for k in range(10)]
 
 
+def test_a_dead_forkserver_costs_the_workers_not_the_driver(psc):
+    # The forkserver that starts workers dies (a stray kill, the OOM killer): its workers then look dead to
+    # multiprocessing. They are replaced, the old ones end, and the driver's shared memory and temporary
+    # directory stay (the old workers used to delete them, and every later job failed).
+    from multiprocessing import forkserver
+
+    cached = psc.parallelize(range(20_000), 4).map(lambda x: (x % 10, x)).cache()
+    assert cached.count() == 20_000
+    old = list(psc.executor.worker_pids)
+    server = forkserver._forkserver._forkserver_pid
+    os.kill(server, signal.SIGKILL)
+    deadline = time.monotonic() + 5  # dead, not reaped here: multiprocessing reaps it, and starts another
+    while time.monotonic() < deadline:
+        with open(f"/proc/{server}/stat") as fh:
+            if fh.read().rsplit(")", 1)[1].split()[0] == "Z":
+                break
+        time.sleep(0.01)
+    for _ in range(3):
+        assert sorted(cached.reduceByKey(operator.add).collect()) == sorted(
+            (k, sum(range(k, 20_000, 10))) for k in range(10))
+    deadline = time.monotonic() + 5
+    while any(os.path.exists(f"/proc/{p}") for p in old) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(os.path.exists(f"/proc/{p}") for p in old)
+    assert len(psc.executor.worker_pids) == 2 and not set(psc.executor.worker_pids) & set(old)
+
 def test_worker_runs_out_of_attempts(psc):
     from pystream.errors import WorkerLostError
 
@@ -1323,29 +1349,3 @@ def test_a_failed_job_stops_its_other_tasks(psc, tmp_path):
     assert os.listdir(marks) == []
     assert len(psc.executor.worker_pids) == 2
 
-
-def test_a_dead_forkserver_costs_the_workers_not_the_driver(psc):
-    # The forkserver that starts workers dies (a stray kill, the OOM killer): its workers then look dead to
-    # multiprocessing. They are replaced, the old ones end, and the driver's shared memory and temporary
-    # directory stay (the old workers used to delete them, and every later job failed).
-    from multiprocessing import forkserver
-
-    cached = psc.parallelize(range(20_000), 4).map(lambda x: (x % 10, x)).cache()
-    assert cached.count() == 20_000
-    old = list(psc.executor.worker_pids)
-    server = forkserver._forkserver._forkserver_pid
-    os.kill(server, signal.SIGKILL)
-    deadline = time.monotonic() + 5  # dead, not reaped here: multiprocessing reaps it, and starts another
-    while time.monotonic() < deadline:
-        with open(f"/proc/{server}/stat") as fh:
-            if fh.read().rsplit(")", 1)[1].split()[0] == "Z":
-                break
-        time.sleep(0.01)
-    for _ in range(3):
-        assert sorted(cached.reduceByKey(operator.add).collect()) == sorted(
-            (k, sum(range(k, 20_000, 10))) for k in range(10))
-    deadline = time.monotonic() + 5
-    while any(os.path.exists(f"/proc/{p}") for p in old) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not any(os.path.exists(f"/proc/{p}") for p in old)
-    assert len(psc.executor.worker_pids) == 2 and not set(psc.executor.worker_pids) & set(old)
