@@ -19,6 +19,7 @@ import pytest
 from pystream import frames
 from pystream.errors import (
     CorruptFrameError,
+    IllegalArgumentError,
     ReceiverError,
     SourceConnectionError,
     StreamingJobError,
@@ -187,6 +188,45 @@ def test_socket_lines_batches_and_reconnect(sc, ssc):
     assert events.names()[0] == "started" and events.names().count("stopped") == 1
 
 
+def test_socket_lines_end_as_java_readline_ends_them(sc, ssc):
+    # \n, \r\n or a lone \r end a line (Spark's receiver reads with BufferedReader.readLine).
+    def conn(c):
+        c.sendall(b"cr\ronly\na\r\r\nb\r")
+        time.sleep(0.05)
+        c.sendall(b"\nlast")
+
+    with LineServer(conn) as server:
+        out = collect(ssc.socketTextStream("127.0.0.1", server.port))
+        ssc.start()
+        wait_for(lambda: buffered(ssc) == 6, "the 6 lines")
+        advance(ssc)
+        ssc.stop(stopSparkContext=False)
+    assert out.batches == [["cr", "only", "a", "", "b", "last"]]
+
+
+def test_stop_does_not_store_half_a_line(sc, ssc):
+    # The rest of the line would have come later: what stop() cut off is no line (a line the server ended
+    # by closing the connection is one; see above).
+    sent, done = threading.Event(), threading.Event()
+
+    def conn(c):
+        c.sendall(b"complete line\npartial-li")
+        sent.set()
+        done.wait(DEADLINE)
+
+    with LineServer(conn) as server:
+        out = collect(ssc.socketTextStream("127.0.0.1", server.port))
+        ssc.start()
+        assert sent.wait(DEADLINE)
+        wait_for(lambda: buffered(ssc) == 1, "the complete line")
+        advance(ssc)
+        time.sleep(0.3)  # the fragment has arrived too
+        ssc.stop(stopSparkContext=False, stopGraceFully=True)
+        done.set()
+    assert out.batches == [["complete line"]]
+    assert buffered(ssc) == 0  # nothing stored at the stop
+
+
 def test_socket_gives_up_after_retries(sc, ssc):
     port = free_port()
     events = EventRecorder()
@@ -348,8 +388,9 @@ def test_binary_records_stream(sc, ssc, tmp_path):
 
 
 def test_binary_records_length_must_be_positive(ssc, tmp_path):
-    with pytest.raises(ValueError, match="recordLength must be positive"):
-        ssc.binaryRecordsStream(str(tmp_path), 0)
+    for bad in (0, -4, 2.5, True, "4"):
+        with pytest.raises(IllegalArgumentError, match="recordLength must be a whole number above 0"):
+            ssc.binaryRecordsStream(str(tmp_path), bad)
 
 
 # -- receiverStream ----------------------------------------------------------------------------------------
@@ -709,6 +750,22 @@ def test_rate_stream_fractional_rate_and_partitions(sc):
 def test_rate_stream_rejects_bad_rate(ssc):
     with pytest.raises(ValueError, match="finite number above 0"):
         ssc.rateStream(0)
+
+
+def test_a_refused_source_leaves_the_context_as_it_was(sc, ssc, tmp_path):
+    # Refused arguments used to leave a half-made stream in the graph, and every batch then failed.
+    for make in (lambda: ssc.rateStream(0), lambda: ssc.rateStream(5, numPartitions=0),
+                 lambda: ssc.textGeneratorStream(10, seed=-1), lambda: ssc.textGeneratorStream(10, wordsPerLine=-1),
+                 lambda: ssc.socketTextStream("127.0.0.1", 70000), lambda: ssc.socketTextStream("127.0.0.1", 99.9),
+                 lambda: ssc.binaryRecordsStream(str(tmp_path), 0)):
+        with pytest.raises(IllegalArgumentError):
+            make()
+    assert ssc._graph.input_streams == []
+    out = collect(ssc.queueStream([[1, 2, 3]]))
+    ssc.start()
+    advance(ssc)
+    assert out.batches == [[1, 2, 3]]
+    assert ssc.awaitTerminationOrTimeout(0) is False
 
 
 def test_text_generator_stream(sc, ssc):

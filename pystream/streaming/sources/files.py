@@ -7,10 +7,11 @@ read by its tasks, so reading runs on the executor.
 
 from __future__ import annotations
 
+import numbers
 import os
 from typing import TYPE_CHECKING, Any
 
-from pystream.errors import WrongRecordLengthError
+from pystream.errors import IllegalArgumentError, WrongRecordLengthError
 from pystream.hadoop_files import text_lines
 from pystream.rdd import RDD
 from pystream.streaming.listener import StreamInputInfo
@@ -96,8 +97,9 @@ class BinaryRecordReader:
     """Fixed-length records of one file, as bytes; WrongRecordLengthError if its size is not a multiple."""
 
     def __init__(self, record_length: int) -> None:
-        if int(record_length) <= 0:
-            raise ValueError(f"recordLength must be positive, got {record_length}")
+        if (isinstance(record_length, bool) or not isinstance(record_length, numbers.Integral)
+                or record_length <= 0):
+            raise IllegalArgumentError(f"recordLength must be a whole number above 0, got {record_length!r}")
         self.n = int(record_length)
 
     def __call__(self, path: str) -> list[bytes]:

@@ -24,12 +24,14 @@ if TYPE_CHECKING:
 
 class _GeneratedDStream(InputDStream):
     def __init__(self, ssc: StreamingContext, per_second: float, num_partitions: int | None) -> None:
-        super().__init__(ssc)
+        # Checked before the stream joins the graph: a refused one must leave the context as it was.
         if (isinstance(per_second, bool) or not isinstance(per_second, numbers.Real)
                 or not (math.isfinite(per_second) and per_second > 0)):
             raise IllegalArgumentError(f"rows per second must be a finite number above 0, got {per_second!r}")
+        parts = partition_count(num_partitions, ssc.sparkContext.defaultParallelism)
+        super().__init__(ssc)
         self._rate = float(per_second)
-        self._parts = partition_count(num_partitions, self._sc.defaultParallelism)
+        self._parts = parts
 
     def _range(self, t: int) -> tuple[int, int]:
         assert self._zero_ms is not None
@@ -69,12 +71,13 @@ class _RateRows:
 class TextGeneratorDStream(_GeneratedDStream):
     def __init__(self, ssc: StreamingContext, lines_per_second: float, words_per_line: int, vocabulary: int,
                  zipf_s: float, seed: int, num_partitions: int | None) -> None:
-        super().__init__(ssc, lines_per_second, num_partitions)
-        for what, value, low in (("wordsPerLine", words_per_line, 0), ("vocabularySize", vocabulary, 1)):
+        for what, value, low in (("wordsPerLine", words_per_line, 0), ("vocabularySize", vocabulary, 1),
+                                 ("seed", seed, 0)):
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
                 raise IllegalArgumentError(f"{what} must be a whole number of at least {low}, got {value!r}")
-        if not math.isfinite(zipf_s):
+        if isinstance(zipf_s, bool) or not isinstance(zipf_s, numbers.Real) or not math.isfinite(zipf_s):
             raise IllegalArgumentError(f"zipfExponent must be a finite number, got {zipf_s!r}")
+        super().__init__(ssc, lines_per_second, num_partitions)
         self._words = int(words_per_line)
         self._vocab = int(vocabulary)
         self._s = float(zipf_s)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+import numbers
 import socket
 import threading
 
-from pystream.errors import SourceConnectionError
+from pystream.errors import IllegalArgumentError, SourceConnectionError
 from pystream.streaming.sources.receiver import Receiver
 
 logger = logging.getLogger(__name__)
@@ -39,6 +40,8 @@ class SocketTextReceiver(Receiver):
     def __init__(self, host: str, port: int, max_retries: int = 10, max_backoff: float = 2.0,
                  chunk_lines: int = 1000, max_line_bytes: int = MAX_LINE_BYTES) -> None:
         super().__init__()
+        if isinstance(port, bool) or not isinstance(port, numbers.Integral) or not 0 < port < 65536:
+            raise IllegalArgumentError(f"port must be a whole number from 1 to 65535, got {port!r}")
         self.host = host
         self.port = int(port)
         self.max_line_bytes = max_line_bytes
@@ -101,12 +104,14 @@ class SocketTextReceiver(Receiver):
         sock.settimeout(0.2)
         # A bytearray grows in place: a long line arriving in many reads costs its length, not its square.
         pending = bytearray()
+        ended = False
         while not self._closing.is_set():
             try:
                 data = sock.recv(1 << 16)
             except TimeoutError:
                 continue
             if not data:
+                ended = True
                 break
             pending += data
             if b"\n" not in data:
@@ -117,9 +122,11 @@ class SocketTextReceiver(Receiver):
                 continue
             *lines, rest = pending.split(b"\n")
             pending = bytearray(rest)
-            self.store([line.rstrip(b"\r").decode("utf-8", "replace") for line in lines])
-        if pending:
-            self.store(pending.rstrip(b"\r").decode("utf-8", "replace"))
+            self.store(_text_lines(lines))
+        # What the server sent after its last newline is a line when it closed the connection (as Java's
+        # readLine gives it); a fragment cut off by stop() is not.
+        if ended and pending and not self._closing.is_set():
+            self.store(_text_lines([pending]))
 
     def onStop(self) -> None:
         self._closing.set()
@@ -129,3 +136,16 @@ class SocketTextReceiver(Receiver):
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+
+
+def _text_lines(lines: list) -> list[str]:
+    """The lines of byte strings split at newlines, as Java's readLine ends them: at \n, \r\n or a lone \r."""
+    out: list[str] = []
+    for line in lines:
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        if b"\r" in line:
+            out.extend(part.decode("utf-8", "replace") for part in line.split(b"\r"))
+        else:
+            out.append(line.decode("utf-8", "replace"))
+    return out
