@@ -120,3 +120,37 @@ def test_without_backpressure_only_max_rate_limits(sc, ssc):
         assert time.monotonic() < deadline
         time.sleep(0.005)
     assert time.monotonic() - started >= 0.29
+
+
+class _IdleThenFlood(Receiver):
+    """Idle for a while (a quiet socket), then stores as fast as it can, noting when each record went in."""
+
+    def __init__(self, idle: float) -> None:
+        super().__init__()
+        self.idle, self.stamps, self.done = idle, [], threading.Event()
+
+    def onStart(self) -> None:
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        time.sleep(self.idle)
+        t0 = time.monotonic()
+        while not self.isStopped() and time.monotonic() - t0 < 0.5:
+            self.store(1)
+            self.stamps.append(time.monotonic() - t0)
+        self.done.set()
+
+    def onStop(self) -> None:
+        pass
+
+
+def test_max_rate_keeps_at_most_a_second_of_idle_allowance(sc, ssc):
+    # Guava's RateLimiter, as Spark's receivers: after 3 s idle at 100/s, half a second may store 100 (one
+    # second of allowance kept) + 50, not the 350 the idle time would have allowed.
+    with conf_values(sc, {MAX_RATE_KEY: "100"}):
+        receiver = _IdleThenFlood(3.0)
+        ssc.receiverStream(receiver).foreachRDD(lambda rdd: None)
+        ssc.start()
+    assert receiver.done.wait(15)
+    ssc.stop(stopSparkContext=False)
+    assert 100 <= sum(1 for s in receiver.stamps if s < 0.5) <= 160

@@ -144,8 +144,11 @@ class _Supervisor:
         self.started = False
         self.thread: threading.Thread | None = None
         self.info = ReceiverInfo(self.stream_id, type(receiver).__name__, False)
-        self._rate_start = time.monotonic()
-        self._rate_count = 0
+        # Guava's RateLimiter, as Spark's receivers use it: records may be stored at ``limit`` per second, and
+        # at most one second of unused allowance is kept (an idle receiver may then burst by that much only).
+        self._rate_lock = threading.Lock()
+        self._next_free = time.monotonic()
+        self._stored_permits = 0.0
         self._lifecycle = threading.RLock()
         #: the write-ahead log (None when off); ``wal_lock`` keeps log order and buffer order the same
         self.wal: Any = None
@@ -235,8 +238,9 @@ class _Supervisor:
         """Backpressure's new estimate; the throttle counts from now at the new limit."""
         with self.cond:
             self.rate_limit = rate
-            self._rate_start = time.monotonic()
-            self._rate_count = 0
+        with self._rate_lock:
+            self._next_free = time.monotonic()
+            self._stored_permits = 0.0
 
     def push(self, records: list, frame: bytes | None = None) -> None:
         limit = self.limit()
@@ -262,10 +266,17 @@ class _Supervisor:
             self.cond.wait(0.1)
 
     def _throttle(self, n: int, limit: float) -> None:
-        self._rate_count += n
-        ahead = self._rate_count / limit - (time.monotonic() - self._rate_start)
-        if ahead > 0:
-            self.stopped.wait(ahead)
+        with self._rate_lock:
+            now = time.monotonic()
+            if now > self._next_free:
+                self._stored_permits = min(limit, self._stored_permits + (now - self._next_free) * limit)
+                self._next_free = now
+            wait = self._next_free - now
+            used = min(float(n), self._stored_permits)
+            self._stored_permits -= used
+            self._next_free += (n - used) / limit
+        if wait > 0:
+            self.stopped.wait(wait)
 
     def drain(self) -> list:
         return self.drain_logged()[0]
