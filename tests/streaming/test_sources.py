@@ -515,6 +515,41 @@ def test_receiver_restart_calls_on_stop_then_on_start(sc, ssc):
     assert receiver.calls == ["start", "stop", "start", "stop"]
 
 
+class _RestartsItself(Receiver):
+    """Spark's custom receiver pattern: the receiving thread calls restart() and ends; onStop() joins it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.starts, self.joined = 0, []
+
+    def onStart(self) -> None:
+        self.starts += 1
+        self.thread = threading.Thread(target=self._receive, args=(self.starts,), daemon=True)
+        self.thread.start()
+
+    def _receive(self, n: int) -> None:
+        self.store(n)
+        if n == 1:
+            self.restart("connection lost, trying again", None, 0)
+
+    def onStop(self) -> None:
+        self.thread.join(3)
+        self.joined.append(not self.thread.is_alive())
+
+
+def test_restart_from_the_receiving_thread_returns_at_once(sc, ssc):
+    # Asynchronous, as Spark's: the receiving thread's restart() returned only after onStop() gave up waiting
+    # for that very thread (10 s).
+    receiver = _RestartsItself()
+    out = collect(ssc.receiverStream(receiver))
+    ssc.start()
+    wait_for(lambda: buffered(ssc) == 2, "a record from each start")
+    advance(ssc)
+    ssc.stop(stopSparkContext=False)
+    assert out.batches == [[1, 2]] and receiver.starts == 2
+    assert receiver.joined == [True, True]  # the restart's onStop, then the context's
+
+
 def test_receiver_failing_on_start_is_restarted(sc, ssc):
     def script(r, n):
         if n == 0:

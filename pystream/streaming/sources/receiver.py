@@ -150,6 +150,7 @@ class _Supervisor:
         self._next_free = time.monotonic()
         self._stored_permits = 0.0
         self._lifecycle = threading.RLock()
+        self._restarting = False  # a restart() is under way (guarded by cond)
         #: the write-ahead log (None when off); ``wal_lock`` keeps log order and buffer order the same
         self.wal: Any = None
         self.wal_lock = threading.Lock()
@@ -180,13 +181,27 @@ class _Supervisor:
             self.restart(f"Error starting receiver {self.stream_id}", exc, 2000)
 
     def restart(self, message: str, error: BaseException | None, delay_ms: int) -> None:
+        # In a thread of its own, as Spark's: the receiving thread that asks for a restart returns at once,
+        # so an onStop() that joins that thread does not wait for itself (10 s of onStopTimeout, each time).
+        with self.cond:
+            if self.stopped.is_set() or self._restarting:
+                return  # one restart at a time: a second caller would start a second onStart()
+            self._restarting = True
+        threading.Thread(target=self._restart, args=(message, error, delay_ms), daemon=True,
+                         name=f"pystream-receiver-{self.stream_id}-restart").start()
+
+    def _restart(self, message: str, error: BaseException | None, delay_ms: int) -> None:
         with self._lifecycle:
-            if self.stopped.is_set():
-                return
-            logger.warning("Restarting receiver %d: %s", self.stream_id, message)
-            self.report_error(message, error)
-            self._call_on_stop()
-            self._launch(delay_ms)
+            try:
+                if self.stopped.is_set():
+                    return
+                logger.warning("Restarting receiver %d: %s", self.stream_id, message)
+                self.report_error(message, error)
+                self._call_on_stop()
+                self._launch(delay_ms)
+            finally:
+                with self.cond:
+                    self._restarting = False
 
     def stop_receiver(self, message: str, error: BaseException | None) -> None:
         with self._lifecycle:
