@@ -52,17 +52,41 @@ class ResultIterable(list):
 
 
 class StorageLevel:
-    """Accepted by persist() for API compatibility; pystream keeps persisted batches in memory."""
+    """Where persisted partitions are to be kept, as pyspark's StorageLevel (memory, disk, off-heap,
+    deserialized, replication). Accepted by persist() for API compatibility: pystream keeps persisted
+    partitions in memory (the driver's, or the worker that made them), whatever the level."""
 
-    def __init__(self, useDisk=False, useMemory=True, useOffHeap=False, deserialized=False, replication=1):
+    def __init__(self, useDisk: bool = False, useMemory: bool = True, useOffHeap: bool = False,
+                 deserialized: bool = False, replication: int = 1) -> None:
         self.useDisk, self.useMemory, self.useOffHeap = useDisk, useMemory, useOffHeap
         self.deserialized, self.replication = deserialized, replication
 
+    def _flags(self) -> tuple:
+        return (self.useDisk, self.useMemory, self.useOffHeap, self.deserialized, self.replication)
+
+    def __repr__(self) -> str:
+        return "StorageLevel(%s, %s, %s, %s, %s)" % self._flags()
+
+    def __str__(self) -> str:
+        """As pyspark words it: ``Memory Serialized 1x Replicated``."""
+        words = [w for on, w in ((self.useDisk, "Disk"), (self.useMemory, "Memory"), (self.useOffHeap, "OffHeap"))
+                 if on]
+        words.append("Deserialized" if self.deserialized else "Serialized")
+        return " ".join(words) + f" {self.replication}x Replicated"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, StorageLevel) and self._flags() == other._flags()
+
+    def __hash__(self) -> int:
+        return hash(self._flags())
+
 
 for _name, _args in {
-    "DISK_ONLY": (True, False), "MEMORY_ONLY": (False, True), "MEMORY_AND_DISK": (True, True),
-    "MEMORY_ONLY_2": (False, True), "MEMORY_AND_DISK_2": (True, True), "OFF_HEAP": (True, True, True),
-    "NONE": (False, False),
+    "NONE": (False, False, False, False), "DISK_ONLY": (True, False, False, False),
+    "DISK_ONLY_2": (True, False, False, False, 2), "DISK_ONLY_3": (True, False, False, False, 3),
+    "MEMORY_ONLY": (False, True, False, False), "MEMORY_ONLY_2": (False, True, False, False, 2),
+    "MEMORY_AND_DISK": (True, True, False, False), "MEMORY_AND_DISK_2": (True, True, False, False, 2),
+    "OFF_HEAP": (True, True, True, False, 1), "MEMORY_AND_DISK_DESER": (True, True, False, True),
 }.items():
     setattr(StorageLevel, _name, StorageLevel(*_args))
 

@@ -241,3 +241,17 @@ def test_numpy_numbers_are_fractions_and_weights(sc):
     rdd = sc.parallelize(range(1000), 2)
     assert 300 < rdd.sample(False, np.float32(0.5), seed=1).count() < 700
     assert sum(r.count() for r in rdd.randomSplit([np.int64(1), np.int64(1)], seed=2)) == 1000
+
+
+def test_storage_levels_are_pyspark_s():
+    # What pyspark 3.5.3 prints for the same levels.
+    assert repr(StorageLevel.MEMORY_ONLY) == "StorageLevel(False, True, False, False, 1)"
+    assert str(StorageLevel.MEMORY_ONLY) == "Memory Serialized 1x Replicated"
+    assert str(StorageLevel.MEMORY_AND_DISK_2) == "Disk Memory Serialized 2x Replicated"
+    assert str(StorageLevel.DISK_ONLY_3) == "Disk Serialized 3x Replicated"
+    assert str(StorageLevel.OFF_HEAP) == "Disk Memory OffHeap Serialized 1x Replicated"
+    assert str(StorageLevel.MEMORY_AND_DISK_DESER) == "Disk Memory Deserialized 1x Replicated"
+    assert str(StorageLevel.NONE) == "Serialized 1x Replicated"
+    assert StorageLevel(False, True, False, False) == StorageLevel.MEMORY_ONLY
+    assert StorageLevel.MEMORY_ONLY != StorageLevel.MEMORY_ONLY_2
+    assert StorageLevel.MEMORY_ONLY_2.replication == StorageLevel.DISK_ONLY_2.replication == 2
