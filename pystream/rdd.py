@@ -343,12 +343,14 @@ class RDD(RDDActions):
         return self.mapPartitionsWithIndex(lambda _, it: filter(f, it), True)
 
     def mapValues(self, f: Callable[[Any], Any]) -> RDD:
-        """Return a new pair RDD applying ``f`` to each value, keeping the keys."""
-        return self.mapPartitionsWithIndex(lambda _, it: ((k, f(v)) for k, v in it), True)
+        """Return a new pair RDD applying ``f`` to each value, keeping the keys. As pyspark, a record is read as
+        ``(kv[0], kv[1])``: a longer tuple gives a pair of its first two items."""
+        return self.mapPartitionsWithIndex(lambda _, it: ((kv[0], f(kv[1])) for kv in it), True)
 
     def flatMapValues(self, f: Callable[[Any], Iterable[Any]]) -> RDD:
-        """Return a new pair RDD with one (k, x) per x in ``f(v)`` of each (k, v)."""
-        return self.mapPartitionsWithIndex(lambda _, it: ((k, x) for k, v in it for x in f(v)), True)
+        """Return a new pair RDD with one (k, x) per x in ``f(v)`` of each (k, v) (read as ``mapValues`` reads
+        it)."""
+        return self.mapPartitionsWithIndex(lambda _, it: ((kv[0], x) for kv in it for x in f(kv[1])), True)
 
     def keys(self) -> RDD:
         """Return an RDD of the keys of a pair RDD."""

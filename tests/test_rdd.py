@@ -198,6 +198,11 @@ def test_pair_narrow_transformations(sc):
     assert rdd.flatMapValues(lambda v: range(v % 3)).collect() == [(k, x) for k, v in PAIRS for x in range(v % 3)]
     assert rdd.keys().collect() == [k for k, _ in PAIRS]
     assert rdd.values().collect() == [v for _, v in PAIRS]
+    # As pyspark (which reads kv[0] and kv[1]): a longer record gives a pair of its first two items.
+    triples = sc.parallelize([(1, "ab", "x"), (2, "c", "y")], 2)
+    assert triples.mapValues(str.upper).collect() == [(1, "AB"), (2, "C")]
+    assert triples.flatMapValues(list).collect() == [(1, "a"), (1, "b"), (2, "c")]
+    assert triples.keys().collect() == [1, 2] and triples.values().collect() == ["ab", "c"]
     words = ["apple", "bob", "cat", "dolphin"]
     assert sc.parallelize(words, 2).keyBy(len).collect() == [(len(w), w) for w in words]
 
