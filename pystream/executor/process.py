@@ -613,30 +613,55 @@ class ProcessExecutor(Releasing, Executor):
             if self._stopped:
                 return
             self._stopped = True
-        with self._lock:
-            workers, self._workers = self._workers, []
-        for w in workers:
+        # A second Ctrl-C may land anywhere in here (the first one is often what stops us), also while the lock
+        # is awaited from a batch still running: whatever it cuts short, the workers are killed and the shared
+        # memory removed (it left 100 MB in /dev/shm).
+        workers: list[WorkerHandle] | None = None
+        try:
+            with self._lock:
+                workers, self._workers = self._workers, []
+            for w in workers:
+                try:
+                    w.conn.send(("stop",))
+                except OSError:
+                    pass
+            # One grace period for all, not one each: a worker busy in a long task reads "stop" only after it.
+            join_all(workers, 2.0)
+            for w in workers:
+                if w.process.is_alive():
+                    w.process.terminate()
+            join_all(workers, 2.0)
+        finally:
+            # The rest takes milliseconds, and must not be cut short: Ctrl-C waits until it is done.
+            restore = _holding_sigint()
             try:
-                w.conn.send(("stop",))
-            except OSError:
-                pass
-        # One grace period for all of them, not one each: a worker busy in a long task reads "stop" only after it.
-        join_all(workers, 2.0)
-        for w in workers:
-            if w.process.is_alive():
-                w.process.terminate()
-        join_all(workers, 2.0)
-        for w in workers:
-            if w.process.is_alive():
-                w.process.kill()
-            w.process.join()
-            try:
-                w.conn.close()
-            except OSError:
-                pass
-        self._drop_discarded()
-        self._arena.close()
-        shm.remove_with_prefix(shm.prefix_for(self._pid))
+                if workers is None:
+                    workers = list(self._workers)  # interrupted while waiting for the lock
+                for w in workers:
+                    if w.process.is_alive():
+                        w.process.kill()
+                    w.process.join()
+                    try:
+                        w.conn.close()
+                    except OSError:
+                        pass
+                shm.remove_with_prefix(shm.prefix_for(self._pid))
+                self._arena.close()
+                self._drop_discarded()
+            finally:
+                restore()
+
+
+def _holding_sigint() -> Callable[[], None]:
+    """Ignore SIGINT until the returned function is called (only the main thread may change handlers: from any
+    other thread, nothing is changed)."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    try:
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except (ValueError, OSError):  # pragma: no cover - no signals here
+        return lambda: None
+    return lambda: signal.signal(signal.SIGINT, previous)
 
 
 # Registered after multiprocessing.util (imported above) has registered its own exit function, so this runs
@@ -647,5 +672,5 @@ def _stop_all() -> None:
     for executor in list(_live_executors):
         try:
             executor.stop()
-        except Exception:  # pragma: no cover - best effort at exit
+        except BaseException:  # pragma: no cover - best effort at exit (a second Ctrl-C too: the next goes on)
             pass

@@ -864,6 +864,12 @@ DRIVER = textwrap.dedent("""
         print("BATCH", flush=True)
         print("LONG", flush=True)
         sc.parallelize(range(2), 2).map(lambda x: time.sleep(60)).collect()
+    if mode == "shuffle":  # jobs in the main thread, over partitions kept in shared memory
+        data = sc.parallelize([(i % 1000, "x" * 20) for i in range(200_000)], 6).cache()
+        data.count()
+        print("BATCH", flush=True)
+        while True:
+            data.groupByKey(8).mapValues(len).collect()
     ssc = StreamingContext(sc, 0.1)
     data = [[(i % 10, i) for i in range(5000)] for _ in range(200)]
     def out(rdd):
@@ -904,13 +910,13 @@ def own_tmpdir(tmp_path):
     return tmp, dict(os.environ, TMPDIR=str(tmp))
 
 
-@pytest.mark.parametrize("how", ["raise", "sigint", "sigkill", "sigterm", "sigkill-in-a-long-task",
+@pytest.mark.parametrize("how", ["raise", "sigint", "sigint-twice", "sigkill", "sigterm", "sigkill-in-a-long-task",
                                  "sigterm-in-a-long-task"])
 def test_no_worker_or_segment_survives_the_driver(tmp_path, how):
     script = tmp_path / "driver.py"
     script.write_text(DRIVER)
     tmp, env = own_tmpdir(tmp_path)
-    mode = {"raise": "raise"}.get(how, "long" if how.endswith("long-task") else "run")
+    mode = {"raise": "raise", "sigint-twice": "shuffle"}.get(how, "long" if how.endswith("long-task") else "run")
     with driver_process(script, mode, env=env) as (proc, pids):
         assert len(pids) == 2
         assert [p.name[:5] for p in tmp.iterdir()] == ["pymp-"]
@@ -920,6 +926,11 @@ def test_no_worker_or_segment_survives_the_driver(tmp_path, how):
             assert proc.stdout.readline().strip() == "LONG"
             time.sleep(0.5)
         if how == "sigint":
+            proc.send_signal(signal.SIGINT)
+        elif how == "sigint-twice":  # a second Ctrl-C lands in the middle of the first one's cleanup
+            time.sleep(1.0)  # in the middle of a shuffle
+            proc.send_signal(signal.SIGINT)
+            time.sleep(0.01)
             proc.send_signal(signal.SIGINT)
         elif how.startswith("sigkill"):
             proc.send_signal(signal.SIGKILL)
