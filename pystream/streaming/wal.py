@@ -172,7 +172,10 @@ def read_segment(path: str, key: bytes | None, kind: int | None = None) -> Segme
         payload = data[body_start:rec_end]
         last = rec_end == end
         if xxh64(payload) != pchk:
-            if last:
+            # A last record whose end never reached the disk (the file's size did, its pages did not) ends in
+            # a zeroed sector: torn. One whose bytes are all there but differ was damaged after it was written, and
+            # dropping it would lose records store() had acknowledged.
+            if last and not any(data[max(body_start, (rec_end - 1) // 512 * 512):rec_end]):  # its last sector
                 seg.torn = True
                 break
             raise CheckpointError(f"{what} {path} is corrupted: XXH64 checksum mismatch in the record at byte {pos}")

@@ -106,10 +106,16 @@ def test_a_torn_last_record_is_dropped_at_every_cut(tmp_path):
     # Space allocated but never written (zeros after a power loss) is a torn tail too.
     write_bytes(path, data[:full_end - last_len] + bytes(last_len))
     assert read_segment(path, None, KIND_DATA).torn
-    # The last record complete but with a wrong payload: cut short by a crash, dropped.
-    write_bytes(path, data[:-1] + bytes([data[-1] ^ 0xFF]))
+    # The last record's size on disk but its last sector zeros (never written): torn, dropped.
+    zeros_from = max((len(data) - 1) // 512 * 512, full_end - last_len + REC_HEADER_SIZE)  # not its header
+    write_bytes(path, data[:zeros_from] + bytes(len(data) - zeros_from))
     seg = read_segment(path, None, KIND_DATA)
     assert seg.torn and len(seg.records) == 1
+    # The last record whole but a byte changed: damaged after store() acknowledged it. Dropping it would lose
+    # acknowledged records: refused, as any other damage.
+    write_bytes(path, data[:-1] + bytes([data[-1] ^ 0xFF]))
+    with pytest.raises(CheckpointError, match="checksum mismatch in the record"):
+        read_segment(path, None, KIND_DATA)
 
 
 def test_a_torn_allocation_leaves_its_blocks_unallocated(tmp_path):
