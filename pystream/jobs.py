@@ -391,9 +391,13 @@ class JobControl:
         for attempt in itertools.count(1):
             try:
                 return self._run_stage_once(fn, inputs, stage, keep, rdd)
-            except StateLostError:
-                if recompute is None or attempt >= attempts:
+            except StateLostError as exc:
+                if recompute is None:
                     raise
+                if attempt >= attempts:
+                    raise StateLostError(
+                        f"a {stage} stage lost its input with a worker process {attempt} times in a row, and "
+                        f"spark.stage.maxConsecutiveAttempts is {attempts}: {exc}") from exc
                 logger.warning("a %s stage lost its input with a worker process (attempt %d of %d); computing "
                                "it again", stage, attempt, attempts)
                 inputs = recompute()
