@@ -525,10 +525,12 @@ def _recover_from(store: CheckpointStore, t: int, key: bytes | None, errors: lis
         options = candidates.get(i, [])
         chosen = None
         for st, sname, holder in options:
-            if not _replayable(graph, st - getattr(stream, "_window_ms", 0)):
+            since = st - getattr(stream, "_window_ms", 0)
+            if not _replayable(graph, since):
+                gaps = [g for g in (inp._replay_gap(since) for inp in graph.input_streams) if g]
                 errors.append(CheckpointError(
                     f"state checkpoint file {store.describe(sname)} is too old: the sources no longer know the "
-                    f"data of the batches after {st} ms"))
+                    f"data of the batches after {st} ms" + (f" ({'; '.join(gaps)})" if gaps else "")))
                 continue
             try:
                 parts = pickle.loads(holder[0])
@@ -543,9 +545,13 @@ def _recover_from(store: CheckpointStore, t: int, key: bytes | None, errors: lis
             chosen = (st, sname, parts)
             break
         if chosen is None:
-            if state_meta.get(i) or not _replayable(graph, zero_ms - getattr(stream, "_window_ms", 0)):
+            since = zero_ms - getattr(stream, "_window_ms", 0)
+            if state_meta.get(i) or not _replayable(graph, since):
+                gaps = [g for g in (inp._replay_gap(since) for inp in graph.input_streams) if g]
                 raise CheckpointError(f"metadata checkpoint file {where}: no usable state checkpoint for stateful "
-                                      f"stream {i} ({type(stream).__name__})")
+                                      f"stream {i} ({type(stream).__name__})"
+                                      + (f", and the batches since the start cannot be replayed: {'; '.join(gaps)}"
+                                         if gaps else ""))
             need_after = min(need_after, zero_ms - getattr(stream, "_window_ms", 0))
             continue  # no state written yet: the sources replay every batch since the start
         st, sname, parts = chosen

@@ -427,10 +427,20 @@ class RecoveredLog:
 
     def replayable_since(self, t_ms: int) -> bool:
         """Whether every batch after ``t_ms`` can be rebuilt: its allocation and its blocks are still logged."""
+        return self.replay_gap(t_ms) is None
+
+    def replay_gap(self, t_ms: int) -> str | None:
+        """Why some batch after ``t_ms`` cannot be rebuilt from the log (None: every one can)."""
         if self.covered_after is not None and t_ms < self.covered_after:
-            return False
-        return all(s in self.blocks for t, (lo, hi) in self.allocations.items() if t > t_ms
-                   for s in range(lo + 1, hi + 1))
+            return (f"the write-ahead log in {self.data_dir} keeps the batches of stream {self.stream} after "
+                    f"{self.covered_after} ms only")
+        for t, (lo, hi) in sorted(self.allocations.items()):
+            if t > t_ms:
+                for s in range(lo + 1, hi + 1):
+                    if s not in self.blocks:
+                        return (f"the write-ahead log in {self.data_dir} lost block {s} of stream {self.stream}, "
+                                f"allocated to batch {t} ms (a log file deleted or damaged)")
+        return None
 
     def materialize(self, need_after: int, batch_times: Iterable[int]) -> None:
         """Decode the blocks of every batch after ``need_after`` and the blocks no batch has; CheckpointError

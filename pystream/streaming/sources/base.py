@@ -36,6 +36,10 @@ class InputDStream(DStream):
         """Why a stream rebuilt from a checkpoint cannot run (None: it can)."""
         return None
 
+    def _replay_gap(self, t_ms: int) -> str | None:
+        """Why the data of some batch after ``t_ms`` cannot be produced again (None: it can)."""
+        return None if self._replayable_since(t_ms) else f"{self.name} cannot give its batches again"
+
     def _replayable_since(self, t_ms: int) -> bool:
         """Whether the data of every batch after ``t_ms`` can be produced again after a recovery (the
         generated sources are deterministic by batch time)."""

@@ -385,6 +385,10 @@ class ReceiverInputDStream(InputDStream):
         rec = self._wal_recovery
         return True if rec is None else rec.replayable_since(t_ms)
 
+    def _replay_gap(self, t_ms: int) -> str | None:
+        rec = self._wal_recovery
+        return None if rec is None else rec.replay_gap(t_ms)
+
     def _stop(self, graceful: bool = False) -> None:
         self._supervisor.shutdown()
 
