@@ -118,6 +118,15 @@ def test_a_torn_last_record_is_dropped_at_every_cut(tmp_path):
         read_segment(path, None, KIND_DATA)
 
 
+def test_a_lost_block_is_named_where_replay_is_refused(tmp_path):
+    _write_log(tmp_path, [["a"], ["b"], ["c"]], [(1000, 1), (1200, 2)])
+    rec = load_log(str(tmp_path), 0, None)
+    assert rec.replayable_since(0) and rec.replay_gap(0) is None
+    del rec.blocks[2]  # as if the log file holding it had been deleted
+    assert not rec.replayable_since(0) and rec.replayable_since(1200)
+    assert "lost block 2 of stream 0, allocated to batch 1200 ms" in rec.replay_gap(1000)
+
+
 def test_a_torn_allocation_leaves_its_blocks_unallocated(tmp_path):
     _write_log(tmp_path, [["a"], ["b"]], [(1000, 1), (1200, 1)])
     (path,) = _files(tmp_path, META_DIR)
