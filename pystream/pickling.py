@@ -115,5 +115,5 @@ def snapshot(records: list) -> list:
     makes); the list itself when a record cannot be pickled (then only the in-process executor can run it)."""
     try:
         return pickle.loads(pickle.dumps(records, pickle.HIGHEST_PROTOCOL))
-    except (pickle.PicklingError, TypeError, AttributeError, RecursionError):
+    except Exception:  # whatever a record's pickling raises (ValueError for a ctypes pointer, say)
         return records

@@ -336,7 +336,7 @@ cdef object private_copy(object o):
         return o
     try:
         return _pickle_loads(_pickle_dumps(o, 5))
-    except (pickle.PicklingError, TypeError, AttributeError, RecursionError):
+    except Exception:  # whatever its pickling raises (ValueError for a ctypes pointer, say)
         return o
 
 

@@ -363,14 +363,16 @@ class ProcessExecutor(Releasing, Executor):
                 # What was discarded before the last run and is still here found no spare core and no idle
                 # driver: it goes now, so that a driver that is never idle does not keep it for long.
                 self._drop_discarded(ran=run - 1)
-            except BaseException:
+            except BaseException as exc:
                 if shipment.monitor.barrier is not None:
                     # Its other tasks may wait at a sync that will never complete: release them.
                     shipment.monitor.barrier.fail("the barrier stage failed")
-                # The job failed (a task raised, a worker died too often, Ctrl-C): its other tasks are of no use.
-                # Those still queued never start and the running ones are interrupted, as Spark kills a failed
-                # stage's tasks; else the next job (the next batch) waited for them to finish.
-                self._abandon_running()
+                    self._abandon_running()
+                elif not isinstance(exc, JobCancelledError):  # (a cancel chose whether to interrupt already)
+                    # The job failed (a task raised, a worker died too often, Ctrl-C): its tasks still queued
+                    # are of no use, and never start; else the next job (the next batch) waited for all of them.
+                    # Those running finish (interrupted, one could leave a block half kept).
+                    self._abandon_running(interrupt=False)
                 for w in self._workers:
                     w.running.clear()
                 if any(not w.process.is_alive() for w in self._workers):
@@ -632,7 +634,7 @@ class ProcessExecutor(Releasing, Executor):
                     w.process.terminate()
             join_all(workers, 2.0)
         finally:
-            # The rest takes milliseconds, and must not be cut short: Ctrl-C waits until it is done.
+            # The rest takes milliseconds, and must not be cut short: a Ctrl-C waits until it is done.
             restore = _holding_sigint()
             try:
                 if workers is None:
@@ -653,15 +655,22 @@ class ProcessExecutor(Releasing, Executor):
 
 
 def _holding_sigint() -> Callable[[], None]:
-    """Ignore SIGINT until the returned function is called (only the main thread may change handlers: from any
-    other thread, nothing is changed)."""
+    """Hold SIGINT back until the returned function is called, which then delivers one that came meanwhile
+    (only the main thread may change handlers: from any other thread, nothing is changed)."""
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
+    came: list[int] = []
     try:
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        previous = signal.signal(signal.SIGINT, lambda signum, frame: came.append(signum))
     except (ValueError, OSError):  # pragma: no cover - no signals here
         return lambda: None
-    return lambda: signal.signal(signal.SIGINT, previous)
+
+    def restore() -> None:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+        if came and callable(previous):
+            previous(signal.SIGINT, None)  # Python's default handler: KeyboardInterrupt, now
+
+    return restore
 
 
 # Registered after multiprocessing.util (imported above) has registered its own exit function, so this runs

@@ -49,12 +49,16 @@ def is_orphaned_worker(pid: int) -> bool:
     program is never one (its command line differs)."""
     try:
         with open(f"/proc/{pid}/stat") as fh:
-            state = fh.read().rsplit(")", 1)[1].split()[0]
+            fields = fh.read().rsplit(")", 1)[1].split()
         with open(f"/proc/{pid}/cmdline", "rb") as fh:
             cmdline = fh.read()
-    except OSError:
+        with open(f"/proc/{fields[1]}/cmdline", "rb") as fh:
+            parent = fh.read()
+    except (OSError, IndexError):
         return False
-    return state != "Z" and b"multiprocessing" in cmdline and b"pystream.executor.worker" in cmdline
+    # Its parent no forkserver any more: a pid reused by a live worker of another driver has one.
+    return (fields[0] != "Z" and b"multiprocessing" in cmdline and b"pystream.executor.worker" in cmdline
+            and b"multiprocessing.forkserver" not in parent)
 
 
 def close_fds(*fds: int) -> None:

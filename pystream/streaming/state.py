@@ -94,6 +94,12 @@ class _KeyedStateDStream(DStream):
     #: The batch time whose state was lost for good (see _prev_state); None while the state is whole.
     _lost_at: int | None = None
 
+    def __getstate__(self) -> dict:
+        # A context recovered from a checkpoint rebuilds its state: what this driver lost is not its loss.
+        state = super().__getstate__()
+        state.pop("_lost_at", None)
+        return state
+
     def _regenerated(self, t: int) -> RDD | None:
         return self._rebuild(t)
 

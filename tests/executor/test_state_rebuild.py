@@ -124,6 +124,8 @@ def test_without_checkpoint_lost_state_fails_clearly(psc):
         assert stream._lost_at is not None
         with pytest.raises(StateLostError, match="every later batch"):
             stream._prev_state(stream._lost_at + 4 * stream._slide_ms)
+        # A checkpoint of the graph does not carry this driver's loss to a recovered one.
+        assert "_lost_at" not in stream.__getstate__()
     finally:
         ssc.stop(False)
     err = info.value

@@ -204,6 +204,25 @@ def test_socket_lines_end_as_java_readline_ends_them(sc, ssc):
     assert out.batches == [["cr", "only", "a", "", "b", "last"]]
 
 
+def test_lines_ended_by_a_lone_cr_arrive_while_the_connection_stays_open(sc, ssc):
+    done = threading.Event()
+
+    def conn(c):
+        c.sendall(b"one\rtwo\r")
+        time.sleep(0.05)
+        c.sendall(b"\nthree\r")  # the \n of two's \r\n: no empty line
+        done.wait(DEADLINE)
+
+    with LineServer(conn) as server:
+        out = collect(ssc.socketTextStream("127.0.0.1", server.port))
+        ssc.start()
+        wait_for(lambda: buffered(ssc) == 3, "the 3 lines, before the server closes")
+        advance(ssc)
+        done.set()
+        ssc.stop(stopSparkContext=False)
+    assert out.batches == [["one", "two", "three"]]
+
+
 def test_stop_does_not_store_half_a_line(sc, ssc):
     # The rest of the line would have come later: what stop() cut off is no line (a line the server ended
     # by closing the connection is one; see above).

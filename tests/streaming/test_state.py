@@ -95,6 +95,19 @@ def test_a_map_with_state_changed_in_place_leaves_earlier_versions_alone(sc):
     assert got == [[("a", {"values": [1, 2]})], [("a", {"values": [1, 2, 3]})], [("a", {"values": [1, 2, 3, 4]})]]
 
 
+def test_a_state_that_cannot_be_copied_is_kept_as_it_is(sc):
+    # A ctypes pointer's pickling raises ValueError: such a state goes on by reference, as before copies.
+    import ctypes
+
+    def update(values, state):
+        total = (state[0] if state is not None else 0) + sum(values)
+        return (total, ctypes.pointer(ctypes.c_int(total)))
+
+    out = run_stream(sc, [[("a", 1)], [("a", 2)], [("a", 3)]],
+                     lambda s: s.updateStateByKey(update).mapValues(lambda st: (st[0], st[1].contents.value)))
+    assert out == [[("a", (1, 1))], [("a", (3, 3))], [("a", (6, 6))]]
+
+
 def test_update_state_none_removes_key_and_sees_all_keys(sc):
     calls = []
 

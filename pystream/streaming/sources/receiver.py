@@ -170,6 +170,8 @@ class _Supervisor:
     def _run(self, delay_ms: int) -> None:
         if delay_ms and self.stopped.wait(delay_ms / 1000.0):
             return
+        with self.cond:
+            self._restarting = False  # from now on, a restart() starts another one
         if self.stopped.is_set():
             return
         self.started = True
@@ -194,14 +196,15 @@ class _Supervisor:
         with self._lifecycle:
             try:
                 if self.stopped.is_set():
-                    return
+                    return  # (stays "restarting": a stopped receiver starts nothing again)
                 logger.warning("Restarting receiver %d: %s", self.stream_id, message)
                 self.report_error(message, error)
                 self._call_on_stop()
-                self._launch(delay_ms)
-            finally:
+                self._launch(delay_ms)  # its thread ends the restart (see _run), after the delay
+            except BaseException:
                 with self.cond:
                     self._restarting = False
+                raise
 
     def stop_receiver(self, message: str, error: BaseException | None) -> None:
         with self._lifecycle:

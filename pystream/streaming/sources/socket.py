@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import numbers
+import re
 import socket
 import threading
 
@@ -16,6 +17,7 @@ RETRIES_KEY = "spark.pystream.socket.maxRetries"
 BACKOFF_KEY = "spark.pystream.socket.maxBackoff"
 MAX_LINE_KEY = "spark.pystream.socket.maxLineBytes"
 MAX_LINE_BYTES = 64 << 20
+_LINE_END = re.compile(rb"\r\n|\r|\n")
 
 
 class LineTooLongError(OSError):
@@ -104,7 +106,7 @@ class SocketTextReceiver(Receiver):
         sock.settimeout(0.2)
         # A bytearray grows in place: a long line arriving in many reads costs its length, not its square.
         pending = bytearray()
-        ended = False
+        ended = skip_lf = False
         while not self._closing.is_set():
             try:
                 data = sock.recv(1 << 16)
@@ -114,19 +116,24 @@ class SocketTextReceiver(Receiver):
                 ended = True
                 break
             pending += data
-            if b"\n" not in data:
+            if skip_lf and pending[:1] == b"\n":
+                del pending[:1]  # the \r\n whose \r ended the last read: its line was stored then
+            skip_lf = False
+            if b"\n" not in data and b"\r" not in data:
                 if len(pending) > self.max_line_bytes:
                     raise LineTooLongError(
                         f"{self.host}:{self.port} sent more than {self.max_line_bytes} bytes without a newline "
                         f"({MAX_LINE_KEY}); the connection is dropped and made again")
                 continue
-            *lines, rest = pending.split(b"\n")
+            # Lines end as Java's readLine ends them (Spark's receiver reads with it): \n, \r\n or a lone \r.
+            *lines, rest = _LINE_END.split(pending)
+            skip_lf = pending.endswith(b"\r")  # a \n may still come for it
             pending = bytearray(rest)
-            self.store(_text_lines(lines))
-        # What the server sent after its last newline is a line when it closed the connection (as Java's
-        # readLine gives it); a fragment cut off by stop() is not.
+            self.store([line.decode("utf-8", "replace") for line in lines])
+        # What the server sent after its last line end is a line when it closed the connection (as readLine
+        # gives it); a fragment cut off by stop() is not.
         if ended and pending and not self._closing.is_set():
-            self.store(_text_lines([pending]))
+            self.store(pending.decode("utf-8", "replace"))
 
     def onStop(self) -> None:
         self._closing.set()
@@ -137,15 +144,3 @@ class SocketTextReceiver(Receiver):
             except OSError:
                 pass
 
-
-def _text_lines(lines: list) -> list[str]:
-    """The lines of byte strings split at newlines, as Java's readLine ends them: at \n, \r\n or a lone \r."""
-    out: list[str] = []
-    for line in lines:
-        if line.endswith(b"\r"):
-            line = line[:-1]
-        if b"\r" in line:
-            out.extend(part.decode("utf-8", "replace") for part in line.split(b"\r"))
-        else:
-            out.append(line.decode("utf-8", "replace"))
-    return out
