@@ -211,9 +211,10 @@ class RDDActions:
             rng.shuffle(out)
             return out
         fraction = sampling.fraction_for_sample_size(num, total, withReplacement)
-        out = self.sample(withReplacement, fraction, rng.randrange(sys.maxsize)).collect()
-        while len(out) < num:  # rare (1 in 10,000): draw again
-            out = self.sample(withReplacement, fraction, rng.randrange(sys.maxsize)).collect()
+        # As pyspark draws it (the same seed gives pyspark's sample): the seed itself first, then new ones.
+        out = self.sample(withReplacement, fraction, seed).collect()
+        while len(out) < num:  # rare (1 in 20,000): draw again
+            out = self.sample(withReplacement, fraction, rng.randint(0, sys.maxsize)).collect()
         rng.shuffle(out)
         return out[:num]
 

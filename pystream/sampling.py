@@ -21,8 +21,13 @@ from pystream.errors import IllegalArgumentError
 
 
 def partition_random(seed: int, split: int) -> random.Random:
-    # An int seed: random.Random hashes nothing, so every process draws the same numbers.
-    return random.Random(seed * 1_000_003 + split)
+    """Partition ``split``'s generator, as pyspark's samplers make it (the same seed gives pyspark's sample):
+    seeded with ``seed ^ split``, then 10 draws to mix seeds that are close to each other. An int seed:
+    random.Random hashes nothing, so every process draws the same numbers."""
+    rng = random.Random(seed ^ split)
+    for _ in range(10):
+        rng.randint(0, 1)
+    return rng
 
 
 def check_fraction(fraction: Any, what: str = "fraction") -> float:
@@ -36,8 +41,13 @@ def check_fraction(fraction: Any, what: str = "fraction") -> float:
 
 
 def seed_or_new(seed: int | None) -> int:
-    """The seed given, or a random one (each call of sample() without a seed draws a new sample)."""
-    return random.randrange(sys.maxsize) if seed is None else seed
+    """The seed given, or a random one (each call of sample() without a seed draws a new sample). A seed is a
+    whole number (pyspark's samplers mix it with the partition index by XOR), else IllegalArgumentError."""
+    if seed is None:
+        return random.randint(0, sys.maxsize)
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise IllegalArgumentError(f"seed must be a whole number, got {seed!r}")
+    return int(seed)
 
 
 class BernoulliSampler:
@@ -106,15 +116,19 @@ class KeySampler:
 
 
 def poisson(rng: random.Random, mean: float) -> int:
-    """A Poisson(mean) draw (Knuth's product of uniforms, in steps of at most 30 so exp() never underflows)."""
+    """A Poisson(mean) draw, as pyspark's samplers draw it: Knuth's product of uniforms below a mean of 20,
+    else a sum of exponential gaps (in the log domain, where exp(-mean) would underflow)."""
     k = 0
-    while mean > 0:
-        step = min(mean, 30.0)
-        mean -= step
-        limit, p = math.exp(-step), rng.random()
+    if mean < 20.0:
+        limit, p = math.exp(-mean), rng.random()
         while p > limit:
             k += 1
             p *= rng.random()
+        return k
+    p = rng.expovariate(mean)
+    while p < 1.0:
+        k += 1
+        p += rng.expovariate(mean)
     return k
 
 
@@ -126,8 +140,8 @@ def fraction_for_sample_size(num: int, total: int, with_replacement: bool) -> fl
         # The sample's size is Poisson(num): mean num, standard deviation sqrt(num).
         deviations = 9 if num < 12 else 5
         return fraction + deviations * math.sqrt(fraction / total)
-    # Binomial(total, fraction): a Chernoff bound with failure probability 1e-4.
-    gamma = -math.log(0.0001) / total
+    # Binomial(total, fraction): a Chernoff bound with failure probability 5e-5 (pyspark's).
+    gamma = -math.log(0.00005) / total
     return min(1.0, fraction + gamma + math.sqrt(gamma * gamma + 2 * gamma * fraction))
 
 

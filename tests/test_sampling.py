@@ -255,3 +255,24 @@ def test_storage_levels_are_pyspark_s():
     assert StorageLevel(False, True, False, False) == StorageLevel.MEMORY_ONLY
     assert StorageLevel.MEMORY_ONLY != StorageLevel.MEMORY_ONLY_2
     assert StorageLevel.MEMORY_ONLY_2.replication == StorageLevel.DISK_ONLY_2.replication == 2
+
+
+def test_a_seed_gives_pyspark_s_sample(sc):
+    # What pyspark 3.5.3 returned for the same calls: its samplers' generators, Poisson draws and takeSample's
+    # seeds, drawn the same way.
+    r = sc.parallelize(range(20), 2)
+    assert r.sample(False, 0.5, 42).collect() == [0, 1, 3, 4, 7, 15, 16, 17, 18, 19]
+    assert r.sample(True, 0.7, 7).collect() == [3, 4, 4, 5, 6, 8, 11, 11, 12, 14, 16, 16, 19, 19]
+    assert r.sample(True, 25.0, 3).count() == 476
+    assert r.takeSample(False, 5, 42) == [19, 5, 14, 4, 9]
+    assert r.takeSample(True, 6, 1) == [12, 1, 5, 13, 18, 18]
+    assert [x.collect() for x in r.randomSplit([1, 2], 3)] == [[5], [x for x in range(20) if x != 5]]
+    p = sc.parallelize([(i % 3, i) for i in range(30)], 3)
+    assert p.sampleByKey(False, {0: 0.5, 1: 0.2, 2: 1.0}, 11).collect() == [
+        (0, 0), (2, 2), (2, 5), (0, 6), (2, 8), (2, 11), (0, 12), (2, 14), (0, 15), (2, 17), (0, 18), (2, 20),
+        (1, 22), (2, 23), (2, 26), (0, 27), (2, 29)]
+    assert sc.parallelize(list(range(100)), 4).sample(False, 0.1, 123).collect() == [
+        5, 7, 9, 13, 16, 33, 43, 49, 55, 88, 99]
+    for bad in (1.5, "7", True):
+        with pytest.raises(IllegalArgumentError, match="seed must be a whole number"):
+            r.sample(False, 0.5, bad)
