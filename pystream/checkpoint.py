@@ -525,12 +525,11 @@ def _recover_from(store: CheckpointStore, t: int, key: bytes | None, errors: lis
         options = candidates.get(i, [])
         chosen = None
         for st, sname, holder in options:
-            since = st - getattr(stream, "_window_ms", 0)
-            if not _replayable(graph, since):
-                gaps = [g for g in (inp._replay_gap(since) for inp in graph.input_streams) if g]
+            gaps = _replay_gaps(graph, st - getattr(stream, "_window_ms", 0))
+            if gaps:
                 errors.append(CheckpointError(
                     f"state checkpoint file {store.describe(sname)} is too old: the sources no longer know the "
-                    f"data of the batches after {st} ms" + (f" ({'; '.join(gaps)})" if gaps else "")))
+                    f"data of the batches after {st} ms ({'; '.join(gaps)})"))
                 continue
             try:
                 parts = pickle.loads(holder[0])
@@ -545,9 +544,8 @@ def _recover_from(store: CheckpointStore, t: int, key: bytes | None, errors: lis
             chosen = (st, sname, parts)
             break
         if chosen is None:
-            since = zero_ms - getattr(stream, "_window_ms", 0)
-            if state_meta.get(i) or not _replayable(graph, since):
-                gaps = [g for g in (inp._replay_gap(since) for inp in graph.input_streams) if g]
+            gaps = _replay_gaps(graph, zero_ms - getattr(stream, "_window_ms", 0))
+            if state_meta.get(i) or gaps:
                 raise CheckpointError(f"metadata checkpoint file {where}: no usable state checkpoint for stateful "
                                       f"stream {i} ({type(stream).__name__})"
                                       + (f", and the batches since the start cannot be replayed: {'; '.join(gaps)}"
@@ -566,4 +564,9 @@ def _recover_from(store: CheckpointStore, t: int, key: bytes | None, errors: lis
 
 def _replayable(graph: Any, since_ms: int) -> bool:
     """Whether every input can give again the data of each batch after ``since_ms``."""
-    return all(inp._replayable_since(since_ms) for inp in graph.input_streams)
+    return not _replay_gaps(graph, since_ms)
+
+
+def _replay_gaps(graph: Any, since_ms: int) -> list[str]:
+    """Why inputs cannot give again the data of some batch after ``since_ms``, one reason each (none: they can)."""
+    return [g for g in (inp._replay_gap(since_ms) for inp in graph.input_streams) if g]

@@ -356,9 +356,8 @@ class SparkContext(jobs.JobControl, FileInputs):
         collection is taken as it is now: records that can change (lists, dicts, objects) are copied, as
         pyspark pickles them here, so later changes to them do not reach the RDD.
         """
-        from pystream._core.serialisation import immutable_records
+        from pystream._core.serialisation import immutable_records, private_copy
         from pystream.lineage import ParallelCollectionRDD
-        from pystream.pickling import snapshot
         from pystream.rdd import partition_count
 
         self._check_alive()
@@ -381,7 +380,7 @@ class SparkContext(jobs.JobControl, FileInputs):
         if not immutable_records(data):
             # pyspark pickles the collection here: what the caller changes in its objects afterwards does not
             # reach the RDD. Records nothing can change (str, numbers, tuples of them) are kept by reference.
-            parts = [snapshot(p) for p in parts]
+            parts = [private_copy(p) for p in parts]
         return ParallelCollectionRDD(self, parts)
 
     def emptyRDD(self):

@@ -109,11 +109,3 @@ def main_classes() -> list[tuple[str, bytes]]:
             out.append((name, payload))
     return out
 
-
-def snapshot(records: list) -> list:
-    """A copy of ``records`` that shares no object with it (a pickle round trip, as pyspark's ``parallelize``
-    makes); the list itself when a record cannot be pickled (then only the in-process executor can run it)."""
-    try:
-        return pickle.loads(pickle.dumps(records, pickle.HIGHEST_PROTOCOL))
-    except Exception:  # whatever a record's pickling raises (ValueError for a ctypes pointer, say)
-        return records

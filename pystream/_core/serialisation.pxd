@@ -1,6 +1,7 @@
 # What other _core modules cimport from serialisation: FrameWriter, so a kernel that makes frames (the
 # partitioner's partition_frames, a table's split_items) encodes records straight into them, with no list in
-# between; private_copy, so the state kernels hand a user function a state it may change in place.
+# between; private_copy, so the state kernels hand a user function a state it may change in place (the
+# copy parallelize makes too).
 cimport cython
 from cpython.ref cimport PyObject
 from libc.stdint cimport uint64_t
@@ -29,7 +30,7 @@ cdef class FrameWriter:
     cdef void _seal(self) noexcept
 
 
-cdef object private_copy(object o)
+cpdef object private_copy(object o)
 
 
 # Inline here, for the state kernels, which ask it of every state of every batch (type pointers compared, no

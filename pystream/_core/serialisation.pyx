@@ -329,9 +329,10 @@ cdef inline list _as_list(records):
     return list(records)
 
 
-cdef object private_copy(object o):
-    """``o`` itself when nothing can change it (see ``immutable_records``); else a copy sharing no object with
-    it (a pickle round trip, as a value crossing pyspark's workers), or ``o`` when it cannot be pickled."""
+cpdef object private_copy(object o):
+    """Return ``o`` itself when nothing can change it (see ``immutable_records``); else a copy sharing no object
+    with it (a pickle round trip, as pyspark's parallelize and workers make), or ``o`` when it cannot be
+    pickled."""
     if unchangeable(o, 0):
         return o
     try:

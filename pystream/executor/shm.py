@@ -153,11 +153,18 @@ def pid_alive(pid: int) -> bool:
         return False
     except PermissionError:  # someone else's process: alive, and not ours to judge
         return True
+    fields = proc_stat(pid)
+    return fields is None or fields[0] != "Z"
+
+
+def proc_stat(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (state, ppid, ...); None when unreadable."""
     try:
         with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+            fields = fh.read().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
-        return True
+        return None
+    return fields if len(fields) >= 2 else None
 
 
 def remove_with_prefix(prefix: str) -> list[str]:

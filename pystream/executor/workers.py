@@ -12,6 +12,7 @@ from typing import Any
 import cloudpickle
 
 from pystream.errors import TaskFailedError
+from pystream.executor import shm
 
 
 class WorkerHandle:
@@ -47,14 +48,15 @@ def is_orphaned_worker(pid: int) -> bool:
     """Whether ``pid`` is still a live pystream worker of this driver's pool after its parent (the forkserver)
     died: a multiprocessing child whose parent is no longer the forkserver. A pid reused since by another
     program is never one (its command line differs)."""
+    fields = shm.proc_stat(pid)
+    if fields is None:
+        return False
     try:
-        with open(f"/proc/{pid}/stat") as fh:
-            fields = fh.read().rsplit(")", 1)[1].split()
         with open(f"/proc/{pid}/cmdline", "rb") as fh:
             cmdline = fh.read()
         with open(f"/proc/{fields[1]}/cmdline", "rb") as fh:
             parent = fh.read()
-    except (OSError, IndexError):
+    except OSError:
         return False
     # Its parent no forkserver any more: a pid reused by a live worker of another driver has one.
     return (fields[0] != "Z" and b"multiprocessing" in cmdline and b"pystream.executor.worker" in cmdline

@@ -1156,62 +1156,19 @@ def test_segments_of_dead_drivers_are_removed_at_start(tmp_path):
         shm.unlink(live.name)
 
 
-def test_cancelling_a_job_without_interrupt_on_cancel_lets_its_running_tasks_finish(psc, tmp_path):
+def _cancel_once_two_tasks_started(psc, tmp_path, interrupt, run):
+    """Run ``run()`` as a job of its own group on another thread, cancel the group once two of its tasks have
+    written started-* in tmp_path, and return what the job raised."""
     import threading
 
     from pystream.errors import JobCancelledError
 
-    def slow(i, it):
-        open(tmp_path / f"started-{i}", "w").close()
-        time.sleep(0.8)
-        open(tmp_path / f"finished-{i}", "w").close()
-        return it
-
     out = {}
 
     def job():
-        psc.setJobGroup("gentle", "tasks left to finish", interruptOnCancel=False)
+        psc.setJobGroup("cancelled", "a job cancelled while it runs", interruptOnCancel=interrupt)
         try:
-            out["value"] = psc.parallelize([1, 2, 3, 4], 4).mapPartitionsWithIndex(slow).collect()
-        except JobCancelledError as exc:
-            out["error"] = exc
-        finally:
-            psc.setLocalProperty("spark.jobGroup.id", None)
-
-    t = threading.Thread(target=job)
-    t.start()
-    deadline = time.monotonic() + 30
-    while len(list(tmp_path.glob("started-*"))) < 2:
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
-    psc.cancelJobGroup("gentle")
-    t.join(30)
-    assert isinstance(out.get("error"), JobCancelledError)
-    assert psc.parallelize(range(4), 2).sum() == 6  # after the running tasks, not the queued ones
-    # As Spark: the two running tasks finished; the two queued never started.
-    assert sorted(p.name for p in tmp_path.glob("finished-*")) == ["finished-0", "finished-1"]
-    assert len(list(tmp_path.glob("started-*"))) == 2
-
-
-def test_cancelling_a_job_with_interrupt_on_cancel_interrupts_its_running_tasks(psc, tmp_path):
-    import threading
-
-    from pystream.errors import JobCancelledError
-
-    def wait_at_gate(x):
-        open(tmp_path / f"started-{x}", "w").close()
-        deadline = time.monotonic() + 60
-        while not (tmp_path / "open").exists() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        open(tmp_path / f"finished-{x}", "w").close()
-        return x
-
-    out = {}
-
-    def job():
-        psc.setJobGroup("stuck", "tasks that never end by themselves", interruptOnCancel=True)
-        try:
-            out["value"] = psc.parallelize(range(4), 4).map(wait_at_gate).collect()
+            out["value"] = run()
         except JobCancelledError as exc:
             out["error"] = exc
         finally:
@@ -1224,10 +1181,39 @@ def test_cancelling_a_job_with_interrupt_on_cancel_interrupts_its_running_tasks(
     while len(list(tmp_path.glob("started-*"))) < 2:
         assert time.monotonic() < deadline
         time.sleep(0.01)
-    pids = set(psc.executor.worker_pids)
-    psc.cancelJobGroup("stuck")
+    psc.cancelJobGroup("cancelled")
     t.join(30)
     assert isinstance(out.get("error"), JobCancelledError)
+    return out["error"]
+
+
+def test_cancelling_a_job_without_interrupt_on_cancel_lets_its_running_tasks_finish(psc, tmp_path):
+    def slow(i, it):
+        open(tmp_path / f"started-{i}", "w").close()
+        time.sleep(0.8)
+        open(tmp_path / f"finished-{i}", "w").close()
+        return it
+
+    _cancel_once_two_tasks_started(
+        psc, tmp_path, False, lambda: psc.parallelize([1, 2, 3, 4], 4).mapPartitionsWithIndex(slow).collect())
+    assert psc.parallelize(range(4), 2).sum() == 6  # after the running tasks, not the queued ones
+    # As Spark: the two running tasks finished; the two queued never started.
+    assert sorted(p.name for p in tmp_path.glob("finished-*")) == ["finished-0", "finished-1"]
+    assert len(list(tmp_path.glob("started-*"))) == 2
+
+
+def test_cancelling_a_job_with_interrupt_on_cancel_interrupts_its_running_tasks(psc, tmp_path):
+    def wait_at_gate(x):
+        open(tmp_path / f"started-{x}", "w").close()
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "open").exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        open(tmp_path / f"finished-{x}", "w").close()
+        return x
+
+    pids = set(psc.executor.worker_pids)
+    _cancel_once_two_tasks_started(
+        psc, tmp_path, True, lambda: psc.parallelize(range(4), 4).map(wait_at_gate).collect())
     # The gate never opens: the next job runs because the stuck tasks were interrupted, on the same workers
     # (an interrupted task is not a dead worker), and the two tasks still queued never started.
     assert psc.parallelize(range(4), 2).map(lambda x: x * 10).collect() == [0, 10, 20, 30]
